@@ -1,0 +1,12 @@
+# Sourced by the scripts: make .venv with the project and its dev tools, once.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+PY=${PYTHON:-python3.11}
+command -v "$PY" >/dev/null 2>&1 || PY=python3
+if [ ! -x .venv/bin/q2c ] || [ pyproject.toml -nt .venv/.installed ]; then
+  "$PY" -m venv .venv
+  .venv/bin/python -m pip install --quiet --upgrade pip
+  .venv/bin/python -m pip install --quiet -e '.[dev]'
+  touch .venv/.installed
+fi
+export PATH="$PWD/.venv/bin:$PATH"

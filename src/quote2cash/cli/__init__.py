@@ -1,0 +1,318 @@
+"""The ``q2c`` command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from quote2cash.errors import HubError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="quote2cash — CRM, PSA and ERP, linked.")
+sandbox_app = typer.Typer(no_args_is_help=True, help="Local vendor sandboxes.")
+exceptions_app = typer.Typer(no_args_is_help=True, help="The exception queue.")
+audit_app = typer.Typer(no_args_is_help=True, help="The audit trail.")
+app.add_typer(sandbox_app, name="sandbox")
+app.add_typer(exceptions_app, name="exceptions")
+app.add_typer(audit_app, name="audit")
+
+console = Console()
+err = Console(stderr=True)
+DEMO_DIR = Path(".q2c/demo")
+ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="hub config file (YAML)")]
+
+
+def _fail(exc: HubError) -> None:
+    err.print(f"[red]error[/] {exc}")
+    raise typer.Exit(2)
+
+
+def _default_config() -> Path:
+    return DEMO_DIR / "q2c.yaml"
+
+
+def _load(path: Path) -> Any:
+    from quote2cash.config import load_config
+    from quote2cash.sandbox.seed import SANDBOX_ENV
+
+    # Sandbox credentials are defaults a real deployment overrides in its environment.
+    return load_config(path, env={**SANDBOX_ENV, **os.environ})
+
+
+# -- demo -----------------------------------------------------------------------------
+def render_summary(summary: dict[str, Any]) -> Table:
+    """The demo's closing table."""
+    table = Table(title="What the hub just did", show_header=True, header_style="bold")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    rows = [
+        ("Deals in the CRM", summary["deals"]),
+        ("Deals won (terms approved)", summary["deals_won_terms_approved"]),
+        ("Deals won, awaiting terms approval (not started)", summary["deals_awaiting_terms_approval"]),
+        ("Deals lost", summary["deals_lost"]),
+        ("Flows completed", summary["flows_completed"]),
+        ("Flows stopped on an exception", summary["flows_in_exception"]),
+        ("Customers created in the ERP", summary["customers_created"]),
+        ("Customers matched to existing ERP records", summary["customers_matched"]),
+        ("Projects created in the ERP", summary["projects_created_erp"]),
+        ("Workspaces created in the PSA", summary["workspaces_created_psa"]),
+        ("Staffing requests raised", summary["staffing_requests"]),
+        ("Deals with every id written back to the CRM", summary["ids_written_back"]),
+        ("Duplicate deliveries prevented", summary["duplicates_prevented"]),
+        ("Transient vendor errors retried", summary["transient_errors_retried"]),
+        ("Duplicates in any target system", summary["duplicates_in_targets"]),
+        ("Closed-won → project latency p50 (s)", summary["latency_p50_s"]),
+        ("Closed-won → project latency p95 (s)", summary["latency_p95_s"]),
+        ("Audit entries (hash chain verified)",
+         f"{summary['audit_entries']} ({'ok' if summary['audit_chain_verified'] else 'BROKEN'})"),
+    ]
+    for label, value in rows:
+        table.add_row(label, "—" if value is None else str(value))
+    for code, n in sorted(summary["exceptions_by_code"].items()):
+        table.add_row(f"  exception: {code}", str(n))
+    return table
+
+
+@app.command()
+def demo(
+    deals: Annotated[int, typer.Option(help="opportunities to generate (≥ 1)", min=1)] = 200,
+    seed: Annotated[int, typer.Option(help="random seed: the same seed gives the same firm")] = 7,
+    as_json: Annotated[bool, typer.Option("--json", help="print the summary as one JSON object")] = False,
+    workdir: Annotated[Path, typer.Option(help="where the demo keeps its files")] = DEMO_DIR,
+    faults: Annotated[bool, typer.Option(help="inject vendor throttling, errors and timeouts")] = True,
+) -> None:
+    """Run the quote-to-cash demo on sandboxes and print what the hub did."""
+    from quote2cash.cli.demo import run_demo
+
+    try:
+        summary = run_demo(deals=deals, seed_value=seed, workdir=workdir, console=console, quiet=as_json,
+                           faults=faults)
+    except HubError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        print(json.dumps(summary, sort_keys=True))
+        return
+    console.print(render_summary(summary))
+    console.print(
+        f"Finished in {summary['elapsed_s']} s. Inspect the exception queue with "
+        f"[bold]q2c exceptions list --config {workdir / 'q2c.yaml'}[/]; structured logs are in "
+        f"{workdir / 'hub.log'}."
+    )
+
+
+# -- run --------------------------------------------------------------------------------
+@app.command()
+def run(
+    config: ConfigOpt,
+    once: Annotated[bool, typer.Option(help="poll once, finish the started flows, and exit")] = False,
+) -> None:
+    """Run the hub against the systems named in a config file."""
+    from quote2cash.flows import launch_hub
+    from quote2cash.flows.intake import poll_closed_won
+    from quote2cash.runtime.logs import configure_logging
+
+    try:
+        cfg = _load(config)
+        configure_logging(cfg.hub.log_level)
+        hub = launch_hub(cfg)
+    except HubError as exc:
+        _fail(exc)
+        return
+    stop = {"now": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+    err.print(f"hub running (executor {cfg.executor_id}, version {cfg.hub.application_version}); Ctrl-C stops")
+    try:
+        while not stop["now"]:
+            try:
+                result = poll_closed_won(hub)
+                if result.accepted:
+                    err.print(f"accepted {result.accepted} closed-won deal(s), dispatched {result.dispatched}")
+            except HubError as exc:
+                err.print(f"[yellow]poll failed, will retry[/]: {exc}")
+            if once:
+                _wait_idle(hub)
+                break
+            time.sleep(cfg.hub.poll_interval_seconds)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        hub.shutdown()
+
+
+def _wait_idle(hub: Any, timeout: float = 120) -> None:
+    from quote2cash.cli.demo import _settled
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _settled(hub)[2] > 0:
+        time.sleep(0.2)
+
+
+# -- sandboxes ----------------------------------------------------------------------------
+@sandbox_app.command("up")
+def sandbox_up(
+    folder: Annotated[Path, typer.Option(help="where the sandboxes keep their files")] = Path(".q2c/sandboxes"),
+    deals: Annotated[int, typer.Option(help="opportunities of the generated firm", min=1)] = 200,
+    seed: Annotated[int, typer.Option(help="random seed of the firm")] = 7,
+    port: Annotated[int, typer.Option(help="first port: Salesforce, Kantata, NetSuite follow")] = 8701,
+) -> None:
+    """Start the Salesforce, Kantata and NetSuite sandboxes (seeded on first start) and wait."""
+    import yaml
+
+    from quote2cash.sandbox.firm import generate
+    from quote2cash.sandbox.seed import Sandboxes
+    from quote2cash.sandbox.seed import seed as seed_firm
+
+    fresh = not (folder / "salesforce.sqlite").exists()
+    boxes = Sandboxes.open(folder, seed=seed)
+    if fresh:
+        seed_firm(generate(seed, deals), boxes)
+    boxes.start((port, port + 1, port + 2))
+    cfg_path = folder / "q2c.yaml"
+    cfg_path.write_text(yaml.safe_dump(boxes.config("sqlite:///.q2c/hub.sqlite"), sort_keys=False))
+    console.print(f"Salesforce {boxes.salesforce.url}\nKantata    {boxes.kantata.url}\nNetSuite   {boxes.netsuite.url}")
+    console.print(f"hub config for these sandboxes: {cfg_path}  (run: q2c run --config {cfg_path})")
+    try:
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    except KeyboardInterrupt:
+        pass
+    finally:
+        boxes.stop()
+
+
+# -- exception queue ---------------------------------------------------------------------------
+def _engine(config: Path | None) -> Any:
+    from quote2cash.store.db import make_engine
+
+    path = config or _default_config()
+    if not path.exists():
+        err.print(f"[red]error[/] no config file at {path}; pass --config (the demo writes {_default_config()})")
+        raise typer.Exit(2)
+    return make_engine(_load(path).hub.database_url)
+
+
+@exceptions_app.command("list")
+def exceptions_list(
+    config: Annotated[Path | None, typer.Option("--config", "-c")] = None,
+    status: Annotated[str, typer.Option(help="open, resolved, ignored or all")] = "open",
+    code: Annotated[str | None, typer.Option(help="only this error code")] = None,
+) -> None:
+    """List exception cases."""
+    from quote2cash.ops.exceptions import list_cases
+
+    with _engine(config).connect() as conn:
+        cases = list_cases(conn, status=None if status == "all" else status, code=code)
+    table = Table(title=f"{len(cases)} exception case(s) ({status})")
+    for col in ("id", "code", "owner", "subject", "age h", "status", "message"):
+        table.add_column(col, overflow="fold")
+    for c in cases:
+        table.add_row(str(c["id"]), c["code"], c["owner"], c["subject"], str(c["age_hours"]), c["status"],
+                      c["message"])
+    console.print(table)
+
+
+@exceptions_app.command("show")
+def exceptions_show(case_id: int, config: Annotated[Path | None, typer.Option("--config", "-c")] = None) -> None:
+    """Show one case with its record and history."""
+    from quote2cash.ops.exceptions import get_case
+
+    with _engine(config).connect() as conn:
+        case = get_case(conn, case_id)
+    if case is None:
+        err.print(f"[red]error[/] there is no exception case {case_id}")
+        raise typer.Exit(2)
+    console.print_json(json.dumps(case, default=str))
+
+
+@exceptions_app.command("resubmit")
+def exceptions_resubmit(
+    case_id: int,
+    config: ConfigOpt = DEMO_DIR / "q2c.yaml",
+    link: Annotated[str | None, typer.Option(help="probable duplicate: link to this ERP customer id")] = None,
+    create_new: Annotated[bool, typer.Option(help="probable duplicate: create a new customer")] = False,
+    actor: Annotated[str, typer.Option(help="who is acting")] = os.environ.get("USER", "operator"),
+) -> None:
+    """Fix-and-resubmit: re-run the case's flow from its kept payload (the systems must be reachable)."""
+    from dbos import DBOS
+
+    from quote2cash.flows import cases, launch_hub
+
+    try:
+        hub = launch_hub(_load(config))
+    except HubError as exc:
+        _fail(exc)
+        return
+    try:
+        wf = cases.resubmit(hub, case_id, actor=f"user:{actor}", link_to=link, create_new=create_new)
+        result = DBOS.retrieve_workflow(wf).get_result()
+        console.print(f"case {case_id} resubmitted as {wf}: {result.get('status')}"
+                      + (f" (new case {result['case']}: {result['code']})" if result.get("case") else ""))
+    except HubError as exc:
+        _fail(exc)
+    finally:
+        hub.shutdown()
+
+
+@exceptions_app.command("ignore")
+def exceptions_ignore(
+    case_id: int,
+    reason: Annotated[str, typer.Option(help="why no action is needed")],
+    config: Annotated[Path | None, typer.Option("--config", "-c")] = None,
+    actor: Annotated[str, typer.Option(help="who is acting")] = os.environ.get("USER", "operator"),
+) -> None:
+    """Close a case without action, keeping the reason."""
+    from quote2cash.ops import audit
+    from quote2cash.ops.exceptions import get_case, set_status
+
+    with _engine(config).begin() as conn:
+        case = get_case(conn, case_id)
+        if case is None or not reason.strip():
+            err.print(f"[red]error[/] {'no case ' + str(case_id) if case is None else 'a reason is required'}")
+            raise typer.Exit(2)
+        set_status(conn, case_id, "ignored", {"by": f"user:{actor}", "reason": reason})
+        audit.append(conn, actor=f"user:{actor}", action="case.ignored", subject=case["subject"],
+                     after={"case": case_id, "reason": reason})
+    console.print(f"case {case_id} ignored")
+
+
+# -- audit and schema ------------------------------------------------------------------------------
+@audit_app.command("verify")
+def audit_verify(config: Annotated[Path | None, typer.Option("--config", "-c")] = None) -> None:
+    """Recompute the audit hash chain and report the first broken entry."""
+    from quote2cash.ops.audit import verify
+
+    with _engine(config).connect() as conn:
+        report = verify(conn)
+    if report.ok:
+        console.print(f"audit chain ok: {report.entries} entries")
+        return
+    err.print(f"[red]audit chain broken at entry {report.broken_at}[/]: {report.reason}")
+    raise typer.Exit(1)
+
+
+@app.command()
+def schema(out: Annotated[Path, typer.Option(help="folder for the JSON Schema files")] = Path("schemas")) -> None:
+    """Write the JSON Schemas of the canonical model."""
+    from quote2cash.model import SCHEMA_MODELS
+
+    out.mkdir(parents=True, exist_ok=True)
+    for name, model in SCHEMA_MODELS.items():
+        (out / f"{name}.schema.json").write_text(json.dumps(model.model_json_schema(), indent=2))
+    console.print(f"wrote {len(SCHEMA_MODELS)} schemas to {out}/")
+
+
+def main() -> None:
+    """Entry point of ``q2c``."""
+    try:
+        app()
+    except HubError as exc:
+        err.print(f"[red]error[/] {exc}")
+        sys.exit(2)

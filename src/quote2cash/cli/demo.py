@@ -1,0 +1,225 @@
+"""``q2c demo``: a generated firm in three sandboxes, deals closing over a
+simulated month, the hub turning them into customers, projects and staffing
+requests, and a summary of what it did."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import statistics
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+import yaml
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from quote2cash.config import load_config
+from quote2cash.flows import launch_hub
+from quote2cash.flows.intake import closed_won_event, deliver, poll_closed_won
+from quote2cash.ops import audit, exceptions
+from quote2cash.runtime.hub import Hub
+from quote2cash.runtime.logs import configure_logging
+from quote2cash.sandbox.firm import generate
+from quote2cash.sandbox.seed import SANDBOX_ENV, Sandboxes, seed
+from quote2cash.store import repo
+from quote2cash.store.db import sqlite_url
+from quote2cash.store.tables import audit_log, flow_run, kpi_sample
+
+DAYS = 10  # business days the simulated period closes deals over
+
+
+@dataclass
+class Plan:
+    """Which deals close how, by simulated day."""
+
+    days: list[list[tuple[str, str, bool]]]  # (opportunity id, stage, terms approved)
+    won: int
+    lost: int
+    pending_terms: int
+
+
+def plan_closings(opportunity_ids: list[str], rng: random.Random) -> Plan:
+    """About 75% won (a few without approved terms yet), 12% lost, the rest stay open."""
+    ids = list(opportunity_ids)
+    rng.shuffle(ids)
+    days: list[list[tuple[str, str, bool]]] = [[] for _ in range(DAYS)]
+    won = lost = pending = 0
+    for i, opp in enumerate(ids):
+        roll = rng.random()
+        if roll < 0.75:
+            approved = rng.random() > 0.04
+            won += approved
+            pending += not approved
+            days[i % DAYS].append((opp, "Closed Won", approved))
+        elif roll < 0.87:
+            lost += 1
+            days[i % DAYS].append((opp, "Closed Lost", False))
+    return Plan(days, won, lost, pending)
+
+
+def _inject_faults(boxes: Sandboxes) -> None:
+    # Real-world weather: throttling, server errors and a couple of timeouts on
+    # writes that did land, so the summary shows retries with no duplicates.
+    boxes.netsuite.inject("throttle", probability=0.04, retry_after=0.05)
+    boxes.netsuite.inject("error", status=503, probability=0.02)
+    boxes.kantata.inject("throttle", probability=0.04, retry_after=0.05)
+    boxes.kantata.inject("timeout_after_commit", method="POST", path=r"/workspaces\.json$", count=2, seconds=6)
+    boxes.salesforce.inject("error", status=503, probability=0.01)
+
+
+def _settled(hub: Hub) -> tuple[int, int, int]:
+    def q(conn: sa.Connection) -> tuple[int, int, int]:
+        rows = dict(
+            conn.execute(
+                sa.select(flow_run.c.status, sa.func.count()).group_by(flow_run.c.status)
+            ).all()
+        )
+        return int(rows.get("completed", 0)), int(rows.get("exception", 0) + rows.get("compensated", 0)), int(
+            rows.get("running", 0)
+        )
+
+    return hub.read(q)
+
+
+def _percentile(values: list[float], pct: float) -> float | None:
+    if not values:
+        return None
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[int(pct) - 1]
+
+
+def summarise(hub: Hub, boxes: Sandboxes, plan: Plan, redelivered: int, elapsed: float) -> dict[str, Any]:
+    """Figures a user reads after the run, from the hub database and the sandboxes."""
+    completed, excepted, running = _settled(hub)
+
+    def db(conn: sa.Connection) -> dict[str, Any]:
+        actions = Counter(
+            a for (a,) in conn.execute(sa.select(audit_log.c.action).where(audit_log.c.action.like("customer.%")))
+        )
+        latencies = [
+            float(v) for (v,) in conn.execute(
+                sa.select(kpi_sample.c.value).where(kpi_sample.c.kpi == "closed_won_to_project_seconds")
+            )
+        ]
+        chain = audit.verify(conn)
+        return {
+            "created": actions.get("customer.created", 0),
+            "matched": actions.get("customer.matched", 0),
+            "latencies": latencies,
+            "exceptions": exceptions.counts_by_code(conn, "lead_to_project"),
+            "open_cases": len(exceptions.list_cases(conn, status="open")),
+            "inbox_duplicates": repo.inbox_duplicates(conn),
+            "audit_entries": chain.entries,
+            "audit_ok": chain.ok,
+        }
+
+    facts = hub.read(db)
+    ns_customers = boxes.netsuite.records("customer")
+    ns_jobs = boxes.netsuite.records("job")
+    ext = Counter(r.get("externalId") for r in ns_customers + ns_jobs if r.get("externalId"))
+    refs = Counter(
+        r.get("service_model_ref") for r in boxes.kantata.records("external_references")
+        if r.get("service_name") == "quote2cash"
+    )
+    opps = boxes.salesforce.records("Opportunity")
+    written_back = sum(1 for o in opps if o.get("ERP_Project_Id__c") and o.get("PSA_Workspace_Id__c"))
+    retries = hub.crm.retries + hub.psa.retries + hub.erp.retries
+    lat = facts["latencies"]
+    return {
+        "deals": len(opps),
+        "deals_won": plan.won + plan.pending_terms,
+        "deals_won_terms_approved": plan.won,
+        "deals_awaiting_terms_approval": plan.pending_terms,
+        "deals_lost": plan.lost,
+        "flows_completed": completed,
+        "flows_in_exception": excepted,
+        "flows_unfinished": running,
+        "customers_created": facts["created"],
+        "customers_matched": facts["matched"],
+        "projects_created_erp": len(ns_jobs),
+        "workspaces_created_psa": sum(1 for w in boxes.kantata.records("workspaces")),
+        "staffing_requests": len(boxes.kantata.records("resource_requests")),
+        "ids_written_back": written_back,
+        "exceptions_by_code": facts["exceptions"],
+        "open_exception_cases": facts["open_cases"],
+        "duplicates_prevented": facts["inbox_duplicates"],
+        "duplicate_deliveries_sent": redelivered,
+        "transient_errors_retried": retries,
+        "duplicates_in_targets": sum(n - 1 for n in ext.values() if n > 1) + sum(n - 1 for n in refs.values() if n > 1),
+        "latency_p50_s": round(_percentile(lat, 50) or 0.0, 3) if lat else None,
+        "latency_p95_s": round(_percentile(lat, 95) or 0.0, 3) if lat else None,
+        "audit_entries": facts["audit_entries"],
+        "audit_chain_verified": facts["audit_ok"],
+        "elapsed_s": round(elapsed, 1),
+    }
+
+
+def run_demo(
+    *, deals: int, seed_value: int, workdir: Path, console: Console, quiet: bool, faults: bool = True
+) -> dict[str, Any]:
+    """Run the whole demo; returns the summary."""
+    started = time.monotonic()
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+    configure_logging("INFO", path=workdir / "hub.log")
+    rng = random.Random(seed_value)
+    firm = generate(seed_value, deals)
+    boxes = Sandboxes.open(workdir / "sandboxes", seed=seed_value).start()
+    hub: Hub | None = None
+    try:
+        seeded = seed(firm, boxes)
+        raw = boxes.config(sqlite_url(workdir / "hub.sqlite"))
+        (workdir / "q2c.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+        config = load_config(data=raw, env={**os.environ, **SANDBOX_ENV})
+        config.source = str(workdir / "q2c.yaml")
+        hub = launch_hub(config)
+        if faults:
+            _inject_faults(boxes)
+        plan = plan_closings(list(seeded.opportunities.values()), rng)
+        if not quiet:
+            console.print(
+                f"[bold]quote2cash demo[/] — firm seed {seed_value}: {len(firm.accounts)} clients, "
+                f"{deals} deals, {len(firm.consultants)} consultants, 5 legal entities, "
+                f"{len(firm.erp_customers)} clients already in the ERP."
+            )
+        redelivered = 0
+        with Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=console, disable=quiet, transient=False,
+        ) as progress:
+            days = progress.add_task("closing deals (simulated days)", total=len(plan.days))
+            flows = progress.add_task("deals turned into projects", total=plan.won)
+            for day in plan.days:
+                for opp_id, stage, approved in day:
+                    boxes.salesforce.update("Opportunity", opp_id, {"StageName": stage, "Terms_Approved__c": approved})
+                poll_closed_won(hub)
+                # A webhook redelivers a few events the poller already accepted.
+                for opp_id, stage, approved in day[:2]:
+                    if stage == "Closed Won" and approved:
+                        record = boxes.salesforce.get("Opportunity", opp_id)
+                        source_event_id, event = closed_won_event(record)
+                        deliver(hub, source_event_id, event)
+                        redelivered += 1
+                progress.advance(days)
+                done, failed, _ = _settled(hub)
+                progress.update(flows, completed=done + failed)
+            deadline = time.monotonic() + 240
+            while time.monotonic() < deadline:
+                done, failed, running = _settled(hub)
+                progress.update(flows, completed=done + failed)
+                if done + failed >= plan.won and running == 0:
+                    break
+                time.sleep(0.2)
+        return summarise(hub, boxes, plan, redelivered, time.monotonic() - started)
+    finally:
+        if hub is not None:
+            hub.shutdown()
+        boxes.stop()

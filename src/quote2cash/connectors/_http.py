@@ -1,0 +1,251 @@
+"""The HTTP layer every connector shares: timeouts, retries, error classification.
+
+A connector subclasses :class:`VendorClient`, sets ``system`` and implements
+``error_from_response`` to turn the vendor's error body into a hub error. The
+retry loop here decides on error *types* only (see :mod:`quote2cash.errors`).
+
+Retrying a write is only safe when the write is idempotent (an upsert by
+external id, a PUT, a GET). A non-idempotent create that times out or gets a
+5xx is *in doubt*: the vendor may have applied it. It is never re-sent from
+here; the caller gets a ``TransientError`` with ``details["in_doubt"] = True``
+and must look the record up before trying again. A 429 is always safe to
+retry: the vendor did not process the request.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import structlog
+
+from quote2cash.errors import AuthError, HubError, TransientError, VendorPayloadError
+
+log = structlog.get_logger("quote2cash.http")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How transient failures are retried.
+
+    Attributes:
+        max_attempts: total tries, the first included.
+        initial_interval: seconds before the first retry.
+        backoff: multiplier applied to the interval after each retry.
+        max_interval: cap on one interval, in seconds.
+        jitter: fraction of the interval added or removed at random, so that
+            many workers do not retry in lock-step.
+        max_retry_after: cap on a vendor's ``Retry-After``, in seconds.
+    """
+
+    max_attempts: int = 6
+    initial_interval: float = 0.1
+    backoff: float = 2.0
+    max_interval: float = 5.0
+    jitter: float = 0.5
+    max_retry_after: float = 30.0
+
+    def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
+        """Seconds to wait before retry number ``attempt`` (1-based)."""
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.max_retry_after)
+        base = min(self.initial_interval * self.backoff ** (attempt - 1), self.max_interval)
+        return max(0.0, base * (1 + self.jitter * (2 * rng.random() - 1)))
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+class VendorClient:
+    """Base class of a vendor API client; one instance per configured system."""
+
+    system: str = "vendor"
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        timeout: float = 10.0,
+        retry: RetryPolicy | None = None,
+        auth: httpx.Auth | None = None,
+        headers: dict[str, str] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        seed: int | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.retry = retry or RetryPolicy()
+        self.calls = 0
+        self.retries = 0
+        self._sleep = sleep
+        self._rng = random.Random(seed)
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            transport=transport,
+            timeout=timeout,
+            auth=auth,
+            headers=headers,
+        )
+
+    def close(self) -> None:
+        """Close the underlying connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> VendorClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- to override -----------------------------------------------------------------
+    def error_from_response(self, response: httpx.Response, record: str | None) -> HubError:
+        """Turn a 4xx answer into a hub error. Vendors override this."""
+        return VendorPayloadError(
+            f"{self.system} answered HTTP {response.status_code}: {response.text[:300]}",
+            system=self.system,
+            record=record,
+        )
+
+    def before_request(self, request: httpx.Request) -> None:
+        """Hook to sign or decorate a request just before it is sent."""
+
+    # -- the retry loop --------------------------------------------------------------
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        content: bytes | None = None,
+        idempotent: bool | None = None,
+        record: str | None = None,
+    ) -> httpx.Response:
+        """Send a request, retrying transient failures as the policy allows.
+
+        ``idempotent`` defaults to True for every method but POST.
+        Returns the 2xx/3xx response; raises a :class:`HubError` otherwise.
+        """
+        if idempotent is None:
+            idempotent = method.upper() != "POST"
+        attempt = 0
+        while True:
+            attempt += 1
+            error = self._attempt(method, url, json, params, headers, content, idempotent, record)
+            if isinstance(error, httpx.Response):
+                return error
+            if not error.retryable or attempt >= self.retry.max_attempts or error.details.get("in_doubt"):
+                raise error
+            assert isinstance(error, TransientError)
+            wait = self.retry.delay(attempt, error.retry_after, self._rng)
+            self.retries += 1
+            log.info(
+                "vendor.retry",
+                system=self.system,
+                method=method,
+                url=url,
+                attempt=attempt,
+                wait_s=round(wait, 3),
+                code=error.code,
+            )
+            self._sleep(wait)
+
+    def _attempt(
+        self,
+        method: str,
+        url: str,
+        json: Any,
+        params: dict[str, Any] | None,
+        headers: dict[str, str] | None,
+        content: bytes | None,
+        idempotent: bool,
+        record: str | None,
+    ) -> httpx.Response | HubError:
+        request = self._http.build_request(
+            method, url, json=json, params=params, headers=headers, content=content
+        )
+        self.before_request(request)
+        self.calls += 1
+        try:
+            response = self._http.send(request)
+        except httpx.ConnectError as exc:
+            # Nothing reached the vendor: always safe to retry.
+            return TransientError(
+                f"cannot connect to {self.system}: {exc}", code=f"{self.system}.unreachable",
+                system=self.system, record=record,
+            )
+        except (httpx.TimeoutException, httpx.TransportError) as exc:
+            return TransientError(
+                f"{self.system} did not answer in time ({type(exc).__name__})",
+                code=f"{self.system}.timeout",
+                system=self.system,
+                record=record,
+                details={"in_doubt": not idempotent},
+            )
+        status = response.status_code
+        if status < 400:
+            return response
+        if status == 429:
+            return TransientError(
+                f"{self.system} is throttling requests (HTTP 429)",
+                code=f"{self.system}.throttled",
+                retry_after=_retry_after(response),
+                system=self.system,
+                record=record,
+            )
+        if status >= 500:
+            return TransientError(
+                f"{self.system} failed with HTTP {status}",
+                code=f"{self.system}.server_error",
+                retry_after=_retry_after(response),
+                system=self.system,
+                record=record,
+                details={"in_doubt": not idempotent, "status": status},
+            )
+        if status in (401, 403) and self.is_auth_failure(response):
+            return AuthError(
+                f"{self.system} rejected the hub's credentials (HTTP {status}); "
+                "check the token or keys configured for this system",
+                code=f"{self.system}.auth_failed",
+                system=self.system,
+                record=record,
+            )
+        return self.error_from_response(response, record)
+
+    def is_auth_failure(self, response: httpx.Response) -> bool:
+        """Whether a 401/403 means bad credentials (vendors may use 403 for limits)."""
+        return response.status_code == 401
+
+    def json(self, response: httpx.Response, record: str | None = None) -> Any:
+        """Decode a JSON body, or raise :class:`VendorPayloadError` naming the call."""
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise VendorPayloadError(
+                f"{self.system} answered {response.request.method} {response.request.url.path} "
+                f"with a body that is not JSON: {response.text[:200]!r}",
+                system=self.system,
+                record=record,
+            ) from exc
+
+
+def require(payload: Any, key: str, *, system: str, what: str, record: str | None = None) -> Any:
+    """Read ``payload[key]`` or raise a :class:`VendorPayloadError` naming the field."""
+    if not isinstance(payload, dict) or key not in payload:
+        raise VendorPayloadError(
+            f"{system} {what} is missing the field '{key}'", system=system, record=record,
+            details={"field": key},
+        )
+    return payload[key]

@@ -1,0 +1,18 @@
+"""Business flows. Importing this package registers every flow with DBOS, which
+must happen before the hub launches (so a restarted worker can recover them)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quote2cash.config import HubConfig
+from quote2cash.flows import customer_sync, lead_to_project
+from quote2cash.runtime.hub import Hub
+
+
+def launch_hub(config: HubConfig, **kwargs: Any) -> Hub:
+    """Build and launch the hub with every flow registered."""
+    return Hub(config, **kwargs).launch()
+
+
+__all__ = ["customer_sync", "launch_hub", "lead_to_project"]

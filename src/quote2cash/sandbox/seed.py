@@ -1,0 +1,155 @@
+"""Load a generated firm into the three sandboxes, and the hub config that points at them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from quote2cash.sandbox.firm import ENTITIES, PRACTICES, ROLES, TEMPLATES, TERMS, Firm
+from quote2cash.sandbox.kantata import KantataSandbox
+from quote2cash.sandbox.netsuite import NetSuiteSandbox
+from quote2cash.sandbox.salesforce import SalesforceSandbox
+
+#: Credentials of the sandboxes; not secrets, but passed like secrets (through the environment).
+SANDBOX_ENV = {
+    "Q2C_SANDBOX_SF_SECRET": "sandbox-secret",
+    "Q2C_SANDBOX_KANTATA_TOKEN": "kantata-sandbox-token",
+    "Q2C_SANDBOX_NS_CONSUMER_SECRET": "q2c-cs",
+    "Q2C_SANDBOX_NS_TOKEN_SECRET": "q2c-ts",
+}
+
+
+@dataclass
+class Sandboxes:
+    """The three running sandboxes."""
+
+    salesforce: SalesforceSandbox
+    kantata: KantataSandbox
+    netsuite: NetSuiteSandbox
+
+    @classmethod
+    def open(cls, folder: Path, *, seed: int = 0) -> Sandboxes:
+        """Open (or reopen) the sandboxes' files in ``folder``."""
+        folder.mkdir(parents=True, exist_ok=True)
+        return cls(
+            SalesforceSandbox(folder / "salesforce.sqlite", seed=seed),
+            KantataSandbox(folder / "kantata.sqlite", seed=seed),
+            NetSuiteSandbox(folder / "netsuite.sqlite", seed=seed),
+        )
+
+    def start(self, ports: tuple[int, int, int] = (0, 0, 0)) -> Sandboxes:
+        """Serve all three on loopback."""
+        self.salesforce.start(ports[0])
+        self.kantata.start(ports[1])
+        self.netsuite.start(ports[2])
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close the files."""
+        for box in (self.salesforce, self.kantata, self.netsuite):
+            box.stop()
+            box.store.close()
+
+    def config(self, database_url: str, **hub: Any) -> dict[str, Any]:
+        """A hub configuration (as loaded from YAML) for these sandboxes."""
+        return hub_config(self.salesforce.url, self.kantata.url, self.netsuite.url, database_url, **hub)
+
+
+def hub_config(sf_url: str, kt_url: str, ns_url: str, database_url: str, **hub: Any) -> dict[str, Any]:
+    """The configuration of a hub talking to sandboxes at these URLs."""
+    return {
+        "hub": {"database_url": database_url, **hub},
+        "systems": {
+            "crm": {"kind": "salesforce", "base_url": sf_url, "client_id": "q2c",
+                    "client_secret_env": "Q2C_SANDBOX_SF_SECRET", "timeout_seconds": 5,
+                    "queue": {"concurrency": 8}},
+            "psa": {"kind": "kantata", "base_url": kt_url, "token_env": "Q2C_SANDBOX_KANTATA_TOKEN",
+                    "timeout_seconds": 5, "queue": {"concurrency": 8}},
+            "erp": {"kind": "netsuite", "base_url": ns_url, "account": "1234567_SB1", "consumer_key": "q2c-ck",
+                    "consumer_secret_env": "Q2C_SANDBOX_NS_CONSUMER_SECRET", "token_id": "q2c-tid",
+                    "token_secret_env": "Q2C_SANDBOX_NS_TOKEN_SECRET", "timeout_seconds": 5,
+                    "queue": {"concurrency": 6, "global_concurrency": 10}},
+        },
+        "legal_entities": {
+            e.code: {
+                "name": e.name, "country": e.country, "base_currency": e.currency,
+                "allowed_currencies": list(e.allowed), "tax_regions": list(e.tax_regions),
+                "payment_terms": TERMS[:3], "erp_subsidiary": str(i + 1),
+            }
+            for i, e in enumerate(ENTITIES)
+        },
+    }
+
+
+@dataclass
+class Seeded:
+    """Ids the seeding produced, by the firm's keys."""
+
+    accounts: dict[str, str] = field(default_factory=dict)
+    opportunities: dict[str, str] = field(default_factory=dict)
+
+
+def seed(firm: Firm, boxes: Sandboxes, today: date = date(2026, 11, 2)) -> Seeded:
+    """Load the firm: CRM accounts and open deals, ERP master data and existing customers, PSA catalogue."""
+    ns = boxes.netsuite
+    currencies = {"USD", "GBP", "EUR", "SGD", "CAD", "CHF"}
+    cur_ids = {c: ns.add_currency(c) for c in sorted(currencies)}
+    for i, e in enumerate(ENTITIES):
+        sub = ns.add_subsidiary(e.name, currency=e.currency, country=e.country, inactive=e.inactive)
+        assert str(sub) == str(i + 1), "subsidiary ids must follow the entity order"
+    for t in TERMS:
+        ns.add_term(t, int(t.split()[1]))
+    for p in PRACTICES:
+        ns.add_department(p)
+    for c in ("Americas", "EMEA", "APAC"):
+        ns.add_classification(c)
+    for year, month in ((2026, m) for m in range(1, 13)):
+        ns.add_period(year, month, closed=(year, month) < (today.year, today.month - 1))
+    for k in (2027,):
+        for month in range(1, 13):
+            ns.add_period(k, month)
+    entity_sub = {e.code: str(i + 1) for i, e in enumerate(ENTITIES)}
+    for c in firm.erp_customers:
+        ns.add_customer({
+            "companyName": c["companyName"], "url": c["url"],
+            "subsidiary": {"id": entity_sub[c["subsidiary"]]}, "currency": {"id": str(cur_ids[c["currency"]])},
+        })
+
+    kt = boxes.kantata
+    for role in ROLES:
+        kt.add_role(role)
+    for person in firm.consultants:
+        kt.add_user(person["full_name"], person["email"], person["headline"])
+    for name, phases in TEMPLATES.items():
+        stories: list[dict[str, Any]] = []
+        for n, phase in enumerate(phases):
+            stories.append({"title": phase, "story_type": "deliverable", "offset_days": 30 * n, "duration_days": 30})
+            stories.append({"title": f"{phase} — work", "story_type": "task", "parent_title": phase,
+                            "offset_days": 30 * n, "duration_days": 25})
+            if name.startswith(("Milestone", "Fixed")):
+                stories.append({"title": f"{phase} sign-off", "story_type": "milestone", "parent_title": phase,
+                                "offset_days": 30 * n + 29, "duration_days": 0})
+        kt.add_template(name, stories=stories)
+
+    sf = boxes.salesforce
+    out = Seeded()
+    account_ids = sf.insert_many("Account", [{k: v for k, v in a.items() if k != "key"} for a in firm.accounts])
+    out.accounts = {a["key"]: i for a, i in zip(firm.accounts, account_ids, strict=True)}
+    opp_rows = [
+        {**{k: v for k, v in o.items() if k not in ("key", "account")}, "AccountId": out.accounts[o["account"]],
+         "Amount": float(o["Amount"])}
+        for o in firm.opportunities
+    ]
+    opp_ids = sf.insert_many("Opportunity", opp_rows)
+    out.opportunities = {o["key"]: i for o, i in zip(firm.opportunities, opp_ids, strict=True)}
+    line_rows = [
+        {"OpportunityId": out.opportunities[key], "Role__c": line["Role__c"], "Quantity": float(line["Quantity"]),
+         "UnitPrice": float(line["UnitPrice"]), "ServiceDate": line["ServiceDate"],
+         "Description": line["Description"]}
+        for key, lines in firm.lines.items()
+        for line in lines
+    ]
+    sf.insert_many("OpportunityLineItem", line_rows)
+    return out

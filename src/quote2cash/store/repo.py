@@ -1,0 +1,231 @@
+"""Small repositories over the hub tables. Every function takes the caller's
+connection, so a flow step and its bookkeeping commit in one transaction."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from quote2cash.store.tables import cursor, flow_run, identity_decision, idempotency_ledger, inbox, xref
+
+
+def now() -> datetime:
+    """The current time, UTC."""
+    return datetime.now(UTC)
+
+
+def insert_ignore(conn: sa.Connection, table: sa.Table, values: dict[str, Any]) -> bool:
+    """Insert a row unless its key exists; True if it was inserted."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(table).values(**values).on_conflict_do_nothing()
+    return bool(conn.execute(stmt).rowcount)
+
+
+def upsert(conn: sa.Connection, table: sa.Table, values: dict[str, Any], keys: list[str]) -> None:
+    """Insert a row, or update every non-key column of the existing one."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(table).values(**values)
+    update = {k: stmt.excluded[k] for k in values if k not in keys}
+    conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=update))
+
+
+# -- cross-references ----------------------------------------------------------------
+def get_xref(conn: sa.Connection, system: str, object_type: str, canonical_id: str) -> str | None:
+    """The external id of a canonical record in a system, if the hub knows it."""
+    return conn.execute(
+        sa.select(xref.c.external_id).where(
+            xref.c.system == system, xref.c.object_type == object_type, xref.c.canonical_id == canonical_id
+        )
+    ).scalar_one_or_none()
+
+
+def put_xref(conn: sa.Connection, system: str, object_type: str, canonical_id: str, external_id: str) -> None:
+    """Record (or correct) the external id of a canonical record."""
+    upsert(
+        conn,
+        xref,
+        {
+            "system": system,
+            "object_type": object_type,
+            "canonical_id": canonical_id,
+            "external_id": external_id,
+            "created_at": now(),
+        },
+        ["system", "object_type", "canonical_id"],
+    )
+
+
+def delete_xref(conn: sa.Connection, system: str, object_type: str, canonical_id: str) -> None:
+    """Forget a cross-reference (after a compensation removed the record)."""
+    conn.execute(
+        sa.delete(xref).where(
+            xref.c.system == system, xref.c.object_type == object_type, xref.c.canonical_id == canonical_id
+        )
+    )
+
+
+# -- idempotency ledger ----------------------------------------------------------------
+def ledger_get(conn: sa.Connection, key: str) -> dict[str, Any] | None:
+    """The ledger row of an outbound write, if any."""
+    row = conn.execute(sa.select(idempotency_ledger).where(idempotency_ledger.c.key == key)).mappings().first()
+    return dict(row) if row else None
+
+
+def ledger_begin(conn: sa.Connection, key: str, system: str, operation: str, correlation_id: str | None) -> bool:
+    """Mark a write as in doubt before sending it; False if the key is already known."""
+    t = now()
+    return insert_ignore(
+        conn,
+        idempotency_ledger,
+        {
+            "key": key,
+            "system": system,
+            "operation": operation,
+            "status": "in_doubt",
+            "result": None,
+            "correlation_id": correlation_id,
+            "created_at": t,
+            "updated_at": t,
+        },
+    )
+
+
+def ledger_done(conn: sa.Connection, key: str, result: Any) -> None:
+    """Mark a write as applied, with what the target answered."""
+    conn.execute(
+        sa.update(idempotency_ledger)
+        .where(idempotency_ledger.c.key == key)
+        .values(status="done", result=result, updated_at=now())
+    )
+
+
+# -- inbox -------------------------------------------------------------------------------
+def inbox_accept(conn: sa.Connection, row: dict[str, Any]) -> bool:
+    """Store a source event once; a redelivery only bumps its duplicate count."""
+    if insert_ignore(conn, inbox, {**row, "received_at": now(), "duplicates": 0}):
+        return True
+    conn.execute(
+        sa.update(inbox)
+        .where(inbox.c.source == row["source"], inbox.c.source_event_id == row["source_event_id"])
+        .values(duplicates=inbox.c.duplicates + 1)
+    )
+    return False
+
+
+def inbox_duplicates(conn: sa.Connection) -> int:
+    """How many redeliveries the inbox dropped."""
+    return int(conn.execute(sa.select(sa.func.coalesce(sa.func.sum(inbox.c.duplicates), 0))).scalar_one())
+
+
+# -- cursors -------------------------------------------------------------------------------
+def get_cursor(conn: sa.Connection, name: str) -> str | None:
+    """A poller's durable position."""
+    return conn.execute(sa.select(cursor.c.value).where(cursor.c.name == name)).scalar_one_or_none()
+
+
+def set_cursor(conn: sa.Connection, name: str, value: str) -> None:
+    """Move a poller's durable position."""
+    upsert(conn, cursor, {"name": name, "value": value, "updated_at": now()}, ["name"])
+
+
+# -- flow runs (saga state) ------------------------------------------------------------------
+def get_run(conn: sa.Connection, flow: str, subject: str) -> dict[str, Any] | None:
+    """The saga record of a flow for a subject."""
+    row = conn.execute(
+        sa.select(flow_run).where(flow_run.c.flow == flow, flow_run.c.subject == subject)
+    ).mappings().first()
+    return dict(row) if row else None
+
+
+def start_run(
+    conn: sa.Connection, flow: str, subject: str, correlation_id: str, trigger_time: datetime | None
+) -> dict[str, Any]:
+    """Open (or reopen, counting the attempt) the saga record of a flow."""
+    existing = get_run(conn, flow, subject)
+    if existing is None:
+        insert_ignore(
+            conn,
+            flow_run,
+            {
+                "flow": flow,
+                "subject": subject,
+                "correlation_id": correlation_id,
+                "status": "running",
+                "attempts": 1,
+                "steps": {},
+                "trigger_time": trigger_time,
+                "started_at": now(),
+            },
+        )
+    elif existing["status"] != "completed":
+        conn.execute(
+            sa.update(flow_run)
+            .where(flow_run.c.flow == flow, flow_run.c.subject == subject)
+            .values(status="running", attempts=flow_run.c.attempts + 1)
+        )
+    run = get_run(conn, flow, subject)
+    assert run is not None
+    return run
+
+
+def record_step(conn: sa.Connection, flow: str, subject: str, step: str, system: str, external_id: str) -> None:
+    """Note that a step wrote ``external_id`` in ``system``."""
+    run = get_run(conn, flow, subject)
+    steps = dict(run["steps"]) if run else {}
+    steps[step] = {"system": system, "id": external_id, "at": now().isoformat()}
+    conn.execute(
+        sa.update(flow_run).where(flow_run.c.flow == flow, flow_run.c.subject == subject).values(steps=steps)
+    )
+
+
+def forget_step(conn: sa.Connection, flow: str, subject: str, step: str) -> None:
+    """Remove a step after it was compensated."""
+    run = get_run(conn, flow, subject)
+    if run is None:
+        return
+    steps = {k: v for k, v in dict(run["steps"]).items() if k != step}
+    conn.execute(
+        sa.update(flow_run).where(flow_run.c.flow == flow, flow_run.c.subject == subject).values(steps=steps)
+    )
+
+
+def finish_run(
+    conn: sa.Connection, flow: str, subject: str, status: str, error: dict[str, Any] | None = None
+) -> None:
+    """Close a saga record as completed, exception or compensated."""
+    values: dict[str, Any] = {"status": status, "last_error": error}
+    if status == "completed":
+        values["completed_at"] = now()
+    conn.execute(
+        sa.update(flow_run).where(flow_run.c.flow == flow, flow_run.c.subject == subject).values(**values)
+    )
+
+
+# -- identity decisions -----------------------------------------------------------------------
+def get_identity_decision(conn: sa.Connection, canonical_id: str) -> dict[str, Any] | None:
+    """What a person decided about a probable duplicate."""
+    row = conn.execute(
+        sa.select(identity_decision).where(identity_decision.c.canonical_id == canonical_id)
+    ).mappings().first()
+    return dict(row) if row else None
+
+
+def put_identity_decision(
+    conn: sa.Connection, canonical_id: str, decision: str, external_id: str | None, decided_by: str
+) -> None:
+    """Record a person's decision about a probable duplicate."""
+    upsert(
+        conn,
+        identity_decision,
+        {
+            "canonical_id": canonical_id,
+            "decision": decision,
+            "external_id": external_id,
+            "decided_by": decided_by,
+            "decided_at": now(),
+        },
+        ["canonical_id"],
+    )

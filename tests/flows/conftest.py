@@ -1,0 +1,109 @@
+"""Fixtures for flow tests: seeded sandboxes on loopback and a launched hub."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from dbos import DBOS
+
+from quote2cash.config import load_config
+from quote2cash.connectors._http import RetryPolicy
+from quote2cash.flows import launch_hub
+from quote2cash.runtime.hub import Hub
+from quote2cash.sandbox.firm import Firm
+from quote2cash.sandbox.seed import SANDBOX_ENV, Sandboxes, seed
+from quote2cash.store.tables import flow_run
+
+FAST = RetryPolicy(initial_interval=0.01, max_interval=0.05, max_attempts=8)
+_names = itertools.count()
+
+
+@pytest.fixture
+def boxes(tmp_path: Path) -> Iterator[Sandboxes]:
+    """The three sandboxes with the demo firm's master data and no deals."""
+    sb = Sandboxes.open(tmp_path / "sandboxes").start()
+    seed(Firm(seed=0), sb)
+    yield sb
+    sb.stop()
+
+
+@pytest.fixture
+def make_hub(db_url: str, boxes: Sandboxes) -> Iterator[Callable[..., Hub]]:
+    """Launch a hub on the test database; ``policies`` and ``timeout`` may be given."""
+    hubs: list[Hub] = []
+
+    def make(policies: dict[str, Any] | None = None, timeout: float = 5.0) -> Hub:
+        raw = boxes.config(db_url)
+        for system in raw["systems"].values():
+            system["timeout_seconds"] = timeout
+        if policies:
+            raw["policies"] = policies
+        hub = launch_hub(load_config(data=raw, env=SANDBOX_ENV), retry=FAST)
+        hubs.append(hub)
+        return hub
+
+    yield make
+    for hub in hubs:
+        hub.shutdown()
+
+
+def add_deal(
+    boxes: Sandboxes,
+    *,
+    name: str | None = None,
+    region: str = "North America",
+    currency: str = "USD",
+    terms: str = "Net 30",
+    website: str | None = None,
+    tax_id: str | None = None,
+    billing: str = "Time & Materials",
+    lines: list[tuple[str, int]] | None = None,
+    won: bool = True,
+    approved: bool = True,
+) -> tuple[str, str]:
+    """Create an account and a deal in the CRM; returns (account id, opportunity id)."""
+    n = next(_names)
+    name = name or f"Client {n} Inc"
+    sf = boxes.salesforce
+    account = sf.insert("Account", {
+        "Name": name, "Website": website or f"https://client{n}.example.com", "Region__c": region,
+        "CurrencyIsoCode": currency, "Payment_Terms__c": terms, "BillingCountry": "US", "Tax_Id__c": tax_id,
+    })
+    opp = sf.insert("Opportunity", {
+        "AccountId": account, "Name": f"{name} — Delivery {n}", "StageName": "Negotiation/Review",
+        "CloseDate": "2026-11-20", "Amount": 48000.0, "CurrencyIsoCode": currency, "Billing_Model__c": billing,
+        "Practice__c": "Technology", "Start_Date__c": "2026-12-01", "End_Date__c": "2027-03-31",
+        "Terms_Approved__c": False,
+    })
+    for role, hours in lines if lines is not None else [("Consultant", 80), ("Engagement Manager", 20)]:
+        sf.insert("OpportunityLineItem", {
+            "OpportunityId": opp, "Role__c": role, "Quantity": float(hours), "UnitPrice": 180.0,
+            "ServiceDate": "2026-12-01", "Description": f"{role} {hours} h",
+        })
+    if won:
+        sf.update("Opportunity", opp, {"StageName": "Closed Won", "Terms_Approved__c": approved})
+    return account, opp
+
+
+def wait_for_flows(hub: Hub, expected: int, timeout: float = 60.0) -> dict[str, str]:
+    """Wait until ``expected`` flow runs have settled; returns subject -> status."""
+    deadline = time.monotonic() + timeout
+    statuses: dict[str, str] = {}
+    while time.monotonic() < deadline:
+        statuses = hub.read(lambda c: {s: st for s, st in c.execute(sa.select(flow_run.c.subject, flow_run.c.status))})
+        settled = [s for s in statuses.values() if s != "running"]
+        if len(settled) >= expected and len(settled) == len(statuses):
+            return statuses
+        time.sleep(0.1)
+    raise AssertionError(f"flows did not settle in {timeout}s: {statuses}")
+
+
+def result_of(workflow_id: str) -> Any:
+    """The result of a workflow, waiting for it."""
+    return DBOS.retrieve_workflow(workflow_id).get_result()

@@ -1,0 +1,204 @@
+"""F1 + F2 end to end against the sandboxes, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+
+import sqlalchemy as sa
+
+from quote2cash.flows import cases
+from quote2cash.flows.intake import CURSOR, closed_won_event, deliver, dispatch, poll_closed_won
+from quote2cash.flows.lead_to_project import FLOW, workflow_id
+from quote2cash.ops import audit, exceptions
+from quote2cash.runtime.hub import Hub
+from quote2cash.sandbox.seed import Sandboxes
+from quote2cash.store import repo
+from quote2cash.store.tables import kpi_sample
+
+from .conftest import add_deal, result_of, wait_for_flows
+
+
+def _no_duplicates(boxes: Sandboxes) -> None:
+    ns = boxes.netsuite
+    ext = Counter(r.get("externalId") for r in ns.records("customer") + ns.records("job") if r.get("externalId"))
+    assert [k for k, n in ext.items() if n > 1] == []
+    refs = Counter(r["service_model_ref"] for r in boxes.kantata.records("external_references"))
+    assert [k for k, n in refs.items() if n > 1] == []
+    notes = Counter(r.get("notes") for r in boxes.kantata.records("resource_requests"))
+    assert [k for k, n in notes.items() if n > 1] == []
+
+
+def test_closed_won_deal_becomes_customer_project_workspace_and_staffing(
+    make_hub: Callable[..., Hub], boxes: Sandboxes
+) -> None:
+    hub = make_hub()
+    account, opp = add_deal(boxes, name="Harbor Robotics Inc", billing="Fixed Fee")
+    add_deal(boxes, won=False)  # an open deal is not picked up
+    add_deal(boxes, approved=False)  # won, but terms not approved yet: not picked up
+
+    polled = poll_closed_won(hub)
+    assert (polled.seen, polled.accepted, polled.dispatched) == (1, 1, 1)
+    result = result_of(workflow_id(opp))
+    assert result["status"] == "completed", result
+
+    ns, kt, sf = boxes.netsuite, boxes.kantata, boxes.salesforce
+    [customer] = ns.records("customer")
+    assert customer["companyName"] == "Harbor Robotics Inc"
+    assert customer["externalId"] == f"Q2C-C-{account}"
+    assert customer["subsidiary"]["id"] == "1"
+    [job] = ns.records("job")
+    assert job["parent"]["id"] == str(customer["id"])
+    assert job["department"]["id"] and job["class"]["id"]  # practice and region dimensions
+    assert job["custentity_q2c_billing_model"] == "fixed_fee"
+    [workspace] = kt.records("workspaces")
+    stories = [s for s in kt.records("stories") if str(s["workspace_id"]) == str(workspace["id"])]
+    assert {s["title"] for s in stories} >= {"Mobilise", "Design", "Build", "Close", "Build sign-off"}
+    assert any(s["story_type"] == "milestone" for s in stories)
+    requests = kt.records("resource_requests")
+    assert sorted((r["start_date"], float(r["hours"])) for r in requests) == [("2026-12-01", 20.0), ("2026-12-01", 80.0)]
+    deal = sf.get("Opportunity", opp)
+    assert deal["ERP_Project_Id__c"] == str(job["id"])
+    assert deal["PSA_Workspace_Id__c"] == str(workspace["id"])
+    assert deal["Integration_Status__c"] == "Project created"
+    assert sf.get("Account", account)["ERP_Customer_Id__c"] == str(customer["id"])
+
+    report = hub.read(audit.verify)
+    assert report.ok and report.entries >= 4
+    latencies = hub.read(lambda c: list(c.execute(sa.select(kpi_sample.c.value))))
+    assert len(latencies) == 1 and 0 <= latencies[0][0] < 60
+
+
+def test_duplicate_closed_won_delivered_twice_creates_nothing_twice(
+    make_hub: Callable[..., Hub], boxes: Sandboxes
+) -> None:
+    hub = make_hub()
+    _, opp = add_deal(boxes)
+    poll_closed_won(hub)
+    # The same event again: from a webhook, and from a poller whose cursor was lost.
+    source_event_id, event = closed_won_event(boxes.salesforce.get("Opportunity", opp))
+    assert deliver(hub, source_event_id, event) is False
+    hub.tx(repo.set_cursor, CURSOR, "1970-01-01T00:00:00.000Z")
+    again = poll_closed_won(hub)
+    assert (again.seen, again.accepted, again.duplicates) == (1, 0, 1)
+    # Even a second start of the flow for the same deal is a no-op.
+    from quote2cash.flows import lead_to_project
+
+    lead_to_project.start(event.model_dump(mode="json"))
+    assert result_of(workflow_id(opp))["status"] == "completed"
+    dispatch(hub)
+    wait_for_flows(hub, 1)
+
+    assert len(boxes.netsuite.records("customer")) == 1
+    assert len(boxes.netsuite.records("job")) == 1
+    assert len(boxes.kantata.records("workspaces")) == 1
+    assert hub.read(repo.inbox_duplicates) == 2
+    _no_duplicates(boxes)
+
+
+def test_transient_faults_are_retried_to_success_without_duplicates(
+    make_hub: Callable[..., Hub], boxes: Sandboxes
+) -> None:
+    hub = make_hub(timeout=1.0)
+    opps = [add_deal(boxes)[1] for _ in range(4)]
+    for box in (boxes.netsuite, boxes.kantata, boxes.salesforce):
+        box.inject("throttle", probability=0.25, retry_after=0.01)
+        box.inject("error", status=503, probability=0.15)
+    # Writes that land but whose answer never arrives: the hub must look before it retries.
+    boxes.kantata.inject("timeout_after_commit", method="POST", path=r"/workspaces\.json$", count=2, seconds=1.5)
+    boxes.netsuite.inject("timeout_after_commit", method="PUT", path=r"/customer/eid:", count=1, seconds=1.5)
+    boxes.kantata.inject("timeout", method="POST", path=r"/resource_requests\.json$", count=1, seconds=1.5)
+
+    poll = None
+    for _ in range(20):  # the poll itself may hit a 503 burst; a poller simply polls again
+        try:
+            poll = poll_closed_won(hub)
+            break
+        except Exception:  # noqa: BLE001 - transient errors exhausted on this poll
+            continue
+    assert poll is not None
+    statuses = wait_for_flows(hub, 4, timeout=120)
+    assert set(statuses.values()) == {"completed"}, statuses
+    assert hub.erp.retries + hub.psa.retries + hub.crm.retries > 0
+    assert len(boxes.netsuite.records("job")) == 4
+    assert len(boxes.kantata.records("workspaces")) == 4
+    assert len(boxes.kantata.records("resource_requests")) == 8
+    for opp in opps:
+        assert boxes.salesforce.get("Opportunity", opp)["Integration_Status__c"] == "Project created"
+    _no_duplicates(boxes)
+
+
+def test_inactive_subsidiary_becomes_a_case_then_fix_and_resubmit_completes(
+    make_hub: Callable[..., Hub], boxes: Sandboxes
+) -> None:
+    hub = make_hub()
+    _, opp = add_deal(boxes, name="Maple Freight Corp", region="Canada", currency="CAD")
+    poll_closed_won(hub)
+    result = result_of(workflow_id(opp))
+    assert result["status"] == "exception" and result["code"] == "customer.subsidiary_inactive"
+
+    [case] = hub.read(exceptions.list_cases)
+    assert case["owner"] == "finance"
+    assert "Northwind Canada ULC" in case["message"] and "inactive" in case["message"]
+    assert boxes.netsuite.records("customer") == []  # nothing written, and not retried blindly
+    assert boxes.netsuite.calls("PUT") == 0
+    deal = boxes.salesforce.get("Opportunity", opp)
+    assert deal["Integration_Status__c"] == "Exception"
+
+    boxes.netsuite.set_inactive("subsidiary", "5", False)  # finance reactivates the subsidiary
+    wf = cases.resubmit(hub, case["id"], actor="user:finance")
+    assert result_of(wf)["status"] == "completed"
+    assert len(boxes.netsuite.records("customer")) == 1
+    assert hub.read(exceptions.get_case, case["id"])["status"] == "resolved"
+    assert hub.read(audit.verify).ok
+
+
+def test_probable_duplicate_customer_is_a_case_not_a_second_customer(
+    make_hub: Callable[..., Hub], boxes: Sandboxes
+) -> None:
+    existing = boxes.netsuite.add_customer({
+        "companyName": "Globex Corporation", "url": "http://globex-group.com", "subsidiary": {"id": "1"},
+    })
+    hub = make_hub()
+    _, opp = add_deal(boxes, name="Globex Corp.", website="https://globex.io")
+    poll_closed_won(hub)
+    result = result_of(workflow_id(opp))
+    assert result["code"] == "customer.probable_duplicate"
+    [case] = hub.read(exceptions.list_cases)
+    assert "Globex Corporation" in case["message"] and f"id {existing}" in case["message"]
+    assert len(boxes.netsuite.records("customer")) == 1
+
+    wf = cases.resubmit(hub, case["id"], actor="user:sales-ops", link_to=str(existing))
+    assert result_of(wf)["status"] == "completed"
+    customers = boxes.netsuite.records("customer")
+    assert len(customers) == 1
+    assert boxes.netsuite.records("job")[0]["parent"]["id"] == str(existing)
+
+
+def test_failure_half_way_keeps_written_systems_and_resumes_from_failed_step(
+    make_hub: Callable[..., Hub], boxes: Sandboxes
+) -> None:
+    hub = make_hub()
+    _, opp = add_deal(boxes, lines=[("Quantum Whisperer", 40)])
+    poll_closed_won(hub)
+    result = result_of(workflow_id(opp))
+    assert result["code"] == "psa.role_unknown"
+    run = hub.read(repo.get_run, FLOW, f"Opportunity/{opp}")
+    assert set(run["steps"]) == {"erp_customer", "erp_project", "psa_workspace"}  # what was written, recorded
+    boxes.kantata.add_role("Quantum Whisperer")
+    [case] = hub.read(exceptions.list_cases)
+    assert result_of(cases.resubmit(hub, case["id"], actor="user:pmo"))["status"] == "completed"
+    assert len(boxes.netsuite.records("job")) == 1 and len(boxes.kantata.records("workspaces")) == 1
+    assert len(boxes.kantata.records("resource_requests")) == 1
+    _no_duplicates(boxes)
+
+
+def test_compensation_policy_undoes_project_side_writes(make_hub: Callable[..., Hub], boxes: Sandboxes) -> None:
+    hub = make_hub(policies={FLOW: {"compensate": True}})
+    _, opp = add_deal(boxes, lines=[("Quantum Whisperer", 40)])
+    poll_closed_won(hub)
+    result = result_of(workflow_id(opp))
+    assert result["compensated"] == ["psa_workspace", "erp_project"]
+    assert boxes.netsuite.records("job") == [] and boxes.kantata.records("workspaces") == []
+    assert len(boxes.netsuite.records("customer")) == 1  # master data is never compensated
+    assert hub.read(repo.get_run, FLOW, f"Opportunity/{opp}")["status"] == "compensated"
