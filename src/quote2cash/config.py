@@ -208,7 +208,9 @@ def load_config(
         try:
             text = Path(path).read_text()
         except OSError as exc:
-            raise ConfigError(f"cannot read config file {source}: {exc.strerror}", code="config.unreadable") from exc
+            raise ConfigError(
+                f"cannot read config file {source}: {exc.strerror}", code="config.unreadable"
+            ) from exc
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
@@ -216,9 +218,13 @@ def load_config(
             where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
             raise ConfigError(f"{source} is not valid YAML{where}: {exc}", code="config.yaml") from exc
     if not isinstance(data, dict):
-        raise ConfigError(f"{source} must hold a mapping with 'systems' and 'legal_entities'", code="config.shape")
+        raise ConfigError(
+            f"{source} must hold a mapping with 'systems' and 'legal_entities'", code="config.shape"
+        )
     raw: dict[str, Any] = {**data, "hub": dict(data.get("hub") or {})}
-    raw["systems"] = {k: dict(v) if isinstance(v, dict) else v for k, v in (data.get("systems") or {}).items()}
+    raw["systems"] = {
+        k: dict(v) if isinstance(v, dict) else v for k, v in (data.get("systems") or {}).items()
+    }
     if "Q2C_DATABASE_URL" in env:
         raw["hub"]["database_url"] = env["Q2C_DATABASE_URL"]
     if "Q2C_EXECUTOR_ID" in env:

@@ -22,6 +22,35 @@ from quote2cash.store.tables import flow_run
 
 FAST = RetryPolicy(initial_interval=0.01, max_interval=0.05, max_attempts=8)
 _names = itertools.count()
+# Distinct names, so identity matching sees no probable duplicates among test clients.
+_DISTINCT = [
+    "Aurora",
+    "Basalt",
+    "Cinder",
+    "Dynamo",
+    "Ember",
+    "Fjord",
+    "Glacier",
+    "Helix",
+    "Indigo",
+    "Juniper",
+    "Krypton",
+    "Lagoon",
+    "Monsoon",
+    "Nebula",
+    "Obsidian",
+    "Prairie",
+    "Quartz",
+    "Rhapsody",
+    "Sequoia",
+    "Tundra",
+    "Umber",
+    "Vortex",
+    "Willow",
+    "Xenon",
+    "Yonder",
+    "Zephyr",
+]
 
 
 @pytest.fixture
@@ -69,23 +98,48 @@ def add_deal(
 ) -> tuple[str, str]:
     """Create an account and a deal in the CRM; returns (account id, opportunity id)."""
     n = next(_names)
-    name = name or f"Client {n} Inc"
+    name = name or f"{_DISTINCT[n % len(_DISTINCT)]} {n} Inc"
     sf = boxes.salesforce
-    account = sf.insert("Account", {
-        "Name": name, "Website": website or f"https://client{n}.example.com", "Region__c": region,
-        "CurrencyIsoCode": currency, "Payment_Terms__c": terms, "BillingCountry": "US", "Tax_Id__c": tax_id,
-    })
-    opp = sf.insert("Opportunity", {
-        "AccountId": account, "Name": f"{name} — Delivery {n}", "StageName": "Negotiation/Review",
-        "CloseDate": "2026-11-20", "Amount": 48000.0, "CurrencyIsoCode": currency, "Billing_Model__c": billing,
-        "Practice__c": "Technology", "Start_Date__c": "2026-12-01", "End_Date__c": "2027-03-31",
-        "Terms_Approved__c": False,
-    })
+    account = sf.insert(
+        "Account",
+        {
+            "Name": name,
+            "Website": website or f"https://client{n}.example.com",
+            "Region__c": region,
+            "CurrencyIsoCode": currency,
+            "Payment_Terms__c": terms,
+            "BillingCountry": "US",
+            "Tax_Id__c": tax_id,
+        },
+    )
+    opp = sf.insert(
+        "Opportunity",
+        {
+            "AccountId": account,
+            "Name": f"{name} — Delivery {n}",
+            "StageName": "Negotiation/Review",
+            "CloseDate": "2026-11-20",
+            "Amount": 48000.0,
+            "CurrencyIsoCode": currency,
+            "Billing_Model__c": billing,
+            "Practice__c": "Technology",
+            "Start_Date__c": "2026-12-01",
+            "End_Date__c": "2027-03-31",
+            "Terms_Approved__c": False,
+        },
+    )
     for role, hours in lines if lines is not None else [("Consultant", 80), ("Engagement Manager", 20)]:
-        sf.insert("OpportunityLineItem", {
-            "OpportunityId": opp, "Role__c": role, "Quantity": float(hours), "UnitPrice": 180.0,
-            "ServiceDate": "2026-12-01", "Description": f"{role} {hours} h",
-        })
+        sf.insert(
+            "OpportunityLineItem",
+            {
+                "OpportunityId": opp,
+                "Role__c": role,
+                "Quantity": float(hours),
+                "UnitPrice": 180.0,
+                "ServiceDate": "2026-12-01",
+                "Description": f"{role} {hours} h",
+            },
+        )
     if won:
         sf.update("Opportunity", opp, {"StageName": "Closed Won", "Terms_Approved__c": approved})
     return account, opp
@@ -96,7 +150,9 @@ def wait_for_flows(hub: Hub, expected: int, timeout: float = 60.0) -> dict[str, 
     deadline = time.monotonic() + timeout
     statuses: dict[str, str] = {}
     while time.monotonic() < deadline:
-        statuses = hub.read(lambda c: {s: st for s, st in c.execute(sa.select(flow_run.c.subject, flow_run.c.status))})
+        statuses = hub.read(
+            lambda c: {s: st for s, st in c.execute(sa.select(flow_run.c.subject, flow_run.c.status))}
+        )
         settled = [s for s in statuses.values() if s != "running"]
         if len(settled) >= expected and len(settled) == len(statuses):
             return statuses

@@ -71,8 +71,10 @@ def render_summary(summary: dict[str, Any]) -> Table:
         ("Duplicates in any target system", summary["duplicates_in_targets"]),
         ("Closed-won → project latency p50 (s)", summary["latency_p50_s"]),
         ("Closed-won → project latency p95 (s)", summary["latency_p95_s"]),
-        ("Audit entries (hash chain verified)",
-         f"{summary['audit_entries']} ({'ok' if summary['audit_chain_verified'] else 'BROKEN'})"),
+        (
+            "Audit entries (hash chain verified)",
+            f"{summary['audit_entries']} ({'ok' if summary['audit_chain_verified'] else 'BROKEN'})",
+        ),
     ]
     for label, value in rows:
         table.add_row(label, "—" if value is None else str(value))
@@ -93,8 +95,9 @@ def demo(
     from quote2cash.cli.demo import run_demo
 
     try:
-        summary = run_demo(deals=deals, seed_value=seed, workdir=workdir, console=console, quiet=as_json,
-                           faults=faults)
+        summary = run_demo(
+            deals=deals, seed_value=seed, workdir=workdir, console=console, quiet=as_json, faults=faults
+        )
     except HubError as exc:
         _fail(exc)
         return
@@ -129,13 +132,17 @@ def run(
         return
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
-    err.print(f"hub running (executor {cfg.executor_id}, version {cfg.hub.application_version}); Ctrl-C stops")
+    err.print(
+        f"hub running (executor {cfg.executor_id}, version {cfg.hub.application_version}); Ctrl-C stops"
+    )
     try:
         while not stop["now"]:
             try:
                 result = poll_closed_won(hub)
                 if result.accepted:
-                    err.print(f"accepted {result.accepted} closed-won deal(s), dispatched {result.dispatched}")
+                    err.print(
+                        f"accepted {result.accepted} closed-won deal(s), dispatched {result.dispatched}"
+                    )
             except HubError as exc:
                 err.print(f"[yellow]poll failed, will retry[/]: {exc}")
             if once:
@@ -159,7 +166,9 @@ def _wait_idle(hub: Any, timeout: float = 120) -> None:
 # -- sandboxes ----------------------------------------------------------------------------
 @sandbox_app.command("up")
 def sandbox_up(
-    folder: Annotated[Path, typer.Option(help="where the sandboxes keep their files")] = Path(".q2c/sandboxes"),
+    folder: Annotated[Path, typer.Option(help="where the sandboxes keep their files")] = Path(
+        ".q2c/sandboxes"
+    ),
     deals: Annotated[int, typer.Option(help="opportunities of the generated firm", min=1)] = 200,
     seed: Annotated[int, typer.Option(help="random seed of the firm")] = 7,
     port: Annotated[int, typer.Option(help="first port: Salesforce, Kantata, NetSuite follow")] = 8701,
@@ -178,7 +187,9 @@ def sandbox_up(
     boxes.start((port, port + 1, port + 2))
     cfg_path = folder / "q2c.yaml"
     cfg_path.write_text(yaml.safe_dump(boxes.config("sqlite:///.q2c/hub.sqlite"), sort_keys=False))
-    console.print(f"Salesforce {boxes.salesforce.url}\nKantata    {boxes.kantata.url}\nNetSuite   {boxes.netsuite.url}")
+    console.print(
+        f"Salesforce {boxes.salesforce.url}\nKantata    {boxes.kantata.url}\nNetSuite   {boxes.netsuite.url}"
+    )
     console.print(f"hub config for these sandboxes: {cfg_path}  (run: q2c run --config {cfg_path})")
     try:
         signal.sigwait({signal.SIGINT, signal.SIGTERM})
@@ -194,7 +205,9 @@ def _engine(config: Path | None) -> Any:
 
     path = config or _default_config()
     if not path.exists():
-        err.print(f"[red]error[/] no config file at {path}; pass --config (the demo writes {_default_config()})")
+        err.print(
+            f"[red]error[/] no config file at {path}; pass --config (the demo writes {_default_config()})"
+        )
         raise typer.Exit(2)
     return make_engine(_load(path).hub.database_url)
 
@@ -214,13 +227,16 @@ def exceptions_list(
     for col in ("id", "code", "owner", "subject", "age h", "status", "message"):
         table.add_column(col, overflow="fold")
     for c in cases:
-        table.add_row(str(c["id"]), c["code"], c["owner"], c["subject"], str(c["age_hours"]), c["status"],
-                      c["message"])
+        table.add_row(
+            str(c["id"]), c["code"], c["owner"], c["subject"], str(c["age_hours"]), c["status"], c["message"]
+        )
     console.print(table)
 
 
 @exceptions_app.command("show")
-def exceptions_show(case_id: int, config: Annotated[Path | None, typer.Option("--config", "-c")] = None) -> None:
+def exceptions_show(
+    case_id: int, config: Annotated[Path | None, typer.Option("--config", "-c")] = None
+) -> None:
     """Show one case with its record and history."""
     from quote2cash.ops.exceptions import get_case
 
@@ -252,9 +268,11 @@ def exceptions_resubmit(
         return
     try:
         wf = cases.resubmit(hub, case_id, actor=f"user:{actor}", link_to=link, create_new=create_new)
-        result = DBOS.retrieve_workflow(wf).get_result()
-        console.print(f"case {case_id} resubmitted as {wf}: {result.get('status')}"
-                      + (f" (new case {result['case']}: {result['code']})" if result.get("case") else ""))
+        result: dict[str, Any] = DBOS.retrieve_workflow(wf).get_result()
+        console.print(
+            f"case {case_id} resubmitted as {wf}: {result.get('status')}"
+            + (f" (new case {result['case']}: {result['code']})" if result.get("case") else "")
+        )
     except HubError as exc:
         _fail(exc)
     finally:
@@ -275,11 +293,18 @@ def exceptions_ignore(
     with _engine(config).begin() as conn:
         case = get_case(conn, case_id)
         if case is None or not reason.strip():
-            err.print(f"[red]error[/] {'no case ' + str(case_id) if case is None else 'a reason is required'}")
+            err.print(
+                f"[red]error[/] {'no case ' + str(case_id) if case is None else 'a reason is required'}"
+            )
             raise typer.Exit(2)
         set_status(conn, case_id, "ignored", {"by": f"user:{actor}", "reason": reason})
-        audit.append(conn, actor=f"user:{actor}", action="case.ignored", subject=case["subject"],
-                     after={"case": case_id, "reason": reason})
+        audit.append(
+            conn,
+            actor=f"user:{actor}",
+            action="case.ignored",
+            subject=case["subject"],
+            after={"case": case_id, "reason": reason},
+        )
     console.print(f"case {case_id} ignored")
 
 
@@ -299,7 +324,9 @@ def audit_verify(config: Annotated[Path | None, typer.Option("--config", "-c")] 
 
 
 @app.command()
-def schema(out: Annotated[Path, typer.Option(help="folder for the JSON Schema files")] = Path("schemas")) -> None:
+def schema(
+    out: Annotated[Path, typer.Option(help="folder for the JSON Schema files")] = Path("schemas"),
+) -> None:
     """Write the JSON Schemas of the canonical model."""
     from quote2cash.model import SCHEMA_MODELS
 

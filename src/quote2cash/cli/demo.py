@@ -44,16 +44,19 @@ class Plan:
     pending_terms: int
 
 
-def plan_closings(opportunity_ids: list[str], rng: random.Random) -> Plan:
-    """About 75% won (a few without approved terms yet), 12% lost, the rest stay open."""
+def plan_closings(opportunity_ids: list[str], rng: random.Random, must_win: set[str]) -> Plan:
+    """About 75% won (a few without approved terms yet), 12% lost, the rest stay open.
+
+    Deals in ``must_win`` (the deliberately bad records) are won, so the run shows each case.
+    """
     ids = list(opportunity_ids)
     rng.shuffle(ids)
     days: list[list[tuple[str, str, bool]]] = [[] for _ in range(DAYS)]
     won = lost = pending = 0
     for i, opp in enumerate(ids):
-        roll = rng.random()
+        roll = 0.0 if opp in must_win else rng.random()
         if roll < 0.75:
-            approved = rng.random() > 0.04
+            approved = opp in must_win or rng.random() > 0.04
             won += approved
             pending += not approved
             days[i % DAYS].append((opp, "Closed Won", approved))
@@ -69,19 +72,24 @@ def _inject_faults(boxes: Sandboxes) -> None:
     boxes.netsuite.inject("throttle", probability=0.04, retry_after=0.05)
     boxes.netsuite.inject("error", status=503, probability=0.02)
     boxes.kantata.inject("throttle", probability=0.04, retry_after=0.05)
-    boxes.kantata.inject("timeout_after_commit", method="POST", path=r"/workspaces\.json$", count=2, seconds=6)
+    boxes.kantata.inject(
+        "timeout_after_commit", method="POST", path=r"/workspaces\.json$", count=2, seconds=6
+    )
     boxes.salesforce.inject("error", status=503, probability=0.01)
 
 
 def _settled(hub: Hub) -> tuple[int, int, int]:
     def q(conn: sa.Connection) -> tuple[int, int, int]:
-        rows = dict(
-            conn.execute(
+        rows: dict[str, int] = {
+            str(status): int(n)
+            for status, n in conn.execute(
                 sa.select(flow_run.c.status, sa.func.count()).group_by(flow_run.c.status)
-            ).all()
-        )
-        return int(rows.get("completed", 0)), int(rows.get("exception", 0) + rows.get("compensated", 0)), int(
-            rows.get("running", 0)
+            )
+        }
+        return (
+            int(rows.get("completed", 0)),
+            int(rows.get("exception", 0) + rows.get("compensated", 0)),
+            int(rows.get("running", 0)),
         )
 
     return hub.read(q)
@@ -101,10 +109,14 @@ def summarise(hub: Hub, boxes: Sandboxes, plan: Plan, redelivered: int, elapsed:
 
     def db(conn: sa.Connection) -> dict[str, Any]:
         actions = Counter(
-            a for (a,) in conn.execute(sa.select(audit_log.c.action).where(audit_log.c.action.like("customer.%")))
+            a
+            for (a,) in conn.execute(
+                sa.select(audit_log.c.action).where(audit_log.c.action.like("customer.%"))
+            )
         )
         latencies = [
-            float(v) for (v,) in conn.execute(
+            float(v)
+            for (v,) in conn.execute(
                 sa.select(kpi_sample.c.value).where(kpi_sample.c.kpi == "closed_won_to_project_seconds")
             )
         ]
@@ -125,7 +137,8 @@ def summarise(hub: Hub, boxes: Sandboxes, plan: Plan, redelivered: int, elapsed:
     ns_jobs = boxes.netsuite.records("job")
     ext = Counter(r.get("externalId") for r in ns_customers + ns_jobs if r.get("externalId"))
     refs = Counter(
-        r.get("service_model_ref") for r in boxes.kantata.records("external_references")
+        r.get("service_model_ref")
+        for r in boxes.kantata.records("external_references")
         if r.get("service_name") == "quote2cash"
     )
     opps = boxes.salesforce.records("Opportunity")
@@ -152,7 +165,8 @@ def summarise(hub: Hub, boxes: Sandboxes, plan: Plan, redelivered: int, elapsed:
         "duplicates_prevented": facts["inbox_duplicates"],
         "duplicate_deliveries_sent": redelivered,
         "transient_errors_retried": retries,
-        "duplicates_in_targets": sum(n - 1 for n in ext.values() if n > 1) + sum(n - 1 for n in refs.values() if n > 1),
+        "duplicates_in_targets": sum(n - 1 for n in ext.values() if n > 1)
+        + sum(n - 1 for n in refs.values() if n > 1),
         "latency_p50_s": round(_percentile(lat, 50) or 0.0, 3) if lat else None,
         "latency_p95_s": round(_percentile(lat, 95) or 0.0, 3) if lat else None,
         "audit_entries": facts["audit_entries"],
@@ -183,7 +197,12 @@ def run_demo(
         hub = launch_hub(config)
         if faults:
             _inject_faults(boxes)
-        plan = plan_closings(list(seeded.opportunities.values()), rng)
+        bad_deals = {
+            seeded.opportunities[o["key"]]
+            for o in firm.opportunities
+            if o["key"] in firm.bad or o["account"] in firm.bad
+        }
+        plan = plan_closings(list(seeded.opportunities.values()), rng, bad_deals)
         if not quiet:
             console.print(
                 f"[bold]quote2cash demo[/] — firm seed {seed_value}: {len(firm.accounts)} clients, "
@@ -192,14 +211,21 @@ def run_demo(
             )
         redelivered = 0
         with Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=console, disable=quiet, transient=False,
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            disable=quiet,
+            transient=False,
         ) as progress:
             days = progress.add_task("closing deals (simulated days)", total=len(plan.days))
             flows = progress.add_task("deals turned into projects", total=plan.won)
             for day in plan.days:
                 for opp_id, stage, approved in day:
-                    boxes.salesforce.update("Opportunity", opp_id, {"StageName": stage, "Terms_Approved__c": approved})
+                    boxes.salesforce.update(
+                        "Opportunity", opp_id, {"StageName": stage, "Terms_Approved__c": approved}
+                    )
                 poll_closed_won(hub)
                 # A webhook redelivers a few events the poller already accepted.
                 for opp_id, stage, approved in day[:2]:

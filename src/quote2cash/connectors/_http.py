@@ -183,8 +183,10 @@ class VendorClient:
         except httpx.ConnectError as exc:
             # Nothing reached the vendor: always safe to retry.
             return TransientError(
-                f"cannot connect to {self.system}: {exc}", code=f"{self.system}.unreachable",
-                system=self.system, record=record,
+                f"cannot connect to {self.system}: {exc}",
+                code=f"{self.system}.unreachable",
+                system=self.system,
+                record=record,
             )
         except (httpx.TimeoutException, httpx.TransportError) as exc:
             return TransientError(
@@ -245,7 +247,9 @@ def require(payload: Any, key: str, *, system: str, what: str, record: str | Non
     """Read ``payload[key]`` or raise a :class:`VendorPayloadError` naming the field."""
     if not isinstance(payload, dict) or key not in payload:
         raise VendorPayloadError(
-            f"{system} {what} is missing the field '{key}'", system=system, record=record,
+            f"{system} {what} is missing the field '{key}'",
+            system=system,
+            record=record,
             details={"field": key},
         )
     return payload[key]

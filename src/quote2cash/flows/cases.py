@@ -32,16 +32,21 @@ def resubmit(
     """
     case = _case(hub, case_id)
     if case["status"] not in exceptions.OPEN_STATES:
-        raise ConfigError(f"case {case_id} is {case['status']}; only open cases can be resubmitted",
-                          code="case.not_open")
+        raise ConfigError(
+            f"case {case_id} is {case['status']}; only open cases can be resubmitted", code="case.not_open"
+        )
     flow = FLOWS.get(case["flow"])
     if flow is None or case["payload"] is None:
-        raise ConfigError(f"case {case_id} of flow {case['flow']} cannot be resubmitted", code="case.no_replay")
+        raise ConfigError(
+            f"case {case_id} of flow {case['flow']} cannot be resubmitted", code="case.no_replay"
+        )
     if link_to and create_new:
         raise ConfigError("choose one of --link or --create-new", code="case.decision")
     if (link_to or create_new) and case["code"] != "customer.probable_duplicate":
-        raise ConfigError(f"case {case_id} is not a probable duplicate; --link/--create-new do not apply",
-                          code="case.decision")
+        raise ConfigError(
+            f"case {case_id} is not a probable duplicate; --link/--create-new do not apply",
+            code="case.decision",
+        )
     run = hub.read(repo.get_run, case["flow"], case["subject"])
     attempt = (run["attempts"] if run else 0) + 1
 
@@ -50,15 +55,24 @@ def resubmit(
             repo.put_identity_decision(
                 conn, str(case["record"]), "link" if link_to else "create_new", link_to, actor
             )
-        exceptions.set_status(conn, case_id, "resubmitted",
-                              {"by": actor, "action": "resubmit", "link_to": link_to, "create_new": create_new})
-        audit.append(conn, actor=actor, action="case.resubmitted", subject=case["subject"],
-                     correlation_id=case["correlation_id"],
-                     after={"case": case_id, "link_to": link_to, "create_new": create_new})
+        exceptions.set_status(
+            conn,
+            case_id,
+            "resubmitted",
+            {"by": actor, "action": "resubmit", "link_to": link_to, "create_new": create_new},
+        )
+        audit.append(
+            conn,
+            actor=actor,
+            action="case.resubmitted",
+            subject=case["subject"],
+            correlation_id=case["correlation_id"],
+            after={"case": case_id, "link_to": link_to, "create_new": create_new},
+        )
 
     hub.tx(record)
     flow.start(case["payload"], attempt)
-    return flow.workflow_id(str(case["payload"]["payload"]["Id"]), attempt)
+    return str(flow.workflow_id(str(case["payload"]["payload"]["Id"]), attempt))
 
 
 def ignore(hub: Hub, case_id: int, *, actor: str, reason: str) -> None:
@@ -69,7 +83,13 @@ def ignore(hub: Hub, case_id: int, *, actor: str, reason: str) -> None:
 
     def record(conn: sa.Connection) -> None:
         exceptions.set_status(conn, case_id, "ignored", {"by": actor, "reason": reason})
-        audit.append(conn, actor=actor, action="case.ignored", subject=case["subject"],
-                     correlation_id=case["correlation_id"], after={"case": case_id, "reason": reason})
+        audit.append(
+            conn,
+            actor=actor,
+            action="case.ignored",
+            subject=case["subject"],
+            correlation_id=case["correlation_id"],
+            after={"case": case_id, "reason": reason},
+        )
 
     hub.tx(record)

@@ -8,7 +8,8 @@ the step's checkpoint.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
 
 import sqlalchemy as sa
 from dbos import DBOS
@@ -21,12 +22,8 @@ from quote2cash.runtime.hub import current
 from quote2cash.store import repo
 
 CUSTOMER = "customer"
-RETRY = {
-    "retries_allowed": True,
-    "max_attempts": 4,
-    "interval_seconds": 0.2,
-    "backoff_rate": 2.0,
-}
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def is_transient(error: BaseException) -> bool:
@@ -34,12 +31,28 @@ def is_transient(error: BaseException) -> bool:
     return isinstance(error, TransientError)
 
 
+def remote_step() -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """A DBOS step that calls a vendor: transient errors retried, business errors not.
+
+    The connector already retried each request; these retries cover an
+    in-doubt write (looked up again before it is re-sent) and longer outages.
+    """
+    step: Callable[[Callable[P, R]], Callable[P, R]] = DBOS.step(
+        retries_allowed=True,
+        max_attempts=4,
+        interval_seconds=0.2,
+        backoff_rate=2.0,
+        should_retry=is_transient,
+    )
+    return step
+
+
 def customer_key(account_id: str) -> str:
     """The hub's external id of a customer in target systems (deterministic)."""
     return f"Q2C-C-{account_id}"
 
 
-@DBOS.step(**RETRY, should_retry=is_transient)
+@remote_step()
 def erp_master_data() -> dict[str, Any]:
     """Subsidiaries, currencies, terms, departments and classes from the ERP, by name."""
     erp = current().erp
@@ -48,32 +61,42 @@ def erp_master_data() -> dict[str, Any]:
         for r in erp.suiteql("SELECT id, name, isinactive FROM subsidiary")
     }
     by_name: dict[str, dict[str, str]] = {}
-    for table, col in (("currency", "symbol"), ("term", "name"), ("department", "name"), ("classification", "name")):
+    for table, col in (
+        ("currency", "symbol"),
+        ("term", "name"),
+        ("department", "name"),
+        ("classification", "name"),
+    ):
         by_name[table] = {str(r[col]): str(r["id"]) for r in erp.suiteql(f"SELECT id, {col} FROM {table}")}
     return {"subsidiaries": subs, **by_name}
 
 
-@DBOS.step(**RETRY, should_retry=is_transient)
+@remote_step()
 def erp_customer_candidates() -> list[dict[str, Any]]:
     """Existing ERP customers, for identity matching."""
     rows = current().erp.suiteql("SELECT id, companyname, url, vatregnumber, externalid FROM customer")
     return [dict(r) for r in rows]
 
 
-@DBOS.step(**RETRY, should_retry=is_transient)
+@remote_step()
 def upsert_erp_customer(external_id: str, body: dict[str, Any]) -> str:
     """Create or update the ERP customer by the hub's external id."""
     return current().erp.upsert("customer", external_id, body)
 
 
-@DBOS.step(**RETRY, should_retry=is_transient)
+@remote_step()
 def write_back_account(account_id: str, fields: dict[str, Any]) -> None:
     """Write ids back to the CRM account (idempotent PATCH)."""
     current().crm.update("Account", account_id, fields)
 
 
 def _record_customer(
-    conn: sa.Connection, canonical_id: str, erp_id: str, how: str, subject: str, correlation_id: str,
+    conn: sa.Connection,
+    canonical_id: str,
+    erp_id: str,
+    how: str,
+    subject: str,
+    correlation_id: str,
     after: dict[str, Any],
 ) -> None:
     repo.put_xref(conn, "netsuite", CUSTOMER, canonical_id, erp_id)
@@ -130,8 +153,15 @@ def sync_customer(customer: Customer, *, subject: str, correlation_id: str) -> d
     if decision is None or decision["decision"] != "create_new":
         if decision is not None and decision["decision"] == "link":
             erp_id = str(decision["external_id"])
-            hub.tx(_record_customer, canonical_id, erp_id, "matched", subject, correlation_id,
-                   {"linked_to": erp_id, "by": decision["decided_by"]})
+            hub.tx(
+                _record_customer,
+                canonical_id,
+                erp_id,
+                "matched",
+                subject,
+                correlation_id,
+                {"linked_to": erp_id, "by": decision["decided_by"]},
+            )
             return {"erp_id": erp_id, "how": "matched"}
         candidates = [
             Candidate(
@@ -146,8 +176,15 @@ def sync_customer(customer: Customer, *, subject: str, correlation_id: str) -> d
         result = match_customer(customer.name, domain_of(customer.website), customer.tax_id, candidates)
         if result.kind == "match" and result.candidate is not None:
             erp_id = result.candidate.external_id
-            hub.tx(_record_customer, canonical_id, erp_id, "matched", subject, correlation_id,
-                   {"linked_to": erp_id, "reason": result.reason})
+            hub.tx(
+                _record_customer,
+                canonical_id,
+                erp_id,
+                "matched",
+                subject,
+                correlation_id,
+                {"linked_to": erp_id, "reason": result.reason},
+            )
             return {"erp_id": erp_id, "how": "matched"}
         if result.kind == "probable_duplicate" and result.candidate is not None:
             c = result.candidate
@@ -163,7 +200,12 @@ def sync_customer(customer: Customer, *, subject: str, correlation_id: str) -> d
     body = hub.mapping.apply(
         "customer_to_netsuite",
         customer.model_dump(mode="json"),
-        {"subsidiary": sub_id, "currency": master["currency"][currency], "terms": terms_id, "external_id": key},
+        {
+            "subsidiary": sub_id,
+            "currency": master["currency"][currency],
+            "terms": terms_id,
+            "external_id": key,
+        },
     )
     erp_id = upsert_erp_customer(key, body)
     hub.tx(_record_customer, canonical_id, erp_id, "created", subject, correlation_id, body)

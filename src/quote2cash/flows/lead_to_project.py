@@ -14,7 +14,8 @@ undone instead.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import contextlib
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
@@ -23,7 +24,7 @@ import structlog
 from dbos import DBOS, SetWorkflowID
 
 from quote2cash.errors import BusinessRuleError, HubError, Owner, TransientError
-from quote2cash.flows.customer_sync import RETRY, is_transient, sync_customer, write_back_account
+from quote2cash.flows.customer_sync import erp_master_data, remote_step, sync_customer, write_back_account
 from quote2cash.model import BusinessEvent, Customer, Opportunity
 from quote2cash.ops import audit, exceptions
 from quote2cash.runtime.hub import current
@@ -47,7 +48,7 @@ def workflow_id(opportunity_id: str, attempt: int = 1) -> str:
 
 
 # -- remote steps (at-least-once; each is idempotent) -----------------------------------
-@DBOS.step(**RETRY, should_retry=is_transient)
+@remote_step()
 def fetch_deal(opportunity_id: str) -> dict[str, Any]:
     """The opportunity, its account and its lines, as the CRM holds them now."""
     crm = current().crm
@@ -62,13 +63,13 @@ def fetch_deal(opportunity_id: str) -> dict[str, Any]:
     return {"opportunity": opp, "account": account, "lines": lines}
 
 
-@DBOS.step(**RETRY, should_retry=is_transient)
+@remote_step()
 def upsert_erp_project(external_id: str, body: dict[str, Any]) -> str:
     """Create or update the ERP job by the hub's external id."""
     return current().erp.upsert("job", external_id, body)
 
 
-@DBOS.step(**RETRY, should_retry=is_transient)
+@remote_step()
 def psa_template_id(name: str) -> str:
     """The id of a PSA project template by name."""
     for template in current().psa.list("project_templates"):
@@ -83,7 +84,7 @@ def psa_template_id(name: str) -> str:
     )
 
 
-@DBOS.step(**RETRY, should_retry=is_transient)
+@remote_step()
 def ensure_workspace(opportunity_id: str, body: dict[str, Any]) -> str:
     """Find the deal's workspace by its external reference, or create it with the reference.
 
@@ -94,12 +95,14 @@ def ensure_workspace(opportunity_id: str, body: dict[str, Any]) -> str:
     found = psa.find_subject_by_reference(PSA_SERVICE, "Opportunity", opportunity_id)
     if found is not None:
         return found
-    refs = [{"service_name": PSA_SERVICE, "service_model": "Opportunity", "service_model_ref": opportunity_id}]
+    refs = [
+        {"service_name": PSA_SERVICE, "service_model": "Opportunity", "service_model_ref": opportunity_id}
+    ]
     created = psa.create("workspaces", {**body, "external_references": refs})
     return str(created["id"])
 
 
-@DBOS.step(**RETRY, should_retry=is_transient)
+@remote_step()
 def ensure_staffing(workspace_id: str, requests: list[dict[str, Any]]) -> int:
     """Create the staffing requests the workspace does not have yet; returns how many exist."""
     psa = current().psa
@@ -124,6 +127,7 @@ def ensure_staffing(workspace_id: str, requests: list[dict[str, Any]]) -> int:
                 "workspace_id": workspace_id,
                 "role_id": role_id,
                 "start_date": req["start_date"],
+                "end_date": req["end_date"],
                 "hours": req["hours"],
                 "status": "requested",
                 "notes": req["notes"],
@@ -132,36 +136,52 @@ def ensure_staffing(workspace_id: str, requests: list[dict[str, Any]]) -> int:
     return len(requests)
 
 
-@DBOS.step(**RETRY, should_retry=is_transient)
+@remote_step()
 def write_back_opportunity(opportunity_id: str, fields: dict[str, Any]) -> None:
     """Write ids and status back to the CRM opportunity (idempotent PATCH)."""
     current().crm.update("Opportunity", opportunity_id, fields)
 
 
-@DBOS.step(**RETRY, should_retry=is_transient)
+@remote_step()
 def undo_project_side(steps: dict[str, Any]) -> list[str]:
     """Compensation: delete the PSA workspace and the ERP job this run created."""
     hub = current()
     undone = []
-    if "psa_workspace" in steps:
-        hub.psa.delete("workspaces", steps["psa_workspace"]["id"])
-        undone.append("psa_workspace")
-    if "erp_project" in steps:
-        hub.erp.delete("job", steps["erp_project"]["id"])
-        undone.append("erp_project")
+    for step, client, kind in (("psa_workspace", hub.psa, "workspaces"), ("erp_project", hub.erp, "job")):
+        if step not in steps:
+            continue
+        try:
+            client.delete(kind, steps[step]["id"])
+        except BusinessRuleError as exc:
+            # Already gone (a retried delete whose first answer was lost) is what we wanted.
+            if exc.details.get("status") != 404 and "NONEXISTENT" not in exc.code:
+                raise
+        undone.append(step)
     return undone
 
 
 # -- bookkeeping transactions -----------------------------------------------------------------
 def _record(
-    conn: sa.Connection, subject: str, step: str, system: str, object_type: str, canonical_id: str,
-    external_id: str, correlation_id: str, after: Any,
+    conn: sa.Connection,
+    subject: str,
+    step: str,
+    system: str,
+    object_type: str,
+    canonical_id: str,
+    external_id: str,
+    correlation_id: str,
+    after: Any,
 ) -> None:
     repo.put_xref(conn, system, object_type, canonical_id, external_id)
     repo.record_step(conn, FLOW, subject, step, system, external_id)
     audit.append(
-        conn, actor=f"flow:{FLOW}", action=f"{step}.written", subject=subject,
-        correlation_id=correlation_id, systems=[system], after=after,
+        conn,
+        actor=f"flow:{FLOW}",
+        action=f"{step}.written",
+        subject=subject,
+        correlation_id=correlation_id,
+        systems=[system],
+        after=after,
     )
 
 
@@ -185,36 +205,65 @@ def _complete(
             },
         )
     event = BusinessEvent(
-        type="project.activated", source="quote2cash", subject=subject,
-        correlation_id=correlation_id, causation_id=causation_id, payload=summary,
+        type="project.activated",
+        source="quote2cash",
+        subject=subject,
+        correlation_id=correlation_id,
+        causation_id=causation_id,
+        payload=summary,
     )
     conn.execute(
         sa.insert(outbox).values(
-            event_id=event.id, event_type=event.type, subject=subject, correlation_id=correlation_id,
-            envelope=event.model_dump(mode="json"), created_at=datetime.now(UTC),
+            event_id=event.id,
+            event_type=event.type,
+            subject=subject,
+            correlation_id=correlation_id,
+            envelope=event.model_dump(mode="json"),
+            created_at=datetime.now(UTC),
         )
     )
     exceptions.close_cases(conn, FLOW, subject, {"by": f"flow:{FLOW}", "note": "flow completed"})
     audit.append(
-        conn, actor=f"flow:{FLOW}", action="flow.completed", subject=subject,
-        correlation_id=correlation_id, systems=["netsuite", "kantata", "salesforce"], after=summary,
+        conn,
+        actor=f"flow:{FLOW}",
+        action="flow.completed",
+        subject=subject,
+        correlation_id=correlation_id,
+        systems=["netsuite", "kantata", "salesforce"],
+        after=summary,
     )
 
 
 def _fail(
-    conn: sa.Connection, subject: str, correlation_id: str, error: dict[str, Any], payload: Any,
+    conn: sa.Connection,
+    subject: str,
+    correlation_id: str,
+    error: dict[str, Any],
+    payload: Any,
     compensated: list[str],
 ) -> int:
-    err = HubError(error["message"], code=error["code"], system=error.get("system"), record=error.get("record"),
-                   owner=Owner(error["owner"]), details=error.get("details"))
-    case_id = exceptions.open_case(conn, err, flow=FLOW, subject=subject, correlation_id=correlation_id,
-                                   payload=payload)
+    err = HubError(
+        error["message"],
+        code=error["code"],
+        system=error.get("system"),
+        record=error.get("record"),
+        owner=Owner(error["owner"]),
+        details=error.get("details"),
+    )
+    case_id = exceptions.open_case(
+        conn, err, flow=FLOW, subject=subject, correlation_id=correlation_id, payload=payload
+    )
     for step in compensated:
         repo.forget_step(conn, FLOW, subject, step)
     repo.finish_run(conn, FLOW, subject, "compensated" if compensated else "exception", error)
     audit.append(
-        conn, actor=f"flow:{FLOW}", action="flow.exception", subject=subject, correlation_id=correlation_id,
-        systems=[], after={"case": case_id, "error": error, "compensated": compensated},
+        conn,
+        actor=f"flow:{FLOW}",
+        action="flow.exception",
+        subject=subject,
+        correlation_id=correlation_id,
+        systems=[],
+        after={"case": case_id, "error": error, "compensated": compensated},
     )
     return case_id
 
@@ -247,7 +296,10 @@ def _stop(exc: HubError, subject: str, corr: str, event: dict[str, Any]) -> dict
         # Retries are exhausted: not a silent failure, a case for the integration team.
         exc = HubError(
             f"{exc.message}; retries exhausted — resubmit once the system is reachable",
-            code=exc.code, system=exc.system, record=exc.record, owner=Owner.INTEGRATION,
+            code=exc.code,
+            system=exc.system,
+            record=exc.record,
+            owner=Owner.INTEGRATION,
         )
     compensated: list[str] = []
     if hub.config.policy(FLOW).compensate:
@@ -260,13 +312,14 @@ def _stop(exc: HubError, subject: str, corr: str, event: dict[str, Any]) -> dict
             hub.tx(repo.delete_xref, system, object_type, opp_id)
     case_id = hub.tx(_fail, subject, corr, exc.to_dict(), event, compensated)
     log.warning("flow.exception", code=exc.code, case=case_id)
-    try:
+    with contextlib.suppress(HubError):  # the case is recorded; the CRM status is a courtesy
         write_back_opportunity(
             subject.split("/", 1)[1],
-            {"Integration_Status__c": "Exception", "Integration_Message__c": f"[{exc.code}] {exc.message}"[:255]},
+            {
+                "Integration_Status__c": "Exception",
+                "Integration_Message__c": f"[{exc.code}] {exc.message}"[:255],
+            },
         )
-    except HubError:
-        pass  # the case is recorded; the CRM status is a courtesy
     return {"status": "exception", "case": case_id, "code": exc.code, "compensated": compensated}
 
 
@@ -279,7 +332,9 @@ def _run_steps(opp_id: str, subject: str, corr: str) -> dict[str, Any]:
     if not (opportunity.is_won and opportunity.terms_approved):
         raise BusinessRuleError(
             f"opportunity '{opportunity.name}' is no longer closed-won with approved terms",
-            code="deal.not_closed_won", owner=Owner.SALES_OPS, record=opp_id,
+            code="deal.not_closed_won",
+            owner=Owner.SALES_OPS,
+            record=opp_id,
         )
     assert opportunity.billing_model is not None
 
@@ -301,8 +356,6 @@ def _run_steps(opp_id: str, subject: str, corr: str) -> dict[str, Any]:
     # ERP project (job) with financial dimensions.
     job_id = hub.tx(repo.get_xref, "netsuite", "job", opp_id)
     if job_id is None:
-        from quote2cash.flows.customer_sync import erp_master_data
-
         master = erp_master_data()
         region_class = hub.mapping.value("region_to_class", customer.region or "")
         body = hub.mapping.apply(
@@ -323,7 +376,9 @@ def _run_steps(opp_id: str, subject: str, corr: str) -> dict[str, Any]:
     # PSA workspace from the template of the billing model.
     ws_id = hub.tx(repo.get_xref, "kantata", "workspace", opp_id)
     if ws_id is None:
-        template = psa_template_id(hub.mapping.value("billing_model_to_template", opportunity.billing_model.value))
+        template = psa_template_id(
+            hub.mapping.value("billing_model_to_template", opportunity.billing_model.value)
+        )
         amount = Decimal(str(deal["opportunity"].get("Amount") or 0))
         body = hub.mapping.apply(
             "project_to_kantata",
@@ -342,6 +397,7 @@ def _run_steps(opp_id: str, subject: str, corr: str) -> dict[str, Any]:
         {
             "role": line.get("Role__c") or "Consultant",
             "start_date": str(line.get("ServiceDate") or start.isoformat())[:10],
+            "end_date": project["end_date"] or (start + timedelta(days=90)).isoformat(),
             "hours": float(line.get("Quantity") or 0),
             "notes": f"q2c-line:{line['Id']}",
         }

@@ -63,7 +63,10 @@ class RecordSpec(BaseModel):
     @classmethod
     def _short_forms(cls, data: Any) -> Any:
         if isinstance(data, dict) and isinstance(data.get("fields"), dict):
-            data = {**data, "fields": {k: {"from": v} if isinstance(v, str) else v for k, v in data["fields"].items()}}
+            data = {
+                **data,
+                "fields": {k: {"from": v} if isinstance(v, str) else v for k, v in data["fields"].items()},
+            }
         return data
 
 

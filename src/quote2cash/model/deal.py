@@ -77,8 +77,10 @@ class RateCard(BaseModel):
     def rate_for(self, role: str, on: date) -> Money | None:
         """The rate in force for a role on a date, or None."""
         for line in self.lines:
-            if line.role == role and line.effective_from <= on and (
-                line.effective_to is None or on <= line.effective_to
+            if (
+                line.role == role
+                and line.effective_from <= on
+                and (line.effective_to is None or on <= line.effective_to)
             ):
                 return line.rate
         return None

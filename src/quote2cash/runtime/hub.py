@@ -77,13 +77,20 @@ class Hub:
         self.retry = retry or RetryPolicy()
         crm = config.system("salesforce")
         self.crm = SalesforceClient(
-            crm.base_url, crm.client_id or "", crm.secret("client_secret"),
-            transport=transports.get("salesforce"), timeout=crm.timeout_seconds, retry=self.retry,
+            crm.base_url,
+            crm.client_id or "",
+            crm.secret("client_secret"),
+            transport=transports.get("salesforce"),
+            timeout=crm.timeout_seconds,
+            retry=self.retry,
         )
         psa = config.system("kantata")
         self.psa = KantataClient(
-            psa.base_url, psa.secret("token"), transport=transports.get("kantata"),
-            timeout=psa.timeout_seconds, retry=self.retry,
+            psa.base_url,
+            psa.secret("token"),
+            transport=transports.get("kantata"),
+            timeout=psa.timeout_seconds,
+            retry=self.retry,
         )
         erp = config.system("netsuite")
         self.erp = NetSuiteClient(
@@ -121,18 +128,22 @@ class Hub:
             dbos_config["notification_listener_polling_interval_sec"] = 0.1
         DBOS(config=dbos_config)
         self.ds = SQLAlchemyDatasource.create(self.url, engine=self.engine)
-        for name, system in self.config.systems.items():
-            q = system.queue
-            self.queues[system.kind] = DBOS.register_queue(
-                f"q2c.{name}",
-                worker_concurrency=q.concurrency,
-                global_concurrency=q.global_concurrency,
-                limiter={"limit": max(1, int(q.rate_per_second)), "period": 1.0} if q.rate_per_second else None,
-                polling_interval_sec=0.1,
-            )
         _current = self
         try:
             DBOS.launch()
+            # The hub's config is the source of truth for queue limits.
+            for name, system in self.config.systems.items():
+                q = system.queue
+                self.queues[system.kind] = DBOS.register_queue(
+                    f"q2c.{name}",
+                    worker_concurrency=q.concurrency,
+                    global_concurrency=q.global_concurrency,
+                    limiter={"limit": max(1, int(q.rate_per_second)), "period": 1.0}
+                    if q.rate_per_second
+                    else None,
+                    polling_interval_sec=0.1,
+                    on_conflict="always_update",
+                )
         except BaseException:
             _current = None
             raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
@@ -13,7 +14,9 @@ from typing import Any, TextIO
 import structlog
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
-_PHONE = re.compile(r"\+?\d[\d ()-]{7,}\d")
+# International (+44 20 7946 0958) or grouped (555-010-1234, (555) 010 1234) numbers;
+# bare digit runs are ids, not phones.
+_PHONE = re.compile(r"\+\d[\d ()-]{6,}\d|\(?\b\d{3}\)?[ .-]\d{3}[ .-]\d{4}\b")
 _SECRET_KEYS = ("secret", "token", "password", "authorization", "signature")
 
 
@@ -56,6 +59,29 @@ def configure_logging(level: str = "INFO", path: Path | None = None, stream: Tex
         logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=False,
     )
+    # The engine's own log lines (DBOS, step retries) go to the same place, as JSON.
+    engine_log = logging.getLogger("dbos")
+    for handler in list(engine_log.handlers):
+        engine_log.removeHandler(handler)
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(_JsonFormatter())
+    engine_log.addHandler(handler)
+    engine_log.propagate = False
+
+
+class _JsonFormatter(logging.Formatter):
+    """Standard-library records as redacted JSON lines, like structlog's."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, Any] = {
+            "timestamp": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "event": redact(record.getMessage()),
+        }
+        if record.exc_info:
+            data["exception"] = redact(self.formatException(record.exc_info))
+        return json.dumps(data, default=str)
 
 
 @contextmanager

@@ -15,13 +15,33 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-ROLES = ["Partner", "Engagement Manager", "Senior Consultant", "Consultant", "Analyst", "Architect", "Developer"]
+ROLES = [
+    "Partner",
+    "Engagement Manager",
+    "Senior Consultant",
+    "Consultant",
+    "Analyst",
+    "Architect",
+    "Developer",
+]
 PRACTICES = ["Strategy", "Technology", "Operations", "Data & AI", "Finance Transformation"]
 BILLING = ["Time & Materials", "Fixed Fee", "Milestone", "Retainer", "Subscription"]
-BASE_RATE = {"Partner": 450, "Engagement Manager": 320, "Senior Consultant": 240, "Consultant": 180,
-             "Analyst": 120, "Architect": 280, "Developer": 160}
-FX = {"USD": Decimal("1"), "GBP": Decimal("0.8"), "EUR": Decimal("0.92"), "SGD": Decimal("1.35"),
-      "CAD": Decimal("1.36")}
+BASE_RATE = {
+    "Partner": 450,
+    "Engagement Manager": 320,
+    "Senior Consultant": 240,
+    "Consultant": 180,
+    "Analyst": 120,
+    "Architect": 280,
+    "Developer": 160,
+}
+FX = {
+    "USD": Decimal("1"),
+    "GBP": Decimal("0.8"),
+    "EUR": Decimal("0.92"),
+    "SGD": Decimal("1.35"),
+    "CAD": Decimal("1.36"),
+}
 
 
 @dataclass(frozen=True)
@@ -39,11 +59,21 @@ class Entity:
 
 
 ENTITIES = [
-    Entity("US01", "Northwind Consulting Inc", "US", "USD", "North America", ("USD",), ("US-CA", "US-NY", "US-TX")),
+    Entity(
+        "US01",
+        "Northwind Consulting Inc",
+        "US",
+        "USD",
+        "North America",
+        ("USD",),
+        ("US-CA", "US-NY", "US-TX"),
+    ),
     Entity("UK01", "Northwind Consulting Ltd", "GB", "GBP", "UK & Ireland", ("GBP", "EUR"), ("GB", "IE")),
     Entity("DE01", "Northwind Beratung GmbH", "DE", "EUR", "DACH", ("EUR", "CHF"), ("DE", "AT", "CH")),
     Entity("SG01", "Northwind Asia Pte Ltd", "SG", "SGD", "APAC", ("SGD", "USD"), ("SG", "MY")),
-    Entity("CA01", "Northwind Canada ULC", "CA", "CAD", "Canada", ("CAD",), ("CA-ON", "CA-QC"), inactive=True),
+    Entity(
+        "CA01", "Northwind Canada ULC", "CA", "CAD", "Canada", ("CAD",), ("CA-ON", "CA-QC"), inactive=True
+    ),
 ]
 TERMS = ["Net 15", "Net 30", "Net 45", "Net 60"]
 TEMPLATES = {
@@ -54,15 +84,90 @@ TEMPLATES = {
     "Managed Service": ["Onboarding", "Run"],
 }
 
-_ADJ = ["Blue", "Northern", "Silver", "Granite", "Harbor", "Summit", "Atlas", "Crescent", "Pioneer", "Evergreen",
-        "Vertex", "Lumen", "Cobalt", "Sterling", "Redwood", "Beacon", "Orion", "Meridian", "Falcon", "Keystone"]
-_NOUN = ["Logistics", "Health", "Capital", "Foods", "Energy", "Retail", "Robotics", "Insurance", "Media",
-         "Pharma", "Telecom", "Analytics", "Mobility", "Materials", "Biotech"]
+_ADJ = [
+    "Blue",
+    "Northern",
+    "Silver",
+    "Granite",
+    "Harbor",
+    "Summit",
+    "Atlas",
+    "Crescent",
+    "Pioneer",
+    "Evergreen",
+    "Vertex",
+    "Lumen",
+    "Cobalt",
+    "Sterling",
+    "Redwood",
+    "Beacon",
+    "Orion",
+    "Meridian",
+    "Falcon",
+    "Keystone",
+]
+_NOUN = [
+    "Logistics",
+    "Health",
+    "Capital",
+    "Foods",
+    "Energy",
+    "Retail",
+    "Robotics",
+    "Insurance",
+    "Media",
+    "Pharma",
+    "Telecom",
+    "Analytics",
+    "Mobility",
+    "Materials",
+    "Biotech",
+]
 _SUFFIX = {"US": "Inc", "GB": "Ltd", "DE": "GmbH", "SG": "Pte Ltd", "CA": "Corp"}
-_FIRST = ["Ava", "Ben", "Chloe", "Dev", "Elena", "Farid", "Grace", "Hiro", "Isla", "Jonas", "Kemi", "Liam",
-          "Maya", "Noah", "Olga", "Priya", "Quinn", "Rafael", "Sara", "Tomas"]
-_LAST = ["Adams", "Berg", "Chen", "Dubois", "Evans", "Fischer", "Garcia", "Hughes", "Ito", "Jensen", "Khan",
-         "Larsen", "Moreau", "Nguyen", "Okafor", "Patel", "Rossi", "Schmidt", "Tanaka", "Weber"]
+_FIRST = [
+    "Ava",
+    "Ben",
+    "Chloe",
+    "Dev",
+    "Elena",
+    "Farid",
+    "Grace",
+    "Hiro",
+    "Isla",
+    "Jonas",
+    "Kemi",
+    "Liam",
+    "Maya",
+    "Noah",
+    "Olga",
+    "Priya",
+    "Quinn",
+    "Rafael",
+    "Sara",
+    "Tomas",
+]
+_LAST = [
+    "Adams",
+    "Berg",
+    "Chen",
+    "Dubois",
+    "Evans",
+    "Fischer",
+    "Garcia",
+    "Hughes",
+    "Ito",
+    "Jensen",
+    "Khan",
+    "Larsen",
+    "Moreau",
+    "Nguyen",
+    "Okafor",
+    "Patel",
+    "Rossi",
+    "Schmidt",
+    "Tanaka",
+    "Weber",
+]
 
 
 @dataclass
@@ -102,7 +207,10 @@ def generate(seed: int = 7, deals: int = 200, clients: int | None = None, today:
         entity = active[i % len(active)]
         base = _company(rng, used)
         name = f"{base} {_SUFFIX[entity.country]}"
-        domain = base.lower().replace(" ", "") + {"US": ".com", "GB": ".co.uk", "DE": ".de", "SG": ".sg"}[entity.country]
+        domain = (
+            base.lower().replace(" ", "")
+            + {"US": ".com", "GB": ".co.uk", "DE": ".de", "SG": ".sg"}[entity.country]
+        )
         key = f"A{i:04d}"
         account = {
             "key": key,
@@ -114,37 +222,52 @@ def generate(seed: int = 7, deals: int = 200, clients: int | None = None, today:
             "Payment_Terms__c": rng.choice(TERMS[:3]),
             "Tax_Region__c": rng.choice(entity.tax_regions),
             "Tax_Id__c": f"{entity.country}{rng.randrange(10**8, 10**9)}",
-            "Industry": rng.choice(["Manufacturing", "Healthcare", "Financial Services", "Retail", "Technology"]),
+            "Industry": rng.choice(
+                ["Manufacturing", "Healthcare", "Financial Services", "Retail", "Technology"]
+            ),
         }
         firm.accounts.append(account)
         roll = rng.random()
         if roll < 0.12:
             # Already an ERP customer (same domain, name written differently): the hub must match it.
-            firm.erp_customers.append({
-                "companyName": name.upper().replace(" INC", ", Inc.").replace(" LTD", " Limited"),
-                "url": f"http://{domain}",
-                "subsidiary": entity.code,
-                "currency": account["CurrencyIsoCode"],
-            })
+            firm.erp_customers.append(
+                {
+                    "companyName": name.upper().replace(" INC", ", Inc.").replace(" LTD", " Limited"),
+                    "url": f"http://{domain}",
+                    "subsidiary": entity.code,
+                    "currency": account["CurrencyIsoCode"],
+                }
+            )
         elif roll < 0.18:
             # A near-duplicate already in the ERP under another domain: a person must decide.
-            firm.erp_customers.append({
-                "companyName": f"{base} {_SUFFIX[entity.country]}.",
-                "url": f"http://{base.lower().replace(' ', '-')}-group.com",
-                "subsidiary": entity.code,
-                "currency": entity.currency,
-            })
+            firm.erp_customers.append(
+                {
+                    "companyName": f"{base} {_SUFFIX[entity.country]}.",
+                    "url": f"http://{base.lower().replace(' ', '-')}-group.com",
+                    "subsidiary": entity.code,
+                    "currency": entity.currency,
+                }
+            )
             firm.bad[key] = "customer.probable_duplicate"
 
     # Deliberately bad accounts.
     def bad_account(region: str, country: str, currency: str, problem: str, terms: str = "Net 30") -> None:
         base = _company(rng, used)
         key = f"A{len(firm.accounts):04d}"
-        firm.accounts.append({
-            "key": key, "Name": f"{base} Holdings", "Website": f"https://{base.lower().replace(' ', '')}.example",
-            "BillingCountry": country, "Region__c": region, "CurrencyIsoCode": currency,
-            "Payment_Terms__c": terms, "Tax_Region__c": None, "Tax_Id__c": None, "Industry": "Technology",
-        })
+        firm.accounts.append(
+            {
+                "key": key,
+                "Name": f"{base} Holdings",
+                "Website": f"https://{base.lower().replace(' ', '')}.example",
+                "BillingCountry": country,
+                "Region__c": region,
+                "CurrencyIsoCode": currency,
+                "Payment_Terms__c": terms,
+                "Tax_Region__c": None,
+                "Tax_Id__c": None,
+                "Industry": "Technology",
+            }
+        )
         firm.bad[key] = problem
 
     bad_account("Canada", "CA", "CAD", "customer.subsidiary_inactive")
@@ -156,49 +279,70 @@ def generate(seed: int = 7, deals: int = 200, clients: int | None = None, today:
         entity = active[c % len(active)]
         role = ROLES[c % len(ROLES)]
         first, last = rng.choice(_FIRST), rng.choice(_LAST)
-        firm.consultants.append({
-            "full_name": f"{first} {last}",
-            "email": f"{first.lower()}.{last.lower()}{c}@northwind.example",
-            "headline": role,
-            "legal_entity": entity.code,
-        })
+        firm.consultants.append(
+            {
+                "full_name": f"{first} {last}",
+                "email": f"{first.lower()}.{last.lower()}{c}@northwind.example",
+                "headline": role,
+                "legal_entity": entity.code,
+            }
+        )
 
     for d in range(deals):
-        account = firm.accounts[d % len(firm.accounts)] if d < len(firm.accounts) else rng.choice(firm.accounts)
+        account = (
+            firm.accounts[d % len(firm.accounts)] if d < len(firm.accounts) else rng.choice(firm.accounts)
+        )
         model = rng.choices(BILLING, weights=[45, 25, 15, 10, 5])[0]
         practice = rng.choice(PRACTICES)
         start = today + timedelta(days=rng.randrange(7, 60))
         months = rng.choice([2, 3, 4, 6, 9, 12])
         currency = account["CurrencyIsoCode"]
         key = f"O{d:04d}"
-        lines = []
+        lines: list[dict[str, Any]] = []
         for n in range(rng.randrange(1, 4)):
             role = rng.choice(ROLES)
             hours = Decimal(rng.choice([40, 80, 120, 160, 240, 320]))
             rate = firm.rate_cards.get(currency, firm.rate_cards["USD"])[role]
-            lines.append({
-                "key": f"{key}-L{n}", "Role__c": role, "Quantity": hours, "UnitPrice": rate,
-                "ServiceDate": (start + timedelta(days=14 * n)).isoformat(),
-                "Description": f"{role}, {hours} h",
-            })
+            lines.append(
+                {
+                    "key": f"{key}-L{n}",
+                    "Role__c": role,
+                    "Quantity": hours,
+                    "UnitPrice": rate,
+                    "ServiceDate": (start + timedelta(days=14 * n)).isoformat(),
+                    "Description": f"{role}, {hours} h",
+                }
+            )
         if d == 5:
-            lines.append({"key": f"{key}-LX", "Role__c": "Quantum Whisperer", "Quantity": Decimal(40),
-                          "UnitPrice": Decimal(500), "ServiceDate": start.isoformat(), "Description": "?"})
+            lines.append(
+                {
+                    "key": f"{key}-LX",
+                    "Role__c": "Quantum Whisperer",
+                    "Quantity": Decimal(40),
+                    "UnitPrice": Decimal(500),
+                    "ServiceDate": start.isoformat(),
+                    "Description": "?",
+                }
+            )
             firm.bad[key] = "psa.role_unknown"
         amount = sum((line["Quantity"] * line["UnitPrice"] for line in lines), Decimal(0))
         firm.lines[key] = lines
-        firm.opportunities.append({
-            "key": key,
-            "account": account["key"],
-            "Name": f"{account['Name'].split(' ')[0]} {account['Name'].split(' ')[1]} — {practice} {d + 1}",
-            "StageName": rng.choice(["Qualification", "Needs Analysis", "Proposal/Price Quote", "Negotiation/Review"]),
-            "CloseDate": (today + timedelta(days=rng.randrange(1, 30))).isoformat(),
-            "Amount": amount,
-            "CurrencyIsoCode": currency,
-            "Billing_Model__c": model,
-            "Practice__c": practice,
-            "Start_Date__c": start.isoformat(),
-            "End_Date__c": (start + timedelta(days=30 * months)).isoformat(),
-            "Terms_Approved__c": False,
-        })
+        firm.opportunities.append(
+            {
+                "key": key,
+                "account": account["key"],
+                "Name": f"{account['Name'].split(' ')[0]} {account['Name'].split(' ')[1]} — {practice} {d + 1}",
+                "StageName": rng.choice(
+                    ["Qualification", "Needs Analysis", "Proposal/Price Quote", "Negotiation/Review"]
+                ),
+                "CloseDate": (today + timedelta(days=rng.randrange(1, 30))).isoformat(),
+                "Amount": amount,
+                "CurrencyIsoCode": currency,
+                "Billing_Model__c": model,
+                "Practice__c": practice,
+                "Start_Date__c": start.isoformat(),
+                "End_Date__c": (start + timedelta(days=30 * months)).isoformat(),
+                "Terms_Approved__c": False,
+            }
+        )
     return firm

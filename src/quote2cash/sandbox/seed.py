@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -62,21 +63,42 @@ def hub_config(sf_url: str, kt_url: str, ns_url: str, database_url: str, **hub: 
     return {
         "hub": {"database_url": database_url, **hub},
         "systems": {
-            "crm": {"kind": "salesforce", "base_url": sf_url, "client_id": "q2c",
-                    "client_secret_env": "Q2C_SANDBOX_SF_SECRET", "timeout_seconds": 5,
-                    "queue": {"concurrency": 8}},
-            "psa": {"kind": "kantata", "base_url": kt_url, "token_env": "Q2C_SANDBOX_KANTATA_TOKEN",
-                    "timeout_seconds": 5, "queue": {"concurrency": 8}},
-            "erp": {"kind": "netsuite", "base_url": ns_url, "account": "1234567_SB1", "consumer_key": "q2c-ck",
-                    "consumer_secret_env": "Q2C_SANDBOX_NS_CONSUMER_SECRET", "token_id": "q2c-tid",
-                    "token_secret_env": "Q2C_SANDBOX_NS_TOKEN_SECRET", "timeout_seconds": 5,
-                    "queue": {"concurrency": 6, "global_concurrency": 10}},
+            "crm": {
+                "kind": "salesforce",
+                "base_url": sf_url,
+                "client_id": "q2c",
+                "client_secret_env": "Q2C_SANDBOX_SF_SECRET",
+                "timeout_seconds": 5,
+                "queue": {"concurrency": 8},
+            },
+            "psa": {
+                "kind": "kantata",
+                "base_url": kt_url,
+                "token_env": "Q2C_SANDBOX_KANTATA_TOKEN",
+                "timeout_seconds": 5,
+                "queue": {"concurrency": 8},
+            },
+            "erp": {
+                "kind": "netsuite",
+                "base_url": ns_url,
+                "account": "1234567_SB1",
+                "consumer_key": "q2c-ck",
+                "consumer_secret_env": "Q2C_SANDBOX_NS_CONSUMER_SECRET",
+                "token_id": "q2c-tid",
+                "token_secret_env": "Q2C_SANDBOX_NS_TOKEN_SECRET",
+                "timeout_seconds": 5,
+                "queue": {"concurrency": 10, "global_concurrency": 15},
+            },
         },
         "legal_entities": {
             e.code: {
-                "name": e.name, "country": e.country, "base_currency": e.currency,
-                "allowed_currencies": list(e.allowed), "tax_regions": list(e.tax_regions),
-                "payment_terms": TERMS[:3], "erp_subsidiary": str(i + 1),
+                "name": e.name,
+                "country": e.country,
+                "base_currency": e.currency,
+                "allowed_currencies": list(e.allowed),
+                "tax_regions": list(e.tax_regions),
+                "payment_terms": TERMS[:3],
+                "erp_subsidiary": str(i + 1),
             }
             for i, e in enumerate(ENTITIES)
         },
@@ -103,8 +125,8 @@ def seed(firm: Firm, boxes: Sandboxes, today: date = date(2026, 11, 2)) -> Seede
         ns.add_term(t, int(t.split()[1]))
     for p in PRACTICES:
         ns.add_department(p)
-    for c in ("Americas", "EMEA", "APAC"):
-        ns.add_classification(c)
+    for region in ("Americas", "EMEA", "APAC"):
+        ns.add_classification(region)
     for year, month in ((2026, m) for m in range(1, 13)):
         ns.add_period(year, month, closed=(year, month) < (today.year, today.month - 1))
     for k in (2027,):
@@ -112,10 +134,14 @@ def seed(firm: Firm, boxes: Sandboxes, today: date = date(2026, 11, 2)) -> Seede
             ns.add_period(k, month)
     entity_sub = {e.code: str(i + 1) for i, e in enumerate(ENTITIES)}
     for c in firm.erp_customers:
-        ns.add_customer({
-            "companyName": c["companyName"], "url": c["url"],
-            "subsidiary": {"id": entity_sub[c["subsidiary"]]}, "currency": {"id": str(cur_ids[c["currency"]])},
-        })
+        ns.add_customer(
+            {
+                "companyName": c["companyName"],
+                "url": c["url"],
+                "subsidiary": {"id": entity_sub[c["subsidiary"]]},
+                "currency": {"id": str(cur_ids[c["currency"]])},
+            }
+        )
 
     kt = boxes.kantata
     for role in ROLES:
@@ -123,31 +149,57 @@ def seed(firm: Firm, boxes: Sandboxes, today: date = date(2026, 11, 2)) -> Seede
     for person in firm.consultants:
         kt.add_user(person["full_name"], person["email"], person["headline"])
     for name, phases in TEMPLATES.items():
-        stories: list[dict[str, Any]] = []
+        stories: list[Mapping[str, Any]] = []
         for n, phase in enumerate(phases):
-            stories.append({"title": phase, "story_type": "deliverable", "offset_days": 30 * n, "duration_days": 30})
-            stories.append({"title": f"{phase} — work", "story_type": "task", "parent_title": phase,
-                            "offset_days": 30 * n, "duration_days": 25})
+            stories.append(
+                {"title": phase, "story_type": "deliverable", "offset_days": 30 * n, "duration_days": 30}
+            )
+            stories.append(
+                {
+                    "title": f"{phase} — work",
+                    "story_type": "task",
+                    "parent_title": phase,
+                    "offset_days": 30 * n,
+                    "duration_days": 25,
+                }
+            )
             if name.startswith(("Milestone", "Fixed")):
-                stories.append({"title": f"{phase} sign-off", "story_type": "milestone", "parent_title": phase,
-                                "offset_days": 30 * n + 29, "duration_days": 0})
+                stories.append(
+                    {
+                        "title": f"{phase} sign-off",
+                        "story_type": "milestone",
+                        "parent_title": phase,
+                        "offset_days": 30 * n + 29,
+                        "duration_days": 0,
+                    }
+                )
         kt.add_template(name, stories=stories)
 
     sf = boxes.salesforce
     out = Seeded()
-    account_ids = sf.insert_many("Account", [{k: v for k, v in a.items() if k != "key"} for a in firm.accounts])
+    account_ids = sf.insert_many(
+        "Account", [{k: v for k, v in a.items() if k != "key"} for a in firm.accounts]
+    )
     out.accounts = {a["key"]: i for a, i in zip(firm.accounts, account_ids, strict=True)}
     opp_rows = [
-        {**{k: v for k, v in o.items() if k not in ("key", "account")}, "AccountId": out.accounts[o["account"]],
-         "Amount": float(o["Amount"])}
+        {
+            **{k: v for k, v in o.items() if k not in ("key", "account")},
+            "AccountId": out.accounts[o["account"]],
+            "Amount": float(o["Amount"]),
+        }
         for o in firm.opportunities
     ]
     opp_ids = sf.insert_many("Opportunity", opp_rows)
     out.opportunities = {o["key"]: i for o, i in zip(firm.opportunities, opp_ids, strict=True)}
     line_rows = [
-        {"OpportunityId": out.opportunities[key], "Role__c": line["Role__c"], "Quantity": float(line["Quantity"]),
-         "UnitPrice": float(line["UnitPrice"]), "ServiceDate": line["ServiceDate"],
-         "Description": line["Description"]}
+        {
+            "OpportunityId": out.opportunities[key],
+            "Role__c": line["Role__c"],
+            "Quantity": float(line["Quantity"]),
+            "UnitPrice": float(line["UnitPrice"]),
+            "ServiceDate": line["ServiceDate"],
+            "Description": line["Description"],
+        }
         for key, lines in firm.lines.items()
         for line in lines
     ]

@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from quote2cash.store.tables import cursor, flow_run, identity_decision, idempotency_ledger, inbox, xref
+from quote2cash.store.tables import cursor, flow_run, idempotency_ledger, identity_decision, inbox, xref
 
 
 def now() -> datetime:
@@ -21,7 +21,9 @@ def insert_ignore(conn: sa.Connection, table: sa.Table, values: dict[str, Any]) 
     """Insert a row unless its key exists; True if it was inserted."""
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     stmt = dialect.insert(table).values(**values).on_conflict_do_nothing()
-    return bool(conn.execute(stmt).rowcount)
+    # RETURNING says for certain whether a row went in (rowcount is not reliable on every driver).
+    first_key = next(iter(table.primary_key.columns))
+    return conn.execute(stmt.returning(first_key)).first() is not None
 
 
 def upsert(conn: sa.Connection, table: sa.Table, values: dict[str, Any], keys: list[str]) -> None:
@@ -70,11 +72,15 @@ def delete_xref(conn: sa.Connection, system: str, object_type: str, canonical_id
 # -- idempotency ledger ----------------------------------------------------------------
 def ledger_get(conn: sa.Connection, key: str) -> dict[str, Any] | None:
     """The ledger row of an outbound write, if any."""
-    row = conn.execute(sa.select(idempotency_ledger).where(idempotency_ledger.c.key == key)).mappings().first()
+    row = (
+        conn.execute(sa.select(idempotency_ledger).where(idempotency_ledger.c.key == key)).mappings().first()
+    )
     return dict(row) if row else None
 
 
-def ledger_begin(conn: sa.Connection, key: str, system: str, operation: str, correlation_id: str | None) -> bool:
+def ledger_begin(
+    conn: sa.Connection, key: str, system: str, operation: str, correlation_id: str | None
+) -> bool:
     """Mark a write as in doubt before sending it; False if the key is already known."""
     t = now()
     return insert_ignore(
@@ -134,9 +140,11 @@ def set_cursor(conn: sa.Connection, name: str, value: str) -> None:
 # -- flow runs (saga state) ------------------------------------------------------------------
 def get_run(conn: sa.Connection, flow: str, subject: str) -> dict[str, Any] | None:
     """The saga record of a flow for a subject."""
-    row = conn.execute(
-        sa.select(flow_run).where(flow_run.c.flow == flow, flow_run.c.subject == subject)
-    ).mappings().first()
+    row = (
+        conn.execute(sa.select(flow_run).where(flow_run.c.flow == flow, flow_run.c.subject == subject))
+        .mappings()
+        .first()
+    )
     return dict(row) if row else None
 
 
@@ -171,7 +179,9 @@ def start_run(
     return run
 
 
-def record_step(conn: sa.Connection, flow: str, subject: str, step: str, system: str, external_id: str) -> None:
+def record_step(
+    conn: sa.Connection, flow: str, subject: str, step: str, system: str, external_id: str
+) -> None:
     """Note that a step wrote ``external_id`` in ``system``."""
     run = get_run(conn, flow, subject)
     steps = dict(run["steps"]) if run else {}
@@ -207,9 +217,11 @@ def finish_run(
 # -- identity decisions -----------------------------------------------------------------------
 def get_identity_decision(conn: sa.Connection, canonical_id: str) -> dict[str, Any] | None:
     """What a person decided about a probable duplicate."""
-    row = conn.execute(
-        sa.select(identity_decision).where(identity_decision.c.canonical_id == canonical_id)
-    ).mappings().first()
+    row = (
+        conn.execute(sa.select(identity_decision).where(identity_decision.c.canonical_id == canonical_id))
+        .mappings()
+        .first()
+    )
     return dict(row) if row else None
 
 

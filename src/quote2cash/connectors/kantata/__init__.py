@@ -1,1 +1,5 @@
-"""quote2cash."""
+"""Kantata OX (Mavenlink) API v1 connector."""
+
+from quote2cash.connectors.kantata.client import KantataClient
+
+__all__ = ["KantataClient"]

@@ -105,11 +105,14 @@ class NetSuiteClient(VendorClient):
         record = f"{type_}/eid:{external_id}"
         try:
             response = self.request(
-                "GET", self._path(type_, f"eid:{external_id}"), params={"expandSubResources": "true"},
+                "GET",
+                self._path(type_, f"eid:{external_id}"),
+                params={"expandSubResources": "true"},
                 record=record,
             )
         except BusinessRuleError as exc:
-            if exc.details.get("status") == 404:
+            # Only "no such record" means absent; an unknown record type must still fail loudly.
+            if exc.code == "netsuite.NONEXISTENT_ID":
                 return None
             raise
         return self._object(response, record)
@@ -164,15 +167,21 @@ class NetSuiteClient(VendorClient):
         while True:
             # A query changes nothing, so the POST is safe to retry.
             response = self.request(
-                "POST", SUITEQL_PATH, json={"q": q}, params={"limit": page_size, "offset": offset},
-                headers={"Prefer": "transient"}, idempotent=True, record="suiteql",
+                "POST",
+                SUITEQL_PATH,
+                json={"q": q},
+                params={"limit": page_size, "offset": offset},
+                headers={"Prefer": "transient"},
+                idempotent=True,
+                record="suiteql",
             )
             page = self._object(response, "suiteql")
             items = self._items(page, "suiteql")
             for item in items:
                 if not isinstance(item, dict):
                     raise VendorPayloadError(
-                        "netsuite SuiteQL answered a row that is not an object", system=self.system,
+                        "netsuite SuiteQL answered a row that is not an object",
+                        system=self.system,
                         record="suiteql",
                     )
                 yield {k: v for k, v in item.items() if k != "links"}

@@ -73,11 +73,12 @@ def partition_for(include_deleted: bool, approved_only: bool) -> str:
 
 
 class ChangeIndex:
-    """The partitions of one large resource, plus every id in ascending order."""
+    """The partitions of one large resource, every id in ascending order, and the records by id."""
 
     def __init__(self) -> None:
         self.parts: dict[str, OrderedKeys] = {name: OrderedKeys() for name in PARTITIONS}
         self.ids: list[int] = []  # nothing is ever removed: deletes leave tombstones
+        self.docs: dict[int, Doc] = {}  # the stored objects themselves, for scans without lookups
 
     def load(self, docs: Iterable[Doc]) -> None:
         """Build from stored documents (any order)."""
@@ -86,6 +87,7 @@ class ChangeIndex:
         for doc in docs:
             key = (doc["updated_at"], int(doc["id"]))
             ids.append(key[1])
+            self.docs[key[1]] = doc
             for name in partitions_of(doc):
                 buckets[name].append(key)
         for name, keys in buckets.items():
@@ -105,6 +107,7 @@ class ChangeIndex:
                 self.parts[name].remove_many(keys)
         for old, new in changes:
             key = (new["updated_at"], int(new["id"]))
+            self.docs[key[1]] = new
             if old is None:
                 if not self.ids or key[1] > self.ids[-1]:
                     self.ids.append(key[1])

@@ -76,7 +76,7 @@ class KantataSandbox(Sandbox):
         """Add a role; returns its id."""
         return self._create_one("roles", {"name": name})
 
-    def add_template(self, name: str, stories: list[Mapping[str, Any]]) -> str:
+    def add_template(self, name: str, stories: Iterable[Mapping[str, Any]]) -> str:
         """Add a project template.
 
         ``stories`` items: ``title``, ``story_type`` (``phase``/``deliverable``,

@@ -181,7 +181,7 @@ def check_resource_request(f: Fields, db: Lookup) -> Doc:
 def _workspace_and_story(f: Fields, db: Lookup, doc: Doc) -> Doc | None:
     workspace = _exists(f, db, "workspace_id", "workspaces", doc["workspace_id"])
     story = _exists(f, db, "story_id", "stories", doc.get("story_id"))
-    if story is not None and story["workspace_id"] != doc["workspace_id"]:
+    if story is not None and workspace is not None and story["workspace_id"] != doc["workspace_id"]:
         f.fail("story_id", f"refers to story {story['id']}, which is not in workspace {doc['workspace_id']}")
     _exists(f, db, "user_id", "users", doc["user_id"])
     return workspace

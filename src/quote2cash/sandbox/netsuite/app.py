@@ -105,7 +105,8 @@ def _int_param(request: Request, name: str, default: int, high: int | None = Non
     if not raw.isdigit() or int(raw) < low or (high is not None and int(raw) > high):
         bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
         raise NsError(
-            400, "INVALID_PARAMETER",
+            400,
+            "INVALID_PARAMETER",
             f"Invalid '{name}' query parameter value {raw!r}; it must be an integer {bounds}.",
             query_param=name,
         )
@@ -141,8 +142,11 @@ class NetSuiteSandbox(Sandbox):
         self.account = account
         self.concurrency_limit = concurrency_limit
         self.verifier = TbaVerifier(
-            realm=account, consumer_key=consumer_key, consumer_secret=consumer_secret,
-            token_id=token_id, token_secret=token_secret,
+            realm=account,
+            consumer_key=consumer_key,
+            consumer_secret=consumer_secret,
+            token_id=token_id,
+            token_secret=token_secret,
         )
         self.in_flight = 0
         self.peak_in_flight = 0
@@ -269,7 +273,7 @@ class NetSuiteSandbox(Sandbox):
             query = parse(text)
             if query.table not in TYPES and query.table != "transaction":
                 raise SuiteQLError(f"Record '{query.table}' was not found.")
-            rows = execute(query, self.book.rows(query.table))
+            rows = execute(query, self.book.rows(query.table, None if query.star else query.columns))
         except SuiteQLError as exc:
             detail = (
                 "Invalid search query. Detailed unprocessed description follows. "
@@ -310,12 +314,15 @@ class NetSuiteSandbox(Sandbox):
                 self.book.update("accountingperiod", str(existing["id"]), {"closed": closed}, None)
                 return str(existing["id"])
             last = calendar.monthrange(year, month)[1]
-            return self.book.create("accountingperiod", {
-                "periodName": f"{calendar.month_abbr[month]} {year}",
-                "startDate": date(year, month, 1).isoformat(),
-                "endDate": date(year, month, last).isoformat(),
-                "closed": closed,
-            })
+            return self.book.create(
+                "accountingperiod",
+                {
+                    "periodName": f"{calendar.month_abbr[month]} {year}",
+                    "startDate": date(year, month, 1).isoformat(),
+                    "endDate": date(year, month, last).isoformat(),
+                    "closed": closed,
+                },
+            )
 
     def close_period(self, year: int, month: int) -> None:
         """Close a period: transactions dated in it are refused from now on."""

@@ -3,14 +3,15 @@
 One :class:`RecordBook` per sandbox keeps the records in the sandbox's
 :class:`DocStore` (one kind per record type) plus in-memory indexes rebuilt at
 start-up: external id -> internal id per type, the sorted ids of each type
-(for list paging) and the accounting period of each month. Every mutation holds the store lock, so the HTTP
+(for list paging), the field names seen per type (for SuiteQL) and the
+accounting period of each month. Every mutation holds the store lock, so the HTTP
 handlers and the Python-side helpers can run concurrently.
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -59,8 +60,10 @@ def _amount(value: Any, path: str) -> Decimal:
         return Decimal(str(value))
     except InvalidOperation:
         raise NsError(
-            400, "INVALID_FLD_VALUE",
-            f"You have entered an Invalid Field Value {value} for the following field: {path}", path=path,
+            400,
+            "INVALID_FLD_VALUE",
+            f"You have entered an Invalid Field Value {value} for the following field: {path}",
+            path=path,
         ) from None
 
 
@@ -73,6 +76,8 @@ class RecordBook:
         self._eid: dict[str, dict[str, str]] = {t: {} for t in TYPES}
         self._ids: dict[str, list[int]] = {t: [] for t in TYPES}
         self._periods: dict[str, str] = {}
+        # Per type, lower-case field name -> the spellings stored (SuiteQL is case-insensitive).
+        self._keys: dict[str, dict[str, tuple[str, ...]]] = {t: {} for t in TYPES}
         with store.lock:
             for type_ in TYPES:
                 for id_, doc in store.items(type_):
@@ -144,7 +149,9 @@ class RecordBook:
             eid = doc.get("externalId")
             if eid is not None and eid in self._eid[type_]:
                 raise NsError(
-                    400, "DUP_RCRD", f"A {type_} record with the external ID '{eid}' already exists.",
+                    400,
+                    "DUP_RCRD",
+                    f"A {type_} record with the external ID '{eid}' already exists.",
                     path="externalId",
                 )
             for key, value in _DEFAULTS.get(type_, {}).items():
@@ -171,7 +178,9 @@ class RecordBook:
             eid = doc.get("externalId")
             if eid is not None and self._eid[type_].get(eid, id_) != id_:
                 raise NsError(
-                    400, "DUP_RCRD", f"A {type_} record with the external ID '{eid}' already exists.",
+                    400,
+                    "DUP_RCRD",
+                    f"A {type_} record with the external ID '{eid}' already exists.",
                     path="externalId",
                 )
             dated = "tranDate" in body or "trandate" in body
@@ -294,7 +303,8 @@ class RecordBook:
                 period = self.period_of(day)
                 if period is None:
                     raise NsError(
-                        400, "INVALID_FLD_VALUE",
+                        400,
+                        "INVALID_FLD_VALUE",
                         f"The transaction date {day.isoformat()} does not fall in any accounting period.",
                         path="tranDate",
                     )
@@ -309,7 +319,8 @@ class RecordBook:
         except ValueError:
             pass
         raise NsError(
-            400, "INVALID_FLD_VALUE",
+            400,
+            "INVALID_FLD_VALUE",
             f"You have entered an Invalid Field Value {raw} for the following field: tranDate",
             path="tranDate",
         )
@@ -319,7 +330,8 @@ class RecordBook:
         period = None if period_id is None else self.store.get("accountingperiod", str(period_id))
         if period is not None and period.get("closed") is True:
             raise NsError(
-                400, "INVALID_FLD_VALUE",
+                400,
+                "INVALID_FLD_VALUE",
                 f"The transaction date {doc.get('tranDate')} falls in a closed accounting period "
                 f"({period.get('periodName')}).",
                 path=path,
@@ -362,6 +374,11 @@ class RecordBook:
             self._eid[type_].pop(old_eid, None)
         if eid is not None:
             self._eid[type_][eid] = id_
+        keys = self._keys[type_]
+        for key in doc:
+            spellings = keys.get(key.lower(), ())
+            if key not in spellings:
+                keys[key.lower()] = (*spellings, key)
         if type_ == "accountingperiod":
             self._reindex_periods()
 
@@ -374,35 +391,50 @@ class RecordBook:
         }
 
     # -- SuiteQL views -----------------------------------------------------------------
-    def rows(self, table: str) -> Iterator[dict[str, str]]:
+    def rows(self, table: str, columns: Iterable[str] | None = None) -> Iterator[dict[str, str]]:
         """SuiteQL rows: lower-case columns, references as ids, checkboxes as T/F.
 
+        ``columns`` limits each row to the columns a query mentions (``None``:
+        all), which keeps scans of a million time entries affordable.
         ``transaction`` is the union of invoices, journal entries and expense
         reports with SuiteQL's ``type`` column (``CustInvc``, ``Journal``, ``ExpRept``).
         """
         if table == "transaction":
             for type_ in TRANSACTION_TABLE:
                 extra = {"type": TYPES[type_].suiteql_type, "recordtype": type_}
-                for _, doc in self.store.items(type_):
-                    yield {**_row(doc), **extra}
+                for row in self._rows(type_, columns):
+                    row.update(extra if columns is None else {k: v for k, v in extra.items() if k in columns})
+                    yield row
             return
-        for _, doc in self.store.items(table):
-            yield _row(doc)
+        yield from self._rows(table, columns)
+
+    def _rows(self, type_: str, columns: Iterable[str] | None) -> Iterator[dict[str, str]]:
+        docs = (doc for _, doc in self.store.items(type_))
+        if columns is None:
+            for doc in docs:
+                yield {k.lower(): text for k, v in doc.items() if (text := _text(v)) is not None}
+            return
+        wanted = [(column, self._keys[type_].get(column, ())) for column in columns]
+        for doc in docs:
+            row: dict[str, str] = {}
+            for column, keys in wanted:
+                for key in keys:
+                    text = _text(doc.get(key))
+                    if text is not None:
+                        row[column] = text
+                        break
+            yield row
 
 
-def _row(doc: dict[str, Any]) -> dict[str, str]:
-    row: dict[str, str] = {}
-    for key, value in doc.items():
-        if value is None or isinstance(value, list):
-            continue
-        if isinstance(value, dict):
-            if "id" in value and not _is_sublist(value):
-                row[key.lower()] = str(value["id"])
-        elif isinstance(value, bool):
-            row[key.lower()] = "T" if value else "F"
-        else:
-            row[key.lower()] = str(value)
-    return row
+def _text(value: Any) -> str | None:
+    """A field as SuiteQL shows it, or None for NULL and sublists."""
+    if value is None or isinstance(value, list):
+        return None
+    if isinstance(value, dict):
+        return str(value["id"]) if "id" in value and not _is_sublist(value) else None
+    if isinstance(value, bool):
+        return "T" if value else "F"
+    return str(value)
 
 
 __all__ = ["RECORD_PATH", "TRANSACTION_TABLE", "RecordBook", "not_found"]

@@ -59,8 +59,10 @@ TYPES: dict[str, RecordType] = {
     t.name: t
     for t in (
         RecordType(
-            "subsidiary", "subsidiary",
-            refs={"currency": ("currency",), "parent": ("subsidiary",)}, required=("name",),
+            "subsidiary",
+            "subsidiary",
+            refs={"currency": ("currency",), "parent": ("subsidiary",)},
+            required=("name",),
         ),
         RecordType("accountingperiod", "accountingperiod", required=("periodName",), name_field="periodName"),
         RecordType("currency", "currency", required=("symbol",)),
@@ -71,12 +73,14 @@ TYPES: dict[str, RecordType] = {
         ),
         RecordType("location", "location", refs={"parent": ("location",)}, required=("name",)),
         RecordType(
-            "employee", "entity",
+            "employee",
+            "entity",
             refs={**_DIMENSIONS, "subsidiary": ("subsidiary",), "supervisor": ("employee",)},
             name_field="entityId",
         ),
         RecordType(
-            "customer", "entity",
+            "customer",
+            "entity",
             refs={
                 **_DIMENSIONS,
                 "subsidiary": ("subsidiary",),
@@ -89,7 +93,8 @@ TYPES: dict[str, RecordType] = {
             name_field="entityId",
         ),
         RecordType(
-            "job", "entity",
+            "job",
+            "entity",
             refs={
                 **_DIMENSIONS,
                 "parent": ("customer",),
@@ -101,14 +106,16 @@ TYPES: dict[str, RecordType] = {
             name_field="entityId",
         ),
         RecordType(
-            "timebill", "timebill",
+            "timebill",
+            "timebill",
             refs={**_TRANSACTION_REFS, "employee": ("employee",), "customer": ("job", "customer")},
             required=("tranDate",),
             transaction=True,
             name_field="id",
         ),
         RecordType(
-            "expensereport", "transaction",
+            "expensereport",
+            "transaction",
             refs={**_TRANSACTION_REFS, "employee": ("employee",), "entity": ("employee",)},
             required=("tranDate",),
             sublists={"expense": {**_DIMENSIONS, "customer": ("job", "customer"), "currency": ("currency",)}},
@@ -118,7 +125,8 @@ TYPES: dict[str, RecordType] = {
             suiteql_type="ExpRept",
         ),
         RecordType(
-            "invoice", "transaction",
+            "invoice",
+            "transaction",
             refs={**_TRANSACTION_REFS, "entity": ("customer", "job"), "job": ("job",), "terms": ("term",)},
             required=("tranDate",),
             sublists={"item": dict(_DIMENSIONS)},
@@ -128,7 +136,8 @@ TYPES: dict[str, RecordType] = {
             suiteql_type="CustInvc",
         ),
         RecordType(
-            "journalentry", "transaction",
+            "journalentry",
+            "transaction",
             refs=_TRANSACTION_REFS,
             required=("tranDate",),
             sublists={"line": {**_DIMENSIONS, "entity": ("customer", "job", "employee")}},

@@ -35,6 +35,8 @@ _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _KEYWORDS = frozenset(
     {"select", "distinct", "from", "where", "and", "or", "not", "in", "is", "null", "like", "between"}
     | {"group", "order", "by", "asc", "desc", "as"}
+    # Not supported here, but reserved so they are never taken for an alias.
+    | {"limit", "offset", "fetch", "join", "inner", "left", "on", "having", "union"}
 )
 _AGGREGATES = frozenset({"count", "sum", "min", "max", "avg"})
 
@@ -296,8 +298,8 @@ class _Parser:
             low = self.literal()
             self.expect_keyword("and")
             high = self.literal()
-            return lambda row: (v := row.get(column)) is not None and (
-                _compare(low, v) <= 0 <= _compare(high, v)
+            return lambda row: (
+                (v := row.get(column)) is not None and (_compare(low, v) <= 0 <= _compare(high, v))
             )
         negate = self.keyword("not")
         if self.keyword("in"):
@@ -306,13 +308,13 @@ class _Parser:
             while self.op(","):
                 values.append(self.literal())
             self.expect_op(")")
-            return lambda row: (v := row.get(column)) is not None and any(
-                _compare(v, x) == 0 for x in values
-            ) != negate
+            return lambda row: (
+                (v := row.get(column)) is not None and any(_compare(v, x) == 0 for x in values) != negate
+            )
         if self.keyword("like"):
             pattern = _like(self.literal())
-            return lambda row: (v := row.get(column)) is not None and (
-                (pattern.fullmatch(v) is not None) != negate
+            return lambda row: (
+                (v := row.get(column)) is not None and ((pattern.fullmatch(v) is not None) != negate)
             )
         raise SuiteQLError(f"expected a comparison {self.where()}")
 

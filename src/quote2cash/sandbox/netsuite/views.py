@@ -41,8 +41,12 @@ def render_sublist(
         for line in value.get("items", [])
     ]
     return {
-        "links": _self(href), "count": len(items), "hasMore": False, "offset": 0,
-        "totalResults": len(items), "items": items,
+        "links": _self(href),
+        "count": len(items),
+        "hasMore": False,
+        "offset": 0,
+        "totalResults": len(items),
+        "items": items,
     }
 
 
@@ -73,8 +77,12 @@ def collection(
     if has_more:
         links.insert(0, {"rel": "next", "href": f"{href}{sep}limit={limit}&offset={offset + limit}"})
     return {
-        "links": links, "count": len(items), "hasMore": has_more, "offset": offset,
-        "totalResults": total, "items": items,
+        "links": links,
+        "count": len(items),
+        "hasMore": has_more,
+        "offset": offset,
+        "totalResults": total,
+        "items": items,
     }
 
 

@@ -29,9 +29,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from quote2cash.sandbox._base import FaultRule, Sandbox
 from quote2cash.sandbox.salesforce import collections
-from quote2cash.sandbox.salesforce.org import Org, SalesforceError
+from quote2cash.sandbox.salesforce.errors import SalesforceError
+from quote2cash.sandbox.salesforce.org import Org
+from quote2cash.sandbox.salesforce.query import CompiledQuery, attributes, compile_query
 from quote2cash.sandbox.salesforce.schema import OBJECTS, ObjectSpec, make_id
-from quote2cash.sandbox.salesforce.soql import CompiledQuery, SoqlError, attributes, compile_query
+from quote2cash.sandbox.salesforce.soql import SoqlError
 
 API = "/services/data/{version}"
 ORG_ID = "00DHp0000000001AAA"
@@ -195,15 +197,17 @@ class SalesforceSandbox(Sandbox):
             # Salesforce signs id + issued_at with the client secret so a client can check the answer.
             signed = (identity + issued_at).encode()
             digest = hmac.new(self.client_secret.encode(), signed, hashlib.sha256).digest()
-            return JSONResponse({
-                "access_token": self.issue_token(),
-                "instance_url": base,
-                "id": identity,
-                "token_type": "Bearer",
-                "issued_at": issued_at,
-                "signature": base64.b64encode(digest).decode(),
-                "scope": "api",
-            })
+            return JSONResponse(
+                {
+                    "access_token": self.issue_token(),
+                    "instance_url": base,
+                    "id": identity,
+                    "token_type": "Bearer",
+                    "issued_at": issued_at,
+                    "signature": base64.b64encode(digest).decode(),
+                    "scope": "api",
+                }
+            )
 
         @app.get("/services/data")
         async def versions() -> Response:
@@ -384,20 +388,39 @@ class SalesforceSandbox(Sandbox):
         custom = self.org.custom_fields(spec.name)
         fields = [
             {
-                "name": f.name, "type": f.type, "createable": f.createable, "updateable": f.updateable,
-                "nillable": not f.required, "referenceTo": [f.refers_to] if f.refers_to else [],
-                "relationshipName": f.relationship, "custom": False,
+                "name": f.name,
+                "type": f.type,
+                "createable": f.createable,
+                "updateable": f.updateable,
+                "nillable": not f.required,
+                "referenceTo": [f.refers_to] if f.refers_to else [],
+                "relationshipName": f.relationship,
+                "custom": False,
                 "picklistValues": [{"value": v, "active": True} for v in sorted(f.picklist or ())],
             }
             for f in spec.fields.values()
         ] + [
-            {"name": name, "type": "string", "createable": True, "updateable": True, "nillable": True,
-             "referenceTo": [], "relationshipName": None, "custom": True, "picklistValues": []}
+            {
+                "name": name,
+                "type": "string",
+                "createable": True,
+                "updateable": True,
+                "nillable": True,
+                "referenceTo": [],
+                "relationshipName": None,
+                "custom": True,
+                "picklistValues": [],
+            }
             for name in custom
         ]
         return {
-            "name": spec.name, "label": spec.name, "keyPrefix": spec.prefix, "custom": False,
-            "createable": spec.api_writable, "updateable": spec.api_writable, "queryable": True,
+            "name": spec.name,
+            "label": spec.name,
+            "keyPrefix": spec.prefix,
+            "custom": False,
+            "createable": spec.api_writable,
+            "updateable": spec.api_writable,
+            "queryable": True,
             "fields": fields,
         }
 

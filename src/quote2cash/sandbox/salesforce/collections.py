@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from quote2cash.sandbox.salesforce.org import Org, SalesforceError, Write
+from quote2cash.sandbox.salesforce.errors import SalesforceError
+from quote2cash.sandbox.salesforce.org import Org, Write
 from quote2cash.sandbox.salesforce.schema import is_custom, normalize_id
 
 MAX_RECORDS = 200
@@ -195,7 +196,8 @@ def upsert(org: Org, sobject: str, field_name: str, body: Any) -> list[dict[str,
             try:
                 if value is None:
                     raise SalesforceError(
-                        "MISSING_ARGUMENT", f"{field} not specified: an upsert needs the external id value",
+                        "MISSING_ARGUMENT",
+                        f"{field} not specified: an upsert needs the external id value",
                         fields=[field],
                     )
                 if value in repeated:

@@ -14,56 +14,36 @@ import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import date
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from quote2cash.sandbox._base import DocStore
+from quote2cash.sandbox.salesforce.errors import SalesforceError
 from quote2cash.sandbox.salesforce.schema import (
-    NUMBER_TYPES,
     OBJECTS,
     STANDARD_STAGES,
-    STRING_TYPES,
     FieldSpec,
     ObjectSpec,
     format_ms,
     id_counter,
     is_custom,
-    is_date,
     make_id,
     normalize_id,
     object_for_id,
     object_spec,
     parse_datetime_ms,
 )
+from quote2cash.sandbox.salesforce.values import (
+    CENT,
+    bad_picklist,
+    contract_end,
+    decimal_of,
+    price_line,
+    typed,
+)
 
 INTEGRATION_USERNAME = "integration@q2c.sandbox"
 _CURRENCY = re.compile(r"[A-Z]{3}")
-_CENT = Decimal("0.01")
-
-
-class SalesforceError(Exception):
-    """A request or record Salesforce would refuse, with its errorCode and HTTP status."""
-
-    def __init__(
-        self, code: str, message: str, *, status: int = 400, fields: list[str] | None = None
-    ) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
-        self.fields = fields
-
-    def body(self) -> list[dict[str, Any]]:
-        """The error array a REST call answers."""
-        entry: dict[str, Any] = {"message": self.message, "errorCode": self.code}
-        if self.fields is not None:
-            entry["fields"] = self.fields
-        return [entry]
-
-    def item(self) -> dict[str, Any]:
-        """The error entry of one item of an sObject Collections answer."""
-        return {"statusCode": self.code, "message": self.message, "fields": self.fields or []}
 
 
 @dataclass
@@ -115,15 +95,32 @@ class Org:
 
     def _seed(self) -> None:
         self.default_user = make_id("005", self._counters.get("005", 0) + 1)
-        self.insert_many("User", [{
-            "Username": INTEGRATION_USERNAME, "FirstName": "Integration", "LastName": "User",
-            "Email": INTEGRATION_USERNAME, "Alias": "integ",
-        }])
-        self.insert_many("OpportunityStage", [
-            {"MasterLabel": label, "DefaultProbability": prob, "ForecastCategoryName": forecast,
-             "IsClosed": closed, "IsWon": won, "SortOrder": order + 1}
-            for order, (label, prob, forecast, closed, won) in enumerate(STANDARD_STAGES)
-        ])
+        self.insert_many(
+            "User",
+            [
+                {
+                    "Username": INTEGRATION_USERNAME,
+                    "FirstName": "Integration",
+                    "LastName": "User",
+                    "Email": INTEGRATION_USERNAME,
+                    "Alias": "integ",
+                }
+            ],
+        )
+        self.insert_many(
+            "OpportunityStage",
+            [
+                {
+                    "MasterLabel": label,
+                    "DefaultProbability": prob,
+                    "ForecastCategoryName": forecast,
+                    "IsClosed": closed,
+                    "IsWon": won,
+                    "SortOrder": order + 1,
+                }
+                for order, (label, prob, forecast, closed, won) in enumerate(STANDARD_STAGES)
+            ],
+        )
 
     # -- reading (also the OrgView a SOQL query needs) -------------------------------
     def spec(self, sobject: str) -> ObjectSpec:
@@ -194,7 +191,7 @@ class Org:
                     "INVALID_FIELD", f"No such column '{key}' on sobject of type {spec.name}"
                 )
             name = self.custom_field(spec.name, key) if field.type == "custom" else field.name
-            out[name] = _typed(field, value)
+            out[name] = typed(field, value)
         return out
 
     # -- planning: record-level errors -----------------------------------------------
@@ -222,7 +219,8 @@ class Org:
         given = fields.pop("Id", None)
         if given is not None and normalize_id(str(given)) != old["Id"]:
             raise SalesforceError(
-                "INVALID_FIELD_FOR_INSERT_UPDATE", "the Id in the body does not match the record",
+                "INVALID_FIELD_FOR_INSERT_UPDATE",
+                "the Id in the body does not match the record",
                 fields=["Id"],
             )
         self._check_writable(spec, fields, insert=False)
@@ -264,7 +262,8 @@ class Org:
 
     def _check_writable(self, spec: ObjectSpec, fields: dict[str, Any], *, insert: bool) -> None:
         bad = [
-            name for name in fields
+            name
+            for name in fields
             if (f := spec.fields.get(name)) is not None and not (f.createable if insert else f.updateable)
         ]
         if bad:
@@ -281,23 +280,25 @@ class Org:
         missing = [f.name for f in spec.fields.values() if f.required and doc.get(f.name) in (None, "")]
         if missing:
             raise SalesforceError(
-                "REQUIRED_FIELD_MISSING", f"Required fields are missing: [{', '.join(missing)}]",
+                "REQUIRED_FIELD_MISSING",
+                f"Required fields are missing: [{', '.join(missing)}]",
                 fields=missing,
             )
         stage_written = spec.name == "Opportunity" and (insert or "StageName" in fields)
         if stage_written and doc["StageName"] not in self._stages:
-            raise _bad_picklist("Stage", "StageName", doc["StageName"])
+            raise bad_picklist("Stage", "StageName", doc["StageName"])
         for name in fields:
             field = spec.fields.get(name)
             if field is None:
                 continue
             value = doc.get(name)
             if field.picklist is not None and value is not None and value not in field.picklist:
-                raise _bad_picklist(name, name, value)
+                raise bad_picklist(name, name, value)
             if name == "CurrencyIsoCode" and value is not None and not _CURRENCY.fullmatch(str(value)):
                 raise SalesforceError(
                     "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
-                    f"Currency ISO Code: invalid currency code: {value}", fields=[name],
+                    f"Currency ISO Code: invalid currency code: {value}",
+                    fields=[name],
                 )
             if field.type == "reference" and value is not None:
                 doc[name] = self._check_reference(field, str(value))
@@ -306,7 +307,8 @@ class Org:
                 raise SalesforceError(
                     "FIELD_INTEGRITY_EXCEPTION",
                     "field integrity exception: TotalPrice (only one of unit price or total price may be "
-                    "specified)", fields=["TotalPrice"],
+                    "specified)",
+                    fields=["TotalPrice"],
                 )
             if doc.get("UnitPrice") is None and doc.get("TotalPrice") is None:
                 raise SalesforceError(
@@ -324,7 +326,8 @@ class Org:
             return id_
         if object_for_id(id_) != field.refers_to:
             raise SalesforceError(
-                "FIELD_INTEGRITY_EXCEPTION", f"{label} ID: id value of incorrect type: {value}",
+                "FIELD_INTEGRITY_EXCEPTION",
+                f"{label} ID: id value of incorrect type: {value}",
                 fields=[field.name],
             )
         target = self.store.get(field.refers_to, id_)
@@ -350,13 +353,13 @@ class Org:
                 # With products, Amount is the sum of the lines and cannot be set by hand.
                 doc["Amount"] = self._line_total(doc["Id"])
         elif spec.name == "OpportunityLineItem":
-            _price_line(doc, fields, insert=insert)
+            price_line(doc, fields, insert=insert)
             opp = self.store.get("Opportunity", doc["OpportunityId"]) or {}
             doc["CurrencyIsoCode"] = opp.get("CurrencyIsoCode")
             if not doc.get("Name"):
                 doc["Name"] = f"{opp.get('Name', '')} {doc.get('Description') or 'Product'}".strip()
         elif spec.name == "Contract":
-            doc["EndDate"] = _contract_end(doc.get("StartDate"), doc.get("ContractTerm"))
+            doc["EndDate"] = contract_end(doc.get("StartDate"), doc.get("ContractTerm"))
             if insert:
                 doc["ContractNumber"] = f"{id_counter(doc['Id']):08d}"
         elif spec.name == "OpportunityStage" and not doc.get("ApiName"):
@@ -422,9 +425,9 @@ class Org:
     def _line_total(self, opp_id: str) -> float:
         lines = self._children[("OpportunityLineItem", "OpportunityId")].get(opp_id, set())
         total = sum(
-            (_dec(self.store.get("OpportunityLineItem", i), "TotalPrice") for i in lines), Decimal(0)
+            (decimal_of(self.store.get("OpportunityLineItem", i), "TotalPrice") for i in lines), Decimal(0)
         )
-        return float(total.quantize(_CENT))
+        return float(total.quantize(CENT))
 
     def _rollup(self, opp_id: str) -> Write | None:
         opp = self.store.get("Opportunity", opp_id)
@@ -450,93 +453,4 @@ class Org:
             self.commit([self.plan_update(sobject, id_, self.clean(sobject, fields))])
 
 
-def _bad_picklist(label: str, field: str, value: Any) -> SalesforceError:
-    return SalesforceError(
-        "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
-        f"{label}: bad value for restricted picklist field: {value}", fields=[field],
-    )
-
-
-def _typed(field: FieldSpec, value: Any) -> Any:
-    """A body value checked against the field's type (JSON_PARSER_ERROR otherwise)."""
-    if value is None:
-        return None
-    kind = field.type
-    if kind == "custom":
-        if isinstance(value, dict | list):
-            raise _parse_error(field, "a custom field", value)
-        return value
-    if kind in STRING_TYPES:
-        if isinstance(value, str):
-            return value
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return str(value)  # Salesforce coerces JSON numbers into text fields
-        raise _parse_error(field, "string", value)
-    if kind in NUMBER_TYPES:
-        number = value
-        if isinstance(value, str):
-            try:
-                parsed = Decimal(value)
-            except InvalidOperation:
-                raise _parse_error(field, kind, value) from None
-            number = int(parsed) if parsed == parsed.to_integral_value() else float(parsed)
-        if isinstance(number, bool) or not isinstance(number, int | float):
-            raise _parse_error(field, kind, value)
-        if kind == "int" and number != int(number):
-            raise _parse_error(field, "int", value)
-        return int(number) if kind == "int" else number
-    if kind == "boolean":
-        if not isinstance(value, bool):
-            raise _parse_error(field, "boolean", value)
-        return value
-    if kind == "date":
-        if not isinstance(value, str) or not is_date(value):
-            raise SalesforceError(
-                "JSON_PARSER_ERROR",
-                f"Cannot deserialize instance of date from VALUE_STRING value {value} or value might be "
-                "out of range. Try another value or use the format YYYY-MM-DD.",
-            )
-        return value
-    return value
-
-
-def _parse_error(field: FieldSpec, expected: str, value: Any) -> SalesforceError:
-    return SalesforceError(
-        "JSON_PARSER_ERROR",
-        f"Cannot deserialize instance of {expected} from value {value!r} for field {field.name}",
-    )
-
-
-def _dec(doc: dict[str, Any] | None, field: str) -> Decimal:
-    value = (doc or {}).get(field)
-    return Decimal(0) if value is None else Decimal(str(value))
-
-
-def _price_line(doc: dict[str, Any], fields: dict[str, Any], *, insert: bool) -> None:
-    """Keep Quantity × UnitPrice = TotalPrice, whichever of the prices was written."""
-    quantity = _dec(doc, "Quantity")
-    if "TotalPrice" in fields and doc.get("TotalPrice") is not None and not (insert and doc.get("UnitPrice")):
-        total = _dec(doc, "TotalPrice")
-        unit = (total / quantity) if quantity else Decimal(0)
-        doc["UnitPrice"] = float(unit.quantize(_CENT, ROUND_HALF_UP))
-        doc["TotalPrice"] = float(total.quantize(_CENT, ROUND_HALF_UP))
-    elif doc.get("UnitPrice") is not None:
-        total = quantity * _dec(doc, "UnitPrice")
-        doc["TotalPrice"] = float(total.quantize(_CENT, ROUND_HALF_UP))
-
-
-def _contract_end(start: Any, term: Any) -> str | None:
-    """StartDate + ContractTerm months − 1 day (what the org computes as EndDate)."""
-    if not isinstance(start, str) or not isinstance(term, int) or not is_date(start):
-        return None
-    first = date.fromisoformat(start)
-    months = first.month - 1 + term
-    year, month = first.year + months // 12, months % 12 + 1
-    day = min(first.day, _days_in(year, month))
-    end = date(year, month, day).toordinal() - 1
-    return date.fromordinal(end).isoformat()
-
-
-def _days_in(year: int, month: int) -> int:
-    following = date(year + month // 12, month % 12 + 1, 1)
-    return (following - date(year, month, 1)).days
+__all__ = ["INTEGRATION_USERNAME", "Org", "SalesforceError", "Write"]

@@ -56,9 +56,7 @@ class ObjectSpec:
 
     def __post_init__(self) -> None:
         self.lower.update({name.lower(): name for name in self.fields})
-        self.relationships.update(
-            {f.relationship.lower(): f for f in self.fields.values() if f.relationship}
-        )
+        self.relationships.update({f.relationship.lower(): f for f in self.fields.values() if f.relationship})
 
     def field(self, name: str) -> FieldSpec | None:
         """The spec of a field by case-insensitive name; custom fields get an untyped spec."""
@@ -87,8 +85,12 @@ def _ro(name: str, type_: str, *, refers_to: str | None = None, relationship: st
 def _ref(name: str, target: str | None, *, cascade: bool = False, required: bool = False) -> FieldSpec:
     # Standard lookups are named ``XxxId`` and traversed in SOQL as ``Xxx``.
     return FieldSpec(
-        name, "reference", refers_to=target, relationship=name.removesuffix("Id"),
-        cascade=cascade, required=required,
+        name,
+        "reference",
+        refers_to=target,
+        relationship=name.removesuffix("Id"),
+        cascade=cascade,
+        required=required,
     )
 
 
@@ -117,93 +119,127 @@ CONTRACT_STATUSES = frozenset({"Draft", "In Approval Process", "Activated"})
 OBJECTS: dict[str, ObjectSpec] = {
     spec.name: spec
     for spec in [
-        _obj("User", "005", [
-            FieldSpec("Username", "string", required=True),
-            FieldSpec("LastName", "string", required=True),
-            *_s("FirstName", "Alias", "Title", "Department"),
-            FieldSpec("Email", "email"),
-            FieldSpec("IsActive", "boolean"),
-            _ro("Name", "string"),
-        ]),
-        _obj("Account", "001", [
-            FieldSpec("Name", "string", required=True),
-            *_s("BillingStreet", "BillingCity", "BillingState", "BillingPostalCode", "BillingCountry"),
-            *_s("Industry", "Type", "AccountNumber", type_="picklist"),
-            FieldSpec("Website", "url"),
-            FieldSpec("Phone", "phone"),
-            FieldSpec("Description", "textarea"),
-            FieldSpec("NumberOfEmployees", "int"),
-            FieldSpec("AnnualRevenue", "currency"),
-            FieldSpec("CurrencyIsoCode", "picklist"),
-            _ref("OwnerId", "User"),
-            _ref("ParentId", "Account"),
-        ]),
-        _obj("Contact", "003", [
-            _ref("AccountId", "Account", cascade=True),
-            FieldSpec("LastName", "string", required=True),
-            *_s("FirstName", "Title", "Department"),
-            FieldSpec("Email", "email"),
-            FieldSpec("Phone", "phone"),
-            FieldSpec("CurrencyIsoCode", "picklist"),
-            _ref("OwnerId", "User"),
-            _ro("Name", "string"),
-        ]),
-        _obj("Opportunity", "006", [
-            _ref("AccountId", "Account", cascade=True),
-            FieldSpec("Name", "string", required=True),
-            FieldSpec("StageName", "picklist", required=True),
-            FieldSpec("CloseDate", "date", required=True),
-            FieldSpec("Amount", "currency"),
-            FieldSpec("Probability", "percent"),
-            FieldSpec("CurrencyIsoCode", "picklist"),
-            FieldSpec("Description", "textarea"),
-            *_s("Type", "LeadSource", type_="picklist"),
-            FieldSpec("NextStep", "string"),
-            _ref("OwnerId", "User"),
-            _ref("Pricebook2Id", None),
-            _ro("IsClosed", "boolean"),
-            _ro("IsWon", "boolean"),
-            _ro("ForecastCategoryName", "picklist"),
-            _ro("HasOpportunityLineItem", "boolean"),
-        ]),
-        _obj("OpportunityLineItem", "00k", [
-            FieldSpec(
-                "OpportunityId", "reference", updateable=False, required=True,
-                refers_to="Opportunity", relationship="Opportunity", cascade=True,
-            ),
-            _ref("Product2Id", None),
-            _ref("PricebookEntryId", None),
-            # Read-only in a real org (derived from the product); accepted here so
-            # demo data can name lines without a price book.
-            FieldSpec("Name", "string"),
-            FieldSpec("Description", "string"),
-            FieldSpec("Quantity", "double", required=True),
-            FieldSpec("UnitPrice", "currency"),
-            FieldSpec("TotalPrice", "currency"),
-            FieldSpec("ServiceDate", "date"),
-            _ro("CurrencyIsoCode", "picklist"),
-        ]),
-        _obj("Contract", "800", [
-            _ref("AccountId", "Account", cascade=True, required=True),
-            FieldSpec("Status", "picklist", picklist=CONTRACT_STATUSES),
-            FieldSpec("StartDate", "date"),
-            FieldSpec("ContractTerm", "int"),
-            FieldSpec("Description", "textarea"),
-            FieldSpec("CurrencyIsoCode", "picklist"),
-            _ref("OwnerId", "User"),
-            _ro("EndDate", "date"),
-            _ro("ContractNumber", "string"),
-        ]),
-        _obj("OpportunityStage", "01J", [
-            FieldSpec("MasterLabel", "string", required=True),
-            FieldSpec("ApiName", "string"),
-            FieldSpec("IsActive", "boolean"),
-            FieldSpec("IsClosed", "boolean"),
-            FieldSpec("IsWon", "boolean"),
-            FieldSpec("DefaultProbability", "percent"),
-            FieldSpec("ForecastCategoryName", "picklist"),
-            FieldSpec("SortOrder", "int"),
-        ], api_writable=False),
+        _obj(
+            "User",
+            "005",
+            [
+                FieldSpec("Username", "string", required=True),
+                FieldSpec("LastName", "string", required=True),
+                *_s("FirstName", "Alias", "Title", "Department"),
+                FieldSpec("Email", "email"),
+                FieldSpec("IsActive", "boolean"),
+                _ro("Name", "string"),
+            ],
+        ),
+        _obj(
+            "Account",
+            "001",
+            [
+                FieldSpec("Name", "string", required=True),
+                *_s("BillingStreet", "BillingCity", "BillingState", "BillingPostalCode", "BillingCountry"),
+                *_s("Industry", "Type", "AccountNumber", type_="picklist"),
+                FieldSpec("Website", "url"),
+                FieldSpec("Phone", "phone"),
+                FieldSpec("Description", "textarea"),
+                FieldSpec("NumberOfEmployees", "int"),
+                FieldSpec("AnnualRevenue", "currency"),
+                FieldSpec("CurrencyIsoCode", "picklist"),
+                _ref("OwnerId", "User"),
+                _ref("ParentId", "Account"),
+            ],
+        ),
+        _obj(
+            "Contact",
+            "003",
+            [
+                _ref("AccountId", "Account", cascade=True),
+                FieldSpec("LastName", "string", required=True),
+                *_s("FirstName", "Title", "Department"),
+                FieldSpec("Email", "email"),
+                FieldSpec("Phone", "phone"),
+                FieldSpec("CurrencyIsoCode", "picklist"),
+                _ref("OwnerId", "User"),
+                _ro("Name", "string"),
+            ],
+        ),
+        _obj(
+            "Opportunity",
+            "006",
+            [
+                _ref("AccountId", "Account", cascade=True),
+                FieldSpec("Name", "string", required=True),
+                FieldSpec("StageName", "picklist", required=True),
+                FieldSpec("CloseDate", "date", required=True),
+                FieldSpec("Amount", "currency"),
+                FieldSpec("Probability", "percent"),
+                FieldSpec("CurrencyIsoCode", "picklist"),
+                FieldSpec("Description", "textarea"),
+                *_s("Type", "LeadSource", type_="picklist"),
+                FieldSpec("NextStep", "string"),
+                _ref("OwnerId", "User"),
+                _ref("Pricebook2Id", None),
+                _ro("IsClosed", "boolean"),
+                _ro("IsWon", "boolean"),
+                _ro("ForecastCategoryName", "picklist"),
+                _ro("HasOpportunityLineItem", "boolean"),
+            ],
+        ),
+        _obj(
+            "OpportunityLineItem",
+            "00k",
+            [
+                FieldSpec(
+                    "OpportunityId",
+                    "reference",
+                    updateable=False,
+                    required=True,
+                    refers_to="Opportunity",
+                    relationship="Opportunity",
+                    cascade=True,
+                ),
+                _ref("Product2Id", None),
+                _ref("PricebookEntryId", None),
+                # Read-only in a real org (derived from the product); accepted here so
+                # demo data can name lines without a price book.
+                FieldSpec("Name", "string"),
+                FieldSpec("Description", "string"),
+                FieldSpec("Quantity", "double", required=True),
+                FieldSpec("UnitPrice", "currency"),
+                FieldSpec("TotalPrice", "currency"),
+                FieldSpec("ServiceDate", "date"),
+                _ro("CurrencyIsoCode", "picklist"),
+            ],
+        ),
+        _obj(
+            "Contract",
+            "800",
+            [
+                _ref("AccountId", "Account", cascade=True, required=True),
+                FieldSpec("Status", "picklist", picklist=CONTRACT_STATUSES),
+                FieldSpec("StartDate", "date"),
+                FieldSpec("ContractTerm", "int"),
+                FieldSpec("Description", "textarea"),
+                FieldSpec("CurrencyIsoCode", "picklist"),
+                _ref("OwnerId", "User"),
+                _ro("EndDate", "date"),
+                _ro("ContractNumber", "string"),
+            ],
+        ),
+        _obj(
+            "OpportunityStage",
+            "01J",
+            [
+                FieldSpec("MasterLabel", "string", required=True),
+                FieldSpec("ApiName", "string"),
+                FieldSpec("IsActive", "boolean"),
+                FieldSpec("IsClosed", "boolean"),
+                FieldSpec("IsWon", "boolean"),
+                FieldSpec("DefaultProbability", "percent"),
+                FieldSpec("ForecastCategoryName", "picklist"),
+                FieldSpec("SortOrder", "int"),
+            ],
+            api_writable=False,
+        ),
     ]
 }
 

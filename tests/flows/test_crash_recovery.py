@@ -1,0 +1,100 @@
+"""A worker killed with SIGKILL mid-flow and restarted finishes every flow with no duplicate."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+import yaml
+
+from quote2cash.sandbox.seed import SANDBOX_ENV, Sandboxes
+from quote2cash.store.db import make_engine
+from quote2cash.store.tables import flow_run
+
+from .conftest import add_deal
+
+pytestmark = pytest.mark.slow
+DEALS = 6
+
+
+def _worker(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, **SANDBOX_ENV, "Q2C_EXECUTOR_ID": "worker-a"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "quote2cash", "run", "--config", str(config)],
+        env=env,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+def _runs(engine: sa.Engine) -> list[tuple[str, str, dict]]:
+    try:
+        with engine.connect() as conn:
+            return [
+                tuple(r)
+                for r in conn.execute(sa.select(flow_run.c.subject, flow_run.c.status, flow_run.c.steps))
+            ]
+    except sa.exc.DBAPIError:
+        return []  # tables not created yet
+
+
+def test_sigkill_mid_flow_then_restart_finishes_without_duplicates(
+    db_url: str, boxes: Sandboxes, tmp_path: Path
+) -> None:
+    opps = [add_deal(boxes)[1] for _ in range(DEALS)]
+    raw = boxes.config(db_url, poll_interval_seconds=0.2)
+    config = tmp_path / "q2c.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    # Slow ERP project writes, so the kill lands while flows are half-way.
+    boxes.netsuite.inject("latency", method="PUT", path=r"/job/eid:", seconds=0.8)
+    engine = make_engine(db_url)
+    log = tmp_path / "worker.log"
+
+    worker = _worker(config, log)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        runs = _runs(engine)
+        if any("erp_customer" in steps and status == "running" for _, status, steps in runs):
+            break
+        assert worker.poll() is None, log.read_text()
+        time.sleep(0.05)
+    else:
+        pytest.fail("no flow reached the middle in time:\n" + log.read_text())
+    worker.send_signal(signal.SIGKILL)
+    worker.wait(timeout=10)
+    half_way = [s for s, status, _ in _runs(engine) if status == "running"]
+    assert half_way, "the kill must interrupt at least one flow"
+
+    restarted = _worker(config, log)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            runs = _runs(engine)
+            if len(runs) == DEALS and all(status == "completed" for _, status, _ in runs):
+                break
+            assert restarted.poll() is None, log.read_text()
+            time.sleep(0.2)
+        else:
+            pytest.fail(f"flows did not finish after restart: {_runs(engine)}\n{log.read_text()[-3000:]}")
+    finally:
+        restarted.send_signal(signal.SIGTERM)
+        restarted.wait(timeout=30)
+        engine.dispose()
+
+    ns = boxes.netsuite
+    assert len(ns.records("customer")) == DEALS
+    assert len(ns.records("job")) == DEALS
+    assert len(boxes.kantata.records("workspaces")) == DEALS
+    assert len(boxes.kantata.records("resource_requests")) == 2 * DEALS
+    ext = Counter(r["externalId"] for r in ns.records("customer") + ns.records("job"))
+    assert max(ext.values()) == 1
+    for opp in opps:
+        deal = boxes.salesforce.get("Opportunity", opp)
+        assert deal["ERP_Project_Id__c"] and deal["PSA_Workspace_Id__c"]

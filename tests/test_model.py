@@ -1,0 +1,40 @@
+"""Canonical model: money never floats, events are timezone-aware, schemas are written."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+from typer.testing import CliRunner
+
+from quote2cash.cli import app
+from quote2cash.model import BusinessEvent, Money
+
+
+def test_money_refuses_floats_and_mixed_currencies() -> None:
+    with pytest.raises(ValidationError, match="never float"):
+        Money(amount=0.1, currency="USD")  # type: ignore[arg-type]
+    total = Money.of("0.10", "USD") + Money.of("0.20", "USD")
+    assert total.amount == Decimal("0.30")
+    with pytest.raises(ValueError, match="cannot combine USD with EUR"):
+        _ = total + Money.of(1, "EUR")
+    assert Money.from_minor(12345, "USD").amount == Decimal("123.45")
+    assert Money.of("1.005", "USD").to_minor() == 100  # half-even
+
+
+def test_event_time_must_be_aware() -> None:
+    with pytest.raises(ValidationError, match="timezone-aware"):
+        BusinessEvent(
+            type="opportunity.closed_won", source="salesforce", subject="x", time=datetime(2026, 1, 1)
+        )
+
+
+def test_schema_command_writes_json_schemas(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["schema", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    names = {p.name for p in tmp_path.iterdir()}
+    assert {"Customer.schema.json", "Opportunity.schema.json", "BusinessEvent.schema.json"} <= names
+    assert '"currency"' in (tmp_path / "Money.schema.json").read_text()
