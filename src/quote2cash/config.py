@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import os
 import socket
+from datetime import date
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -117,6 +119,51 @@ class FlowPolicy(_Strict):
     compensate: bool = False
 
 
+class RateCardConfig(_Strict):
+    """Bill rates by role in one currency (effective dates optional)."""
+
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    rates: dict[str, Decimal] = Field(description="role -> hourly bill rate")
+    effective_from: date | None = None
+    effective_to: date | None = None
+
+
+class AccountsConfig(_Strict):
+    """ERP ledger accounts the time and expense postings use (internal ids)."""
+
+    unbilled_receivable: str = "1210"
+    services_revenue: str = "4000"
+    project_cost: str = "6100"
+    cost_absorption: str = "6190"
+    expense_clearing: str = "2150"
+    rebillable_expenses: str = "1220"
+
+
+class PostingConfig(_Strict):
+    """How approved time and expenses are posted to the ERP (F4, F5).
+
+    Attributes:
+        mode: ``summary`` (one journal per project × task × legal entity ×
+            period × billable flag) or ``detail`` (one timebill / expense
+            report per entry).
+        schedule: cron expression of the micro-batch (default every 15 minutes).
+        closed_period: what to do with an entry dated in a closed period:
+            ``hold`` it for finance, or ``redate`` it to the next open period.
+        sla_hours: approved time should be posted within this many hours.
+        detail_concurrency: parallel ERP calls in detail mode (stay under the
+            account's concurrency limit).
+        reconcile_schedule: cron expression of the nightly reconciliation.
+    """
+
+    mode: Literal["summary", "detail"] = "summary"
+    schedule: str = "*/15 * * * *"
+    closed_period: Literal["hold", "redate"] = "hold"
+    sla_hours: float = Field(default=24.0, gt=0)
+    detail_concurrency: int = Field(default=8, ge=1, le=100)
+    reconcile_schedule: str = "30 2 * * *"
+    accounts: AccountsConfig = Field(default_factory=AccountsConfig)
+
+
 class HubSection(_Strict):
     """The hub's own settings."""
 
@@ -138,6 +185,10 @@ class HubConfig(_Strict):
     systems: dict[str, SystemConfig]
     legal_entities: dict[str, LegalEntityConfig]
     policies: dict[str, FlowPolicy] = Field(default_factory=dict)
+    rate_cards: dict[str, RateCardConfig] = Field(
+        default_factory=dict, description="rate card code -> rates; a project uses its currency's card"
+    )
+    posting: PostingConfig = Field(default_factory=PostingConfig)
     source: str = Field(default="<arguments>", exclude=True)
 
     @model_validator(mode="after")

@@ -83,6 +83,38 @@ def render_summary(summary: dict[str, Any]) -> Table:
     return table
 
 
+def render_work(kind: str, figures: dict[str, Any]) -> Table:
+    """The demo's table for posted time or expenses."""
+    label = "Time entries" if kind == "time" else "Expenses"
+    table = Table(title=f"{label}: approved in the PSA → posted to the ERP → reconciled", header_style="bold")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    breaks = figures["reconciliation_breaks"]
+    rows = [
+        (f"{label} approved", figures["approved"]),
+        ("Posted", figures["posted"]),
+        ("Quarantined (exception cases)", figures["quarantined"]),
+        ("Held: closed accounting period", figures["held_closed_period"]),
+        ("ERP postings (summary journals)", figures["erp_postings"]),
+        ("ERP calls", figures["erp_calls"]),
+        ("Posted within SLA (%)", figures["posted_within_sla_pct"]),
+        (
+            "Approval → posted p50 / p95 (s)",
+            f"{figures['approval_to_posted_p50_s']} / {figures['approval_to_posted_p95_s']}",
+        ),
+        (
+            "Reconciliation: project lines that agree",
+            f"{figures['reconciliation_lines_ok']} of {figures['reconciliation_lines']}",
+        ),
+        ("Reconciliation breaks", ", ".join(f"{k} {v}" for k, v in sorted(breaks.items())) or "none"),
+    ]
+    for name, value in rows:
+        table.add_row(name, "—" if value is None else str(value))
+    for code, n in sorted(figures["quarantined_by_reason"].items()):
+        table.add_row(f"  quarantined: {code}", str(n))
+    return table
+
+
 @app.command()
 def demo(
     deals: Annotated[int, typer.Option(help="opportunities to generate (≥ 1)", min=1)] = 200,
@@ -105,6 +137,9 @@ def demo(
         print(json.dumps(summary, sort_keys=True))
         return
     console.print(render_summary(summary))
+    for kind in ("time", "expense"):
+        if kind in summary:
+            console.print(render_work(kind, summary[kind]))
     console.print(
         f"Finished in {summary['elapsed_s']} s. Inspect the exception queue with "
         f"[bold]q2c exceptions list --config {workdir / 'q2c.yaml'}[/]; structured logs are in "
@@ -161,6 +196,78 @@ def _wait_idle(hub: Any, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and _settled(hub)[2] > 0:
         time.sleep(0.2)
+
+
+# -- time and expenses -------------------------------------------------------------------
+KIND = {"time": "time", "expenses": "expense", "expense": "expense"}
+
+
+def _kind(value: str) -> str:
+    if value not in KIND:
+        err.print(f"[red]error[/] unknown kind {value!r}: use 'time' or 'expenses'")
+        raise typer.Exit(2)
+    return KIND[value]
+
+
+@app.command()
+def post(
+    kind: Annotated[str, typer.Argument(help="time or expenses")],
+    now: Annotated[
+        bool, typer.Option("--now", help="run one micro-batch now instead of waiting for the schedule")
+    ],
+    config: ConfigOpt = DEMO_DIR / "q2c.yaml",
+) -> None:
+    """Post approved time or expenses to the ERP (the scheduled micro-batch, on demand)."""
+    from quote2cash.flows import launch_hub
+    from quote2cash.flows.post_approved_work import post_now
+
+    if not now:
+        err.print("posting runs on its schedule inside `q2c run`; pass --now to run one batch here")
+        raise typer.Exit(2)
+    k = _kind(kind)
+    try:
+        hub = launch_hub(_load(config))
+    except HubError as exc:
+        _fail(exc)
+        return
+    try:
+        result = post_now(k)
+    except HubError as exc:
+        _fail(exc)
+        return
+    finally:
+        hub.shutdown()
+    console.print_json(json.dumps(result, default=str))
+
+
+@app.command()
+def reconcile(
+    kind: Annotated[str, typer.Argument(help="time or expenses")],
+    period: Annotated[str, typer.Option(help="the month, YYYY-MM")],
+    out: Annotated[Path, typer.Option(help="folder for the CSV and JSON reports")] = Path("reconciliation"),
+    config: ConfigOpt = DEMO_DIR / "q2c.yaml",
+) -> None:
+    """Compare PSA approved with ERP posted for a month; list every break with its cause."""
+    from quote2cash.flows.reconcile_work import reconcile as run_reconcile
+    from quote2cash.runtime.hub import Hub
+
+    k = _kind(kind)
+    try:
+        hub = Hub(_load(config))
+        report = run_reconcile(hub, k, period, out=out)
+    except HubError as exc:
+        _fail(exc)
+        return
+    table = Table(title=f"Reconciliation of {kind} for {period}: {len(report.breaks)} break(s)")
+    for col in ("break", "project", "legal entity", "amount", "cause"):
+        table.add_column(col, overflow="fold")
+    for b in report.breaks:
+        table.add_row(b.kind, b.project, b.legal_entity, b.amount, b.cause)
+    console.print(table)
+    ok = sum(1 for line in report.lines if line.status == "ok")
+    console.print(f"{ok} of {len(report.lines)} project lines reconcile; reports: {', '.join(report.files)}")
+    if report.breaks:
+        raise typer.Exit(1)
 
 
 # -- sandboxes ----------------------------------------------------------------------------

@@ -22,14 +22,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from quote2cash.config import load_config
 from quote2cash.flows import launch_hub
 from quote2cash.flows.intake import closed_won_event, deliver, poll_closed_won
+from quote2cash.flows.post_approved_work import post_now
+from quote2cash.flows.reconcile_work import reconcile
 from quote2cash.ops import audit, exceptions
 from quote2cash.runtime.hub import Hub
 from quote2cash.runtime.logs import configure_logging
-from quote2cash.sandbox.firm import generate
+from quote2cash.sandbox.firm import generate, rate_cards
 from quote2cash.sandbox.seed import SANDBOX_ENV, Sandboxes, seed
+from quote2cash.sandbox.timesheets import WorkProject, generate_month
 from quote2cash.store import repo
 from quote2cash.store.db import sqlite_url
-from quote2cash.store.tables import audit_log, flow_run, kpi_sample
+from quote2cash.store.tables import audit_log, flow_run, kpi_sample, project_registry
 
 DAYS = 10  # business days the simulated period closes deals over
 
@@ -175,6 +178,69 @@ def summarise(hub: Hub, boxes: Sandboxes, plan: Plan, redelivered: int, elapsed:
     }
 
 
+WORK_MONTH = (2026, 10)  # the month being closed; September is already closed in the ERP
+
+
+def run_month(
+    hub: Hub, boxes: Sandboxes, seed_value: int, workdir: Path, console: Console, quiet: bool
+) -> dict[str, Any]:
+    """A month of timesheets and expenses on the new projects, posted and reconciled."""
+    rng = random.Random(seed_value)
+    projects = hub.read(lambda c: [dict(r) for r in c.execute(sa.select(project_registry)).mappings()])
+    stories: dict[str, list[str]] = {}
+    for story in boxes.kantata.records("stories"):
+        if story.get("story_type") == "task":
+            stories.setdefault(str(story["workspace_id"]), []).append(str(story["id"]))
+    work: list[WorkProject] = []
+    for p in projects:
+        tasks = stories.get(p["psa_workspace_id"], [])
+        closed = tasks[:1] if tasks and rng.random() < 0.2 else []
+        for task in closed:  # the PM closes a finished task; late time on it must be caught
+            hub.psa.update("stories", task, {"state": "completed"})
+        work.append(
+            WorkProject(
+                p["psa_workspace_id"],
+                p["currency"],
+                p["billing_model"],
+                tuple(t for t in tasks if t not in closed) or tuple(tasks),
+                tuple(closed),
+            )
+        )
+    people = [(str(u["id"]), str(u.get("headline"))) for u in boxes.kantata.records("users")]
+    if not work or not people:
+        return {}
+    month = generate_month(work, people, rate_cards(), *WORK_MONTH, seed=seed_value)
+    boxes.kantata.add_time_entries(month.time_entries)
+    boxes.kantata.add_expenses(month.expenses)
+    if not quiet:
+        console.print(
+            f"{WORK_MONTH[0]}-{WORK_MONTH[1]:02d}: {len(month.time_entries)} time entries and "
+            f"{len(month.expenses)} expenses approved in the PSA; posting them to the ERP and reconciling…"
+        )
+    out: dict[str, Any] = {}
+    period = f"{WORK_MONTH[0]}-{WORK_MONTH[1]:02d}"
+    for kind in ("time", "expense"):
+        result = post_now(kind)
+        report = reconcile(hub, kind, period, out=workdir / "reconciliation")
+        out[kind] = {
+            "approved": len(month.time_entries if kind == "time" else month.expenses),
+            "posted": result["valid"],
+            "quarantined": result["quarantined"],
+            "held_closed_period": result["held"],
+            "quarantined_by_reason": result["quarantined_by_reason"],
+            "erp_postings": result["postings_sent"],
+            "erp_calls": result["erp_calls"],
+            "posted_within_sla_pct": result.get("posted_within_sla_pct"),
+            "approval_to_posted_p50_s": result.get("approval_to_posted_p50_s"),
+            "approval_to_posted_p95_s": result.get("approval_to_posted_p95_s"),
+            "reconciliation_lines_ok": sum(1 for line in report.lines if line.status == "ok"),
+            "reconciliation_lines": len(report.lines),
+            "reconciliation_breaks": report.counts(),
+            "reconciliation_report": report.files[0] if report.files else None,
+        }
+    return out
+
+
 def run_demo(
     *, deals: int, seed_value: int, workdir: Path, console: Console, quiet: bool, faults: bool = True
 ) -> dict[str, Any]:
@@ -244,7 +310,10 @@ def run_demo(
                 if done + failed >= plan.won and running == 0:
                     break
                 time.sleep(0.2)
-        return summarise(hub, boxes, plan, redelivered, time.monotonic() - started)
+        summary = summarise(hub, boxes, plan, redelivered, 0.0)
+        summary.update(run_month(hub, boxes, seed_value, workdir, console, quiet))
+        summary["elapsed_s"] = round(time.monotonic() - started, 1)
+        return summary
     finally:
         if hub is not None:
             hub.shutdown()

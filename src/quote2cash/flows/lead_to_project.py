@@ -30,7 +30,7 @@ from quote2cash.ops import audit, exceptions
 from quote2cash.runtime.hub import current
 from quote2cash.runtime.logs import correlated
 from quote2cash.store import repo
-from quote2cash.store.tables import kpi_sample, outbox
+from quote2cash.store.tables import kpi_sample, outbox, project_registry
 
 FLOW = "lead_to_project"
 PSA_SERVICE = "quote2cash"
@@ -223,6 +223,8 @@ def _complete(
         )
     )
     exceptions.close_cases(conn, FLOW, subject, {"by": f"flow:{FLOW}", "note": "flow completed"})
+    project = summary["project"]
+    repo.upsert(conn, project_registry, {**project, "updated_at": datetime.now(UTC)}, ["canonical_id"])
     audit.append(
         conn,
         actor=f"flow:{FLOW}",
@@ -424,6 +426,22 @@ def _run_steps(opp_id: str, subject: str, corr: str) -> dict[str, Any]:
         "psa_workspace_id": ws_id,
         "staffing_requests": staffed,
         "legal_entity": legal_entity,
+        # What posting time and expenses needs to know about the project, kept locally.
+        "project": {
+            "canonical_id": opp_id,
+            "name": opportunity.name,
+            "psa_workspace_id": ws_id,
+            "erp_job_id": job_id,
+            "customer_erp_id": cust["erp_id"],
+            "legal_entity": legal_entity,
+            "subsidiary": hub.subsidiary_of[legal_entity],
+            "currency": currency,
+            "billing_model": opportunity.billing_model.value,
+            "rate_card": opportunity.rate_card or f"STD-{currency}",
+            "department": erp_master_data()["department"].get(opportunity.practice or ""),
+            "open_for_time": True,
+            "open_for_expenses": True,
+        },
     }
 
 

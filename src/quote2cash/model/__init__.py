@@ -24,6 +24,7 @@ from quote2cash.model.project import (
     ResourceRequest,
     Task,
 )
+from quote2cash.model.work import Expense, TimeEntry
 
 SCHEMA_MODELS: dict[str, type[BaseModel]] = {
     "Customer": Customer,
@@ -39,6 +40,8 @@ SCHEMA_MODELS: dict[str, type[BaseModel]] = {
     "FinancialDimensions": FinancialDimensions,
     "AccountingPeriod": AccountingPeriod,
     "BusinessEvent": BusinessEvent,
+    "TimeEntry": TimeEntry,
+    "Expense": Expense,
     "Money": Money,
 }
 
@@ -53,6 +56,7 @@ __all__ = [
     "Contact",
     "Contract",
     "Customer",
+    "Expense",
     "FinancialDimensions",
     "LegalEntity",
     "Milestone",
@@ -66,4 +70,5 @@ __all__ = [
     "Resource",
     "ResourceRequest",
     "Task",
+    "TimeEntry",
 ]

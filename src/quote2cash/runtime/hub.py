@@ -144,6 +144,10 @@ class Hub:
                     polling_interval_sec=0.1,
                     on_conflict="always_update",
                 )
+            # One posting run at a time across all workers: runs share the ledger and cursors.
+            self.queues["posting"] = DBOS.register_queue(
+                "q2c.posting", global_concurrency=1, polling_interval_sec=0.1, on_conflict="always_update"
+            )
         except BaseException:
             _current = None
             raise
@@ -187,7 +191,7 @@ class Hub:
         with self.engine.connect() as conn:
             return fn(conn, *args, **kwargs)
 
-    def queue(self, kind: SystemKind) -> Any:
+    def queue(self, kind: str) -> Any:
         """The DBOS queue of the target system of a kind."""
         if kind not in self.queues:
             raise ConfigError(f"no queue for system kind {kind!r}; is the hub launched?")

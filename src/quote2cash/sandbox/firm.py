@@ -170,6 +170,11 @@ _LAST = [
 ]
 
 
+def rate_cards() -> dict[str, dict[str, Decimal]]:
+    """The firm's standard rate card per currency: role -> hourly bill rate."""
+    return {cur: {r: (Decimal(BASE_RATE[r]) * FX[cur]).quantize(Decimal("1")) for r in ROLES} for cur in FX}
+
+
 @dataclass
 class Firm:
     """Everything generated for one seed."""
@@ -200,8 +205,7 @@ def generate(seed: int = 7, deals: int = 200, clients: int | None = None, today:
     n_clients = clients or max(50, deals // 4)
     used: set[str] = set()
     active = [e for e in ENTITIES if not e.inactive]
-    for cur in FX:
-        firm.rate_cards[cur] = {r: (Decimal(BASE_RATE[r]) * FX[cur]).quantize(Decimal("1")) for r in ROLES}
+    firm.rate_cards = rate_cards()
 
     for i in range(n_clients):
         entity = active[i % len(active)]

@@ -8,7 +8,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from quote2cash.sandbox.firm import ENTITIES, PRACTICES, ROLES, TEMPLATES, TERMS, Firm
+from quote2cash.sandbox.firm import ENTITIES, PRACTICES, ROLES, TEMPLATES, TERMS, Firm, rate_cards
 from quote2cash.sandbox.kantata import KantataSandbox
 from quote2cash.sandbox.netsuite import NetSuiteSandbox
 from quote2cash.sandbox.salesforce import SalesforceSandbox
@@ -89,6 +89,10 @@ def hub_config(sf_url: str, kt_url: str, ns_url: str, database_url: str, **hub: 
                 "timeout_seconds": 5,
                 "queue": {"concurrency": 10, "global_concurrency": 15},
             },
+        },
+        "rate_cards": {
+            f"STD-{cur}": {"currency": cur, "rates": {role: str(rate) for role, rate in rates.items()}}
+            for cur, rates in rate_cards().items()
         },
         "legal_entities": {
             e.code: {

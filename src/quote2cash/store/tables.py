@@ -161,3 +161,98 @@ kpi_sample = sa.Table(
     sa.Column("at", UtcDateTime, nullable=False),
     sa.UniqueConstraint("kpi", "subject"),
 )
+
+# Projects the hub created (F2): what posting time and expenses needs to know, locally.
+project_registry = sa.Table(
+    "project_registry",
+    metadata,
+    sa.Column("canonical_id", sa.String(120), primary_key=True),  # the CRM opportunity id
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("psa_workspace_id", sa.String(60), nullable=False, unique=True),
+    sa.Column("erp_job_id", sa.String(60), nullable=False),
+    sa.Column("customer_erp_id", sa.String(60), nullable=True),
+    sa.Column("legal_entity", sa.String(20), nullable=False),
+    sa.Column("subsidiary", sa.String(20), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("billing_model", sa.String(30), nullable=False),
+    sa.Column("rate_card", sa.String(40), nullable=True),
+    sa.Column("department", sa.String(20), nullable=True),  # ERP department: the cost centre
+    sa.Column("open_for_time", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("open_for_expenses", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
+
+# Every approved source entry the hub has seen, its validation outcome, and
+# what was posted for it: the idempotency ledger of time and expense posting.
+work_entry = sa.Table(
+    "work_entry",
+    metadata,
+    sa.Column("kind", sa.String(10), primary_key=True),  # time | expense
+    sa.Column("source_id", sa.String(60), primary_key=True),
+    sa.Column("version", sa.String(40), nullable=False),  # the PSA's updated_at
+    sa.Column("approved", sa.Boolean, nullable=False),
+    sa.Column("deleted", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("workspace_id", sa.String(60), nullable=False),
+    sa.Column("task_id", sa.String(60), nullable=True),
+    sa.Column("user_id", sa.String(60), nullable=True),
+    sa.Column("work_date", sa.Date, nullable=False),
+    sa.Column("minutes", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("amount_minor", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("rate_minor", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("billable", sa.Boolean, nullable=False),
+    sa.Column("reimbursable", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("category", sa.String(60), nullable=True),
+    sa.Column("seen_at", UtcDateTime, nullable=False),  # when the hub first saw this version approved
+    # staged | valid | quarantined | held | assigned | posted | reverse | reversed
+    sa.Column("status", sa.String(12), nullable=False),
+    sa.Column("reason_code", sa.String(60), nullable=True),
+    sa.Column("post_date", sa.Date, nullable=True),  # differs from work_date when re-dated
+    sa.Column("posting_key", sa.String(80), nullable=True, index=True),
+    sa.Column("posted_version", sa.String(40), nullable=True),
+    sa.Column("posted_minutes", sa.Integer, nullable=True),
+    sa.Column("posted_amount_minor", sa.BigInteger, nullable=True),
+    sa.Column("posted_at", UtcDateTime, nullable=True),
+    sa.Index(None, "kind", "status"),
+)
+
+# One ERP posting (a journal entry in summary mode, a timebill or expense report in detail mode).
+posting = sa.Table(
+    "posting",
+    metadata,
+    sa.Column("key", sa.String(80), primary_key=True),  # the ERP externalId
+    sa.Column("kind", sa.String(10), nullable=False),
+    sa.Column("mode", sa.String(10), nullable=False),
+    sa.Column("run_id", sa.String(120), nullable=False, index=True),
+    sa.Column("project", sa.String(120), nullable=False),
+    sa.Column("task_id", sa.String(60), nullable=True),
+    sa.Column("legal_entity", sa.String(20), nullable=False),
+    sa.Column("subsidiary", sa.String(20), nullable=False),
+    sa.Column("period", sa.String(7), nullable=False),  # YYYY-MM
+    sa.Column("billable", sa.Boolean, nullable=False),
+    sa.Column("reversal_of", sa.String(80), nullable=True),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("minutes", sa.BigInteger, nullable=False),
+    sa.Column("amount_minor", sa.BigInteger, nullable=False),
+    sa.Column("entries", sa.Integer, nullable=False),
+    sa.Column("tran_date", sa.Date, nullable=False),
+    sa.Column("status", sa.String(10), nullable=False),  # pending | posted | failed
+    sa.Column("erp_id", sa.String(60), nullable=True),
+    sa.Column("error", Json, nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("posted_at", UtcDateTime, nullable=True),
+    sa.Index(None, "kind", "period", "project"),
+)
+
+# Which entry versions a reversal posting takes back.
+reversal_line = sa.Table(
+    "reversal_line",
+    metadata,
+    sa.Column("posting_key", sa.String(80), primary_key=True),
+    sa.Column("kind", sa.String(10), primary_key=True),
+    sa.Column("source_id", sa.String(60), primary_key=True),
+    sa.Column("version", sa.String(40), nullable=False),
+    sa.Column("reversed_posting", sa.String(80), nullable=False),
+    sa.Column("minutes", sa.Integer, nullable=False),
+    sa.Column("amount_minor", sa.BigInteger, nullable=False),
+)

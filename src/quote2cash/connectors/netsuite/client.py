@@ -4,7 +4,8 @@ Every request is signed in :meth:`NetSuiteClient.before_request`, so each
 retry carries a fresh nonce and timestamp (NetSuite refuses a reused nonce).
 Creates by ``POST`` are not idempotent: a timeout leaves them in doubt, and
 the caller looks the record up by external id before trying again. Upserts
-(``PUT .../eid:{externalId}``) are idempotent and retried freely.
+(``PUT .../eid:{externalId}``) are idempotent and retried freely, and so are
+batches sent to the hub's batch-upsert RESTlet (:meth:`NetSuiteClient.batch_upsert`).
 """
 
 from __future__ import annotations
@@ -12,23 +13,42 @@ from __future__ import annotations
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
 from quote2cash.connectors._http import RetryPolicy, VendorClient, require
+from quote2cash.connectors.netsuite.batch import (
+    BATCH_DEPLOY,
+    BATCH_SCRIPT,
+    MAX_BATCH,
+    RESTLET_PATH,
+    BatchResult,
+    encode_batch,
+    parse_results,
+)
 from quote2cash.connectors.netsuite.oauth1 import TbaCredentials, authorization_header
-from quote2cash.errors import BusinessRuleError, HubError, VendorPayloadError
+from quote2cash.errors import BusinessRuleError, HubError, TransientError, VendorPayloadError
 
 RECORD_PATH = "/services/rest/record/v1"
 SUITEQL_PATH = "/services/rest/query/v1/suiteql"
 MAX_PAGE = 1000
 
 
+def restlet_base_url(account: str) -> str:
+    """The RESTlet domain of an account: ``https://1234567-sb1.restlets.api.netsuite.com``."""
+    return f"https://{account.lower().replace('_', '-')}.restlets.api.netsuite.com"
+
+
 class NetSuiteClient(VendorClient):
-    """One NetSuite account, reached over SuiteTalk REST with TBA credentials."""
+    """One NetSuite account, reached over SuiteTalk REST with TBA credentials.
+
+    ``restlet_url`` is the base of the account's RESTlet domain (NetSuite serves
+    RESTlets on ``{account}.restlets.api.netsuite.com``, see
+    :func:`restlet_base_url`); it defaults to ``base_url``, as in the sandbox.
+    """
 
     system = "netsuite"
 
@@ -41,6 +61,7 @@ class NetSuiteClient(VendorClient):
         timeout: float = 10.0,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        restlet_url: str | None = None,
     ) -> None:
         super().__init__(
             base_url,
@@ -51,13 +72,18 @@ class NetSuiteClient(VendorClient):
             headers={"Accept": "application/json"},
         )
         self.credentials = credentials
+        self.restlet_url = (restlet_url or base_url).rstrip("/") + RESTLET_PATH
 
     def __enter__(self) -> NetSuiteClient:
         return self
 
     # -- hooks -----------------------------------------------------------------------
     def before_request(self, request: httpx.Request) -> None:
-        """Sign the request (OAuth 1.0a, HMAC-SHA256) with a fresh nonce and timestamp."""
+        """Sign the request (OAuth 1.0a, HMAC-SHA256) with a fresh nonce and timestamp.
+
+        The URL is signed as sent, query included: for a RESTlet the ``script``
+        and ``deploy`` parameters are part of the signature base string.
+        """
         request.headers["Authorization"] = authorization_header(
             request.method,
             str(request.url),
@@ -67,11 +93,18 @@ class NetSuiteClient(VendorClient):
         )
 
     def error_from_response(self, response: httpx.Response, record: str | None) -> HubError:
-        """NetSuite ``o:errorDetails`` -> :class:`BusinessRuleError` ``netsuite.{o:errorCode}``."""
+        """NetSuite ``o:errorDetails`` or a RESTlet ``error`` -> ``netsuite.{code}`` hub error.
+
+        A RESTlet over the account's concurrency limit answers 400
+        ``SSS_REQUEST_LIMIT_EXCEEDED`` where REST answers 429; both are transient.
+        """
         try:
             body = response.json()
         except ValueError:
             body = None
+        restlet = body.get("error") if isinstance(body, dict) else None
+        if isinstance(restlet, dict) and isinstance(restlet.get("code"), str):
+            return self._restlet_error(response.status_code, restlet, record)
         details = body.get("o:errorDetails") if isinstance(body, dict) else None
         first = details[0] if isinstance(details, list) and details else None
         code = first.get("o:errorCode") if isinstance(first, dict) else None
@@ -189,6 +222,65 @@ class NetSuiteClient(VendorClient):
                 return
             offset += len(items)
 
+    # -- batch RESTlet ----------------------------------------------------------------
+    def batch_upsert(
+        self,
+        records: Sequence[Mapping[str, Any]],
+        *,
+        script: str = BATCH_SCRIPT,
+        deploy: str = BATCH_DEPLOY,
+        chunk: int = MAX_BATCH,
+    ) -> list[BatchResult]:
+        """Upsert records by external id through the batch RESTlet; results in input order.
+
+        Each record is ``{"type": "journalentry" | "timebill" | "expensereport",
+        "externalId": ..., "fields": {...}}`` (``Decimal`` values are sent as
+        text). One HTTP call per ``chunk`` records (at most 200); each call is
+        an idempotent upsert and is retried like a ``PUT``, including after a
+        timeout. A refused record is a result with ``success=False``; a call
+        refused as a whole raises (``TransientError`` for the concurrency
+        limit, retried first; ``BusinessRuleError``/``VendorPayloadError``
+        otherwise) with ``details["records_done"]`` = records applied by
+        earlier calls.
+        """
+        if not 1 <= chunk <= MAX_BATCH:
+            raise ValueError(f"chunk must be between 1 and {MAX_BATCH}, not {chunk}")
+        record = f"restlet:{script}"
+        results: list[BatchResult] = []
+        for start in range(0, len(records), chunk):
+            part = records[start : start + chunk]
+            try:
+                response = self.request(
+                    "POST",
+                    self.restlet_url,
+                    params={"script": script, "deploy": deploy},
+                    content=encode_batch(part),
+                    headers={"Content-Type": "application/json"},
+                    idempotent=True,
+                    record=record,
+                )
+                results.extend(parse_results(self.json(response, record), part, record))
+            except HubError as exc:
+                exc.details.setdefault("records_done", start)
+                raise
+        return results
+
+    def _restlet_error(self, status: int, error: dict[str, Any], record: str | None) -> HubError:
+        code = str(error["code"])
+        message = str(error.get("message") or code)
+        details = {"status": status}
+        if code == "SSS_REQUEST_LIMIT_EXCEEDED":
+            return TransientError(
+                f"netsuite concurrency limit reached: {message}",
+                code=f"netsuite.{code}",
+                system=self.system,
+                record=record,
+                details=details,
+            )
+        return BusinessRuleError(
+            message, code=f"netsuite.{code}", system=self.system, record=record, details=details
+        )
+
     # -- helpers ---------------------------------------------------------------------
     @staticmethod
     def _path(type_: str, ref: str | None = None) -> str:
@@ -230,4 +322,4 @@ class NetSuiteClient(VendorClient):
         return match.group(1)
 
 
-__all__ = ["NetSuiteClient", "TbaCredentials"]
+__all__ = ["BatchResult", "NetSuiteClient", "TbaCredentials", "restlet_base_url"]

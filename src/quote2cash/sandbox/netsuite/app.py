@@ -1,9 +1,11 @@
-"""The NetSuite sandbox: SuiteTalk REST records, SuiteQL, TBA and the concurrency limit.
+"""The NetSuite sandbox: SuiteTalk REST records, SuiteQL, the batch RESTlet, TBA and the concurrency limit.
 
-Every route under ``/services/rest/`` passes a gate first (an ASGI middleware
-outside the fault injector, so injected latency counts as time in flight):
-the OAuth 1.0a signature is checked (401 ``INVALID_LOGIN``), then the
-account-wide concurrency limit (429 ``CONCURRENCY_LIMIT_EXCEEDED``).
+Every route under ``/services/rest/`` and the RESTlet pass a gate first (an
+ASGI middleware outside the fault injector, so injected latency counts as time
+in flight): the OAuth 1.0a signature is checked (401 ``INVALID_LOGIN``), then
+the account-wide concurrency limit (429 ``CONCURRENCY_LIMIT_EXCEEDED``). The
+RESTlet answers both in its own shape: 401 ``INVALID_LOGIN_ATTEMPT`` and 400
+``SSS_REQUEST_LIMIT_EXCEEDED``.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import calendar
 import json
 from collections import Counter, OrderedDict
+from contextvars import ContextVar
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -24,8 +27,16 @@ from quote2cash.sandbox._base import FaultRule, Sandbox
 from quote2cash.sandbox.netsuite.errors import INVALID_LOGIN_DETAIL, NsError, user_error
 from quote2cash.sandbox.netsuite.oauth import TbaVerifier
 from quote2cash.sandbox.netsuite.records import RECORD_PATH, RecordBook, not_found
-from quote2cash.sandbox.netsuite.schema import TYPES
+from quote2cash.sandbox.netsuite.restlet import (
+    RESTLET_PATH,
+    invalid_login,
+    invalid_script,
+    request_limit_exceeded,
+    restlet_error,
+    run_batch,
+)
 from quote2cash.sandbox.netsuite.suiteql import SuiteQLError, execute, parse
+from quote2cash.sandbox.netsuite.tables import TABLES, rows
 from quote2cash.sandbox.netsuite.views import collection, render_record, render_sublist
 
 SUITEQL_PATH = "/services/rest/query/v1/suiteql"
@@ -38,6 +49,8 @@ _FAULT_CODES = {
     404: ("NONEXISTENT_ID", "The record instance does not exist. Provide a valid record instance ID."),
     429: ("CONCURRENCY_LIMIT_EXCEEDED", "Concurrent request limit exceeded. Request blocked."),
 }
+# Set by the gate for RESTlet requests, so injected faults answer in the RESTlet error shape.
+_IN_RESTLET: ContextVar[bool] = ContextVar("netsuite_in_restlet", default=False)
 
 
 def _url_as_sent(scope: Scope) -> str:
@@ -61,27 +74,42 @@ class _Gate:
         self.sandbox = sandbox
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith("/services/rest/"):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        restlet = scope["path"] == RESTLET_PATH
+        if not restlet and not scope["path"].startswith("/services/rest/"):
             await self.app(scope, receive, send)
             return
         sandbox = self.sandbox
         header = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1") or None
+        # The URL includes the query: for a RESTlet, script and deploy are signed too.
         reason = sandbox.verifier.verify(scope["method"], _url_as_sent(scope), header)
         if reason is not None:
             sandbox.rejections[f"auth: {reason}"] += 1
-            await NsError(401, "INVALID_LOGIN", INVALID_LOGIN_DETAIL).response()(scope, receive, send)
+            refusal = (
+                invalid_login() if restlet else NsError(401, "INVALID_LOGIN", INVALID_LOGIN_DETAIL).response()
+            )
+            await refusal(scope, receive, send)
             return
         # Single event loop: the check and the increment cannot interleave.
         if sandbox.in_flight >= sandbox.concurrency_limit:
             sandbox.rejections["concurrency"] += 1
             code, detail = _FAULT_CODES[429]
-            await NsError(429, code, detail).response()(scope, receive, send)
+            limited = (
+                request_limit_exceeded(sandbox.concurrency_limit)
+                if restlet
+                else NsError(429, code, detail).response()
+            )
+            await limited(scope, receive, send)
             return
         sandbox.in_flight += 1
         sandbox.peak_in_flight = max(sandbox.peak_in_flight, sandbox.in_flight)
+        token = _IN_RESTLET.set(restlet)
         try:
             await self.app(scope, receive, send)
         finally:
+            _IN_RESTLET.reset(token)
             sandbox.in_flight -= 1
 
 
@@ -138,9 +166,14 @@ class NetSuiteSandbox(Sandbox):
         token_id: str = "q2c-tid",
         token_secret: str = "q2c-ts",
         concurrency_limit: int = 15,
+        restlet_script: str = "customscript_q2c_batch_upsert",
+        restlet_deploy: str = "1",
     ) -> None:
         self.account = account
         self.concurrency_limit = concurrency_limit
+        # The one RESTlet deployed in this account: the hub's batch upsert.
+        self.restlet_script = restlet_script
+        self.restlet_deploy = restlet_deploy
         self.verifier = TbaVerifier(
             realm=account,
             consumer_key=consumer_key,
@@ -158,7 +191,7 @@ class NetSuiteSandbox(Sandbox):
 
     # -- HTTP ------------------------------------------------------------------------
     def install_routes(self, app: FastAPI) -> None:
-        """Add the gate, the record routes and SuiteQL."""
+        """Add the gate, the record routes, SuiteQL and the batch RESTlet."""
         app.add_middleware(_Gate, sandbox=self)
 
         async def on_error(request: Request, exc: Exception) -> Response:
@@ -166,6 +199,15 @@ class NetSuiteSandbox(Sandbox):
             return exc.response()
 
         app.add_exception_handler(NsError, on_error)
+
+        @app.post(RESTLET_PATH)
+        async def restlet(request: Request) -> Response:
+            params = request.query_params
+            if (params.get("script"), params.get("deploy")) != (self.restlet_script, self.restlet_deploy):
+                return invalid_script()
+            raw = await request.body()
+            # A batch is CPU work of ~10 ms; off the event loop, so other calls keep flowing.
+            return await run_in_threadpool(run_batch, raw, self.book.upsert_many)
 
         @app.post(SUITEQL_PATH)
         async def suiteql(request: Request) -> Response:
@@ -262,6 +304,8 @@ class NetSuiteSandbox(Sandbox):
             else ("USER_ERROR", "The request was rejected.")
         )
         code, detail = _FAULT_CODES.get(status, default)
+        if _IN_RESTLET.get():
+            return restlet_error(status, code, detail)
         return NsError(status, code, detail).response()
 
     def _run_query(self, text: str) -> list[dict[str, str]]:
@@ -271,9 +315,9 @@ class NetSuiteSandbox(Sandbox):
             return cached[1]
         try:
             query = parse(text)
-            if query.table not in TYPES and query.table != "transaction":
+            if query.table not in TABLES:
                 raise SuiteQLError(f"Record '{query.table}' was not found.")
-            rows = execute(query, self.book.rows(query.table, None if query.star else query.columns))
+            result = execute(query, rows(self.book, query.table, None if query.star else query.columns))
         except SuiteQLError as exc:
             detail = (
                 "Invalid search query. Detailed unprocessed description follows. "
@@ -281,10 +325,10 @@ class NetSuiteSandbox(Sandbox):
             )
             raise NsError(400, "INVALID_PARAMETER", detail, path="q") from None
         with self.store.lock:
-            self._query_cache[text] = (version, rows)
+            self._query_cache[text] = (version, result)
             while len(self._query_cache) > 16:
                 self._query_cache.popitem(last=False)
-        return rows
+        return result
 
     # -- Python-side helpers ---------------------------------------------------------
     def add_currency(self, symbol: str) -> str:
@@ -369,5 +413,28 @@ class NetSuiteSandbox(Sandbox):
         """Mark a record (subsidiary, department, customer, ...) inactive or active again."""
         self.book.update(type_, id_, {"isInactive": inactive}, None)
 
+    # -- planting discrepancies for reconciliation tests (no validation) -------------
+    def duplicate_record(self, type_: str, id_: str, new_external_id: str) -> str:
+        """Copy a record under a new id and external id (a posting made twice); returns the new id."""
+        doc = self.book.get(type_, id_)
+        if doc is None:
+            raise LookupError(f"no {type_} record {id_}")
+        copy = {k: v for k, v in doc.items() if k not in ("id", "tranId", "dateCreated", "lastModifiedDate")}
+        return self.book.plant(type_, None, {**copy, "externalId": new_external_id})
 
-__all__ = ["MAX_PAGE", "SUITEQL_PATH", "NetSuiteSandbox"]
+    def set_field(self, type_: str, id_: str, field: str, value: Any) -> None:
+        """Overwrite one field as stored (``None`` removes it), bypassing validation and period close."""
+        doc = self.book.get(type_, id_)
+        if doc is None:
+            raise LookupError(f"no {type_} record {id_}")
+        changed = {k: v for k, v in doc.items() if k != field}
+        if value is not None:
+            changed[field] = value
+        self.book.plant(type_, id_, changed)
+
+    def delete_record(self, type_: str, id_: str) -> None:
+        """Remove a record even in a closed period (a posting lost on the ERP side)."""
+        self.book.delete(type_, id_, force=True)
+
+
+__all__ = ["MAX_PAGE", "RESTLET_PATH", "SUITEQL_PATH", "NetSuiteSandbox"]

@@ -6,12 +6,18 @@ start-up: external id -> internal id per type, the sorted ids of each type
 (for list paging), the field names seen per type (for SuiteQL) and the
 accounting period of each month. Every mutation holds the store lock, so the HTTP
 handlers and the Python-side helpers can run concurrently.
+
+Writes are staged first (validated, ids allocated, nothing stored) and then
+committed: one :meth:`DocStore.put_many` per record type. A single REST call
+commits one record; :meth:`RecordBook.upsert_many` (the batch RESTlet) commits
+a whole batch in one SQLite transaction per type, through the same validation.
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Iterator
+import json
+from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -41,6 +47,15 @@ def not_found() -> NsError:
     """404 for a record id or external id that does not exist."""
     return NsError(
         404, "NONEXISTENT_ID", "The record instance does not exist. Provide a valid record instance ID."
+    )
+
+
+def _duplicate(type_: str, external_id: str) -> NsError:
+    return NsError(
+        400,
+        "DUP_RCRD",
+        f"A {type_} record with the external ID '{external_id}' already exists.",
+        path="externalId",
     )
 
 
@@ -145,24 +160,11 @@ class RecordBook:
         """Validate and add a record; returns its new internal id."""
         rt = self.record_type(type_)
         with self.store.lock:
-            doc = self._normalize(rt, body, {}, None)
-            eid = doc.get("externalId")
-            if eid is not None and eid in self._eid[type_]:
-                raise NsError(
-                    400,
-                    "DUP_RCRD",
-                    f"A {type_} record with the external ID '{eid}' already exists.",
-                    path="externalId",
-                )
-            for key, value in _DEFAULTS.get(type_, {}).items():
-                doc.setdefault(key, value)
-            self._complete(rt, doc, derive_period="postingPeriod" not in body)
-            self._validate(rt, doc)
-            id_ = str(self.store.next_id(rt.sequence, sequence_start(rt.sequence)))
-            if rt.tran_prefix:
-                doc.setdefault("tranId", f"{rt.tran_prefix}{id_}")
-            doc["dateCreated"] = _now()
-            self._save(type_, id_, doc, None)
+            eid = body.get("externalId")
+            if eid is not None and str(eid) in self._eid[type_]:
+                raise _duplicate(type_, str(eid))
+            id_, doc = self._stage_create(rt, body)
+            self._commit(type_, [(id_, doc, None)])
             return id_
 
     def update(self, type_: str, id_: str, body: dict[str, Any], replace: set[str] | None) -> None:
@@ -172,46 +174,69 @@ class RecordBook:
             existing = self.store.get(type_, id_)
             if existing is None:
                 raise not_found()
-            if rt.transaction:
-                self._check_open(existing, existing.get("postingPeriod"), "tranDate")
-            doc = self._normalize(rt, body, existing, replace)
-            eid = doc.get("externalId")
-            if eid is not None and self._eid[type_].get(eid, id_) != id_:
-                raise NsError(
-                    400,
-                    "DUP_RCRD",
-                    f"A {type_} record with the external ID '{eid}' already exists.",
-                    path="externalId",
-                )
-            dated = "tranDate" in body or "trandate" in body
-            self._complete(rt, doc, derive_period=dated and "postingPeriod" not in body)
-            self._validate(rt, doc)
-            self._save(type_, id_, doc, existing)
+            doc = self._stage_update(rt, id_, existing, body, replace)
+            self._commit(type_, [(id_, doc, existing)])
 
     def upsert(self, type_: str, external_id: str, body: dict[str, Any]) -> tuple[str, bool]:
         """Create or update the record with this external id; (id, created)."""
-        self.record_type(type_)
-        body = {**body, "externalId": external_id}
-        with self.store.lock:
-            id_ = self._eid[type_].get(external_id)
-            if id_ is None:
-                return self.create(type_, body), True
-            # Sublists are replaced, not appended: a repeated PUT must change nothing.
-            self.update(type_, id_, body, None)
-            return id_, False
+        outcome = self.upsert_many([(type_, external_id, body)])[0]
+        if isinstance(outcome, NsError):
+            raise outcome
+        return outcome
 
-    def delete(self, type_: str, id_: str) -> None:
-        """Remove a record; transactions in a closed period cannot be deleted."""
+    def upsert_many(
+        self, items: Sequence[tuple[str, str, dict[str, Any]]]
+    ) -> list[tuple[str, bool] | NsError]:
+        """Upsert ``(type, externalId, body)`` items in order; per item (id, created) or the refusal.
+
+        Each item is validated exactly as a single upsert; a refused item does
+        not stop the others. The accepted ones are stored with one
+        ``put_many`` (one SQLite transaction) per record type.
+        """
+        outcomes: list[tuple[str, bool] | NsError] = []
+        # Per type: id -> (new document, document before this batch); insertion-ordered.
+        staged: dict[str, dict[str, tuple[dict[str, Any], dict[str, Any] | None]]] = {}
+        pending: dict[tuple[str, str], str] = {}  # (type, externalId) -> id created in this batch
+        with self.store.lock:
+            for type_, external_id, body in items:
+                try:
+                    rt = self.record_type(type_)
+                    full = {**body, "externalId": external_id}
+                    batch = staged.setdefault(type_, {})
+                    id_ = pending.get((type_, external_id)) or self._eid[type_].get(external_id)
+                    if id_ is None:
+                        id_, doc = self._stage_create(rt, full)
+                        pending[type_, external_id] = id_
+                        batch[id_] = (doc, None)
+                        outcomes.append((id_, True))
+                        continue
+                    # A record staged earlier in this batch is updated in its staged form.
+                    if id_ in batch:
+                        current, before = batch[id_]
+                    else:
+                        current = before = self.store.get(type_, id_) or {}
+                    # Sublists are replaced, not appended: a repeated upsert must change nothing.
+                    batch[id_] = (self._stage_update(rt, id_, current, full, None), before)
+                    outcomes.append((id_, False))
+                except NsError as exc:
+                    outcomes.append(exc)
+            for type_, batch in staged.items():
+                if batch:
+                    self._commit(type_, [(id_, doc, old) for id_, (doc, old) in batch.items()])
+        return outcomes
+
+    def delete(self, type_: str, id_: str, *, force: bool = False) -> None:
+        """Remove a record; transactions in a closed period cannot be deleted unless ``force``."""
         rt = self.record_type(type_)
         with self.store.lock:
             existing = self.store.get(type_, id_)
             if existing is None:
                 raise not_found()
-            if rt.transaction:
+            if rt.transaction and not force:
                 self._check_open(existing, existing.get("postingPeriod"), "tranDate")
             self.store.delete(type_, id_)
             eid = existing.get("externalId")
-            if eid is not None:
+            if eid is not None and self._eid[type_].get(eid) == id_:
                 self._eid[type_].pop(eid, None)
             ids = self._ids[type_]
             at = bisect.bisect_left(ids, int(id_))
@@ -221,7 +246,58 @@ class RecordBook:
             if type_ == "accountingperiod":
                 self._reindex_periods()
 
+    def plant(self, type_: str, id_: str | None, doc: dict[str, Any]) -> str:
+        """Store a record as given, without validation (test data such as a duplicated posting).
+
+        ``id_=None`` allocates a new id (and ``tranId`` for transactions).
+        """
+        rt = self.record_type(type_)
+        # A JSON round-trip keeps memory and the SQLite file identical (Decimal -> text).
+        doc = json.loads(json.dumps(doc, default=str))
+        with self.store.lock:
+            old = None if id_ is None else self.store.get(type_, id_)
+            if id_ is None:
+                id_ = str(self.store.next_id(rt.sequence, sequence_start(rt.sequence)))
+                if rt.tran_prefix:
+                    doc["tranId"] = f"{rt.tran_prefix}{id_}"
+                doc["dateCreated"] = _now()
+            self._commit(type_, [(id_, doc, old)])
+            return id_
+
     # -- internals ---------------------------------------------------------------------
+    def _stage_create(self, rt: RecordType, body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """A validated new record and its freshly allocated id; nothing is stored yet."""
+        doc = self._normalize(rt, body, {}, None)
+        for key, value in _DEFAULTS.get(rt.name, {}).items():
+            doc.setdefault(key, value)
+        self._complete(rt, doc, derive_period="postingPeriod" not in body)
+        self._validate(rt, doc)
+        id_ = str(self.store.next_id(rt.sequence, sequence_start(rt.sequence)))
+        if rt.tran_prefix:
+            doc.setdefault("tranId", f"{rt.tran_prefix}{id_}")
+        doc["dateCreated"] = _now()
+        return id_, doc
+
+    def _stage_update(
+        self,
+        rt: RecordType,
+        id_: str,
+        existing: dict[str, Any],
+        body: dict[str, Any],
+        replace: set[str] | None,
+    ) -> dict[str, Any]:
+        """``existing`` with ``body`` applied and validated; nothing is stored yet."""
+        if rt.transaction:
+            self._check_open(existing, existing.get("postingPeriod"), "tranDate")
+        doc = self._normalize(rt, body, existing, replace)
+        eid = doc.get("externalId")
+        if eid is not None and self._eid[rt.name].get(eid, id_) != id_:
+            raise _duplicate(rt.name, eid)
+        dated = "tranDate" in body or "trandate" in body
+        self._complete(rt, doc, derive_period=dated and "postingPeriod" not in body)
+        self._validate(rt, doc)
+        return doc
+
     def _normalize(
         self, rt: RecordType, body: dict[str, Any], existing: dict[str, Any], replace: set[str] | None
     ) -> dict[str, Any]:
@@ -356,15 +432,19 @@ class RecordBook:
                     path="line",
                 )
 
-    def _save(self, type_: str, id_: str, doc: dict[str, Any], old: dict[str, Any] | None) -> None:
-        doc["id"] = id_
-        doc["lastModifiedDate"] = _now()
-        self.store.put(type_, id_, doc)
-        self._index(type_, id_, doc, old)
-        if old is None:
-            ids = self._ids[type_]
-            # New ids only grow, so this is an append; bisect keeps it correct regardless.
-            bisect.insort(ids, int(id_))
+    def _commit(self, type_: str, staged: list[tuple[str, dict[str, Any], dict[str, Any] | None]]) -> None:
+        """Store staged ``(id, doc, old doc or None)`` in one transaction, then index them."""
+        now = _now()
+        for id_, doc, _ in staged:
+            doc["id"] = id_
+            doc["lastModifiedDate"] = now
+        self.store.put_many(type_, [(id_, doc) for id_, doc, _ in staged])
+        ids = self._ids[type_]
+        for id_, doc, old in staged:
+            self._index(type_, id_, doc, old)
+            if old is None:
+                # New ids only grow, so this is an append; bisect keeps it correct regardless.
+                bisect.insort(ids, int(id_))
         self.version += 1
 
     def _index(self, type_: str, id_: str, doc: dict[str, Any], old: dict[str, Any] | None) -> None:
@@ -390,51 +470,14 @@ class RecordBook:
             if not p.get("isQuarter") and not p.get("isYear")
         }
 
-    # -- SuiteQL views -----------------------------------------------------------------
-    def rows(self, table: str, columns: Iterable[str] | None = None) -> Iterator[dict[str, str]]:
-        """SuiteQL rows: lower-case columns, references as ids, checkboxes as T/F.
+    # -- SuiteQL support ----------------------------------------------------------------
+    def docs(self, type_: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(id, stored record) pairs of a type, a snapshot in insertion order."""
+        return self.store.items(type_)
 
-        ``columns`` limits each row to the columns a query mentions (``None``:
-        all), which keeps scans of a million time entries affordable.
-        ``transaction`` is the union of invoices, journal entries and expense
-        reports with SuiteQL's ``type`` column (``CustInvc``, ``Journal``, ``ExpRept``).
-        """
-        if table == "transaction":
-            for type_ in TRANSACTION_TABLE:
-                extra = {"type": TYPES[type_].suiteql_type, "recordtype": type_}
-                for row in self._rows(type_, columns):
-                    row.update(extra if columns is None else {k: v for k, v in extra.items() if k in columns})
-                    yield row
-            return
-        yield from self._rows(table, columns)
-
-    def _rows(self, type_: str, columns: Iterable[str] | None) -> Iterator[dict[str, str]]:
-        docs = (doc for _, doc in self.store.items(type_))
-        if columns is None:
-            for doc in docs:
-                yield {k.lower(): text for k, v in doc.items() if (text := _text(v)) is not None}
-            return
-        wanted = [(column, self._keys[type_].get(column, ())) for column in columns]
-        for doc in docs:
-            row: dict[str, str] = {}
-            for column, keys in wanted:
-                for key in keys:
-                    text = _text(doc.get(key))
-                    if text is not None:
-                        row[column] = text
-                        break
-            yield row
-
-
-def _text(value: Any) -> str | None:
-    """A field as SuiteQL shows it, or None for NULL and sublists."""
-    if value is None or isinstance(value, list):
-        return None
-    if isinstance(value, dict):
-        return str(value["id"]) if "id" in value and not _is_sublist(value) else None
-    if isinstance(value, bool):
-        return "T" if value else "F"
-    return str(value)
+    def spellings(self, type_: str, column: str) -> tuple[str, ...]:
+        """The stored field names that a lower-case SuiteQL column may mean."""
+        return self._keys[type_].get(column, ())
 
 
 __all__ = ["RECORD_PATH", "TRANSACTION_TABLE", "RecordBook", "not_found"]

@@ -1,0 +1,298 @@
+"""F4 / F5 — approved time and expenses to the ERP, as a scheduled micro-batch.
+
+One run: pull every change since the cursor into the ledger; reverse what
+changed after it was posted; validate the rest (quarantining what breaks a
+rule, holding or re-dating what falls in a closed period); aggregate; post in
+batches; record the KPIs. Each step either commits its own progress
+idempotently (pull, send) or runs as one checkpointed transaction (reversals,
+validation + assignment), so a crash anywhere resumes without posting twice.
+"""
+
+from __future__ import annotations
+
+import statistics
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+import structlog
+from dbos import DBOS, SetWorkflowID
+
+from quote2cash.errors import BusinessRuleError, TransientError
+from quote2cash.flows.customer_sync import erp_master_data, remote_step
+from quote2cash.flows.work_intake import pull_changes
+from quote2cash.flows.work_posting import (
+    FLOW,
+    chunks,
+    confirm,
+    journal,
+    pending_postings,
+    plan_reversals,
+    send_detail,
+    validate_and_assign,
+)
+from quote2cash.ops import audit
+from quote2cash.rules.work import MasterData, Period, Project
+from quote2cash.runtime.hub import current
+from quote2cash.runtime.logs import correlated
+from quote2cash.store import repo
+from quote2cash.store.tables import kpi_sample, posting, project_registry, work_entry
+
+KINDS = ("time", "expense")
+log = structlog.get_logger("quote2cash.flows.post_approved_work")
+
+
+def _truthy(value: Any) -> bool:
+    return str(value).upper() in ("T", "TRUE", "1")
+
+
+@remote_step()
+def pull_step(kind: str) -> dict[str, int]:
+    """Pull changes since the cursor (commits page by page, with the cursor)."""
+    return pull_changes(current(), kind)
+
+
+@remote_step()
+def master_data_step(kind: str) -> dict[str, Any]:
+    """Reference data for validation, as plain data (it is checkpointed)."""
+    hub = current()
+    projects = hub.read(lambda c: [dict(r) for r in c.execute(sa.select(project_registry)).mappings()])
+    tasks: dict[str, tuple[str, str]] = {}
+    if kind == "time":
+        workspaces = {p["psa_workspace_id"] for p in projects}
+        for story in hub.psa.list("stories", per_page=200):
+            if str(story.get("workspace_id")) in workspaces:
+                tasks[str(story["id"])] = (str(story["workspace_id"]), str(story.get("state") or ""))
+    roles, names = {}, {}
+    for user in hub.psa.list("users", per_page=200):
+        roles[str(user["id"])] = str(user.get("headline") or "")
+        names[str(user["id"])] = str(user.get("full_name") or f"user {user['id']}")
+    periods = [
+        (str(r.get("periodname")), str(r["startdate"])[:10], str(r["enddate"])[:10], _truthy(r.get("closed")))
+        for r in hub.erp.suiteql(
+            "SELECT id, periodname, startdate, enddate, closed FROM accountingperiod "
+            "WHERE isquarter = 'F' AND isyear = 'F'"
+        )
+    ]
+    depts = [
+        str(r["id"])
+        for r in hub.erp.suiteql("SELECT id, isinactive FROM department")
+        if not _truthy(r.get("isinactive"))
+    ]
+    master = erp_master_data()
+    return {
+        "projects": [{k: (str(v) if isinstance(v, datetime) else v) for k, v in p.items()} for p in projects],
+        "tasks": tasks,
+        "roles": roles,
+        "names": names,
+        "periods": periods,
+        "subsidiaries": [k for k, v in master["subsidiaries"].items() if not v["inactive"]],
+        "departments": depts,
+        "currencies": master["currency"],
+    }
+
+
+def master_data(raw: dict[str, Any]) -> MasterData:
+    """Rebuild the rules' snapshot from the checkpointed plain data."""
+    hub = current()
+    return MasterData(
+        projects={
+            p["psa_workspace_id"]: Project(
+                canonical_id=p["canonical_id"],
+                name=p["name"],
+                workspace_id=p["psa_workspace_id"],
+                erp_job_id=p["erp_job_id"],
+                legal_entity=p["legal_entity"],
+                subsidiary=p["subsidiary"],
+                currency=p["currency"],
+                billing_model=p["billing_model"],
+                rate_card=p["rate_card"],
+                department=p["department"],
+                open_for_time=bool(p["open_for_time"]),
+                open_for_expenses=bool(p["open_for_expenses"]),
+            )
+            for p in raw["projects"]
+        },
+        task_states={k: (v[0], v[1]) for k, v in raw["tasks"].items()},
+        roles=raw["roles"],
+        rate_cards={code: (card.currency, dict(card.rates)) for code, card in hub.config.rate_cards.items()},
+        periods=[Period(n, date.fromisoformat(s), date.fromisoformat(e), c) for n, s, e, c in raw["periods"]],
+        active_subsidiaries=set(raw["subsidiaries"]),
+        active_departments=set(raw["departments"]),
+        legal_entities=set(hub.legal_entities),
+        names=raw["names"],
+    )
+
+
+@remote_step()
+def send_step(kind: str, correlation_id: str, currencies: dict[str, str]) -> dict[str, int]:
+    """Send every pending posting; each batch's outcome is committed before the next."""
+    hub = current()
+    pending = hub.read(pending_postings, kind)
+    projects = hub.read(
+        lambda c: {
+            r.canonical_id: (r.erp_job_id, r.department)
+            for r in c.execute(
+                sa.select(
+                    project_registry.c.canonical_id,
+                    project_registry.c.erp_job_id,
+                    project_registry.c.department,
+                )
+            )
+        }
+    )
+    calls_before = hub.erp.calls
+    sent = failed = 0
+    batch_size = 200 if hub.config.posting.mode == "summary" else 500
+    for batch in chunks(pending, batch_size):
+        records = [
+            journal(p, hub, currencies.get(p["currency"]), *projects.get(p["project"], (None, None)))
+            for p in batch
+        ]
+        if hub.config.posting.mode == "summary":
+            results = [
+                (
+                    r.external_id,
+                    r.id,
+                    None if r.success else {"code": f"netsuite.{r.code}", "message": r.message},
+                )
+                for r in hub.erp.batch_upsert(records)
+            ]
+        else:
+            results = send_detail(hub, records, hub.config.posting.detail_concurrency)
+        with hub.engine.begin() as conn:
+            ok, bad = confirm(conn, kind, results, correlation_id)
+        sent += ok
+        failed += bad
+    return {"postings_sent": sent, "postings_failed": failed, "erp_calls": hub.erp.calls - calls_before}
+
+
+def _latency_seconds(conn: sa.Connection) -> sa.ColumnElement[float]:
+    if conn.dialect.name == "postgresql":
+        return sa.cast(sa.extract("epoch", work_entry.c.posted_at - work_entry.c.seen_at), sa.Float)
+    return sa.cast(
+        (sa.func.julianday(work_entry.c.posted_at) - sa.func.julianday(work_entry.c.seen_at)) * 86400.0,
+        sa.Float,
+    )
+
+
+def record_kpis(
+    conn: sa.Connection, kind: str, run_id: str, sla_hours: float, quarantined: dict[str, int]
+) -> dict[str, Any]:
+    """Approval → posted latency and % within SLA for the entries this run posted."""
+    keys = sa.select(posting.c.key).where(posting.c.run_id == run_id)
+    latencies = sorted(
+        float(v)
+        for (v,) in conn.execute(
+            sa.select(_latency_seconds(conn)).where(
+                work_entry.c.kind == kind, work_entry.c.status == "posted", work_entry.c.posting_key.in_(keys)
+            )
+        )
+        if v is not None
+    )
+    figures: dict[str, Any] = {"posted_entries": len(latencies)}
+    if latencies:
+        q = (
+            statistics.quantiles(latencies, n=100, method="inclusive")
+            if len(latencies) > 1
+            else latencies * 99
+        )
+        figures.update(
+            approval_to_posted_p50_s=round(q[49], 3),
+            approval_to_posted_p95_s=round(q[94], 3),
+            posted_within_sla_pct=round(
+                100.0 * sum(v <= sla_hours * 3600 for v in latencies) / len(latencies), 2
+            ),
+        )
+    samples = {f"{kind}.{k}": float(v) for k, v in figures.items()}
+    samples.update({f"{kind}.quarantined.{code}": float(n) for code, n in quarantined.items()})
+    now = repo.now()
+    for name, value in samples.items():
+        repo.upsert(
+            conn,
+            kpi_sample,
+            {"kpi": name, "subject": run_id, "value": value, "labels": {"kind": kind}, "at": now},
+            ["kpi", "subject"],
+        )
+    return figures
+
+
+def _finish(conn: sa.Connection, run_id: str, kind: str, summary: dict[str, Any]) -> None:
+    audit.append(
+        conn,
+        actor=f"flow:{FLOW}",
+        action=f"{kind}.posting_run",
+        subject=run_id,
+        correlation_id=run_id,
+        systems=["netsuite"],
+        after=summary,
+    )
+
+
+@DBOS.workflow()
+def post_approved_work(kind: str, run_id: str) -> dict[str, Any]:
+    """One micro-batch run for ``time`` or ``expense``."""
+    if kind not in KINDS:
+        raise BusinessRuleError(f"unknown kind {kind!r}; use one of {', '.join(KINDS)}", code="posting.kind")
+    hub = current()
+    with correlated(run_id, flow=FLOW, kind=kind):
+        pulled = pull_step(kind)
+        raw = master_data_step(kind)
+        md = master_data(raw)
+        reversals = hub.tx(plan_reversals, kind, run_id, raw["periods"])
+        stats = hub.tx(validate_and_assign, kind, run_id, md, hub.config.posting, run_id)
+        sent = send_step(kind, run_id, raw["currencies"])
+        kpis = hub.tx(record_kpis, kind, run_id, hub.config.posting.sla_hours, stats["by_reason"])
+        summary = {
+            "run_id": run_id,
+            "kind": kind,
+            "mode": hub.config.posting.mode,
+            "pulled": {k: v for k, v in pulled.items() if v},
+            "reversal_postings": reversals,
+            "valid": stats["valid"],
+            "quarantined": stats["quarantined"],
+            "held": stats["held"],
+            "redated": stats["redated"],
+            "redated_ids": stats["redated_ids"],
+            "quarantined_by_reason": stats["by_reason"],
+            "postings_created": stats["postings"],
+            **sent,
+            **kpis,
+        }
+        hub.tx(_finish, run_id, kind, summary)
+        log.info("posting.completed", **{k: v for k, v in summary.items() if isinstance(v, int)})
+        return summary
+
+
+@DBOS.workflow()
+def scheduled_posting(scheduled_time: datetime, context: Any) -> None:
+    """The cron entry point: one run per kind, in order."""
+    stamp = scheduled_time.astimezone(UTC).strftime("%Y%m%dT%H%M")
+    for kind in KINDS:
+        post_approved_work(kind, f"{FLOW}:{kind}:{stamp}")
+
+
+def run_id_now(kind: str) -> str:
+    """A run id for an on-demand run."""
+    return f"{FLOW}:{kind}:{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}"
+
+
+def post_now(kind: str, run_id: str | None = None) -> dict[str, Any]:
+    """Run one micro-batch now and wait for it (``q2c post time --now``)."""
+    hub = current()
+    run_id = run_id or run_id_now(kind)
+    with SetWorkflowID(run_id):
+        handle = hub.queue("posting").enqueue(post_approved_work, kind, run_id)
+    result: dict[str, Any] = handle.get_result()
+    return result
+
+
+def transient(error: BaseException) -> bool:
+    """Whether an error is worth retrying."""
+    return isinstance(error, TransientError)
+
+
+def decimal_hours(minutes: int) -> Decimal:
+    """Minutes as hours with two decimals."""
+    return (Decimal(minutes) / 60).quantize(Decimal("0.01"))

@@ -1,0 +1,406 @@
+"""F9 for time and expenses: PSA approved vs ERP posted, by project, legal
+entity and period, with every break listed with its cause.
+
+Three sources are compared: what the PSA says is approved for the period, what
+the ERP holds (the hub's postings, read back with SuiteQL) and the hub's own
+ledger of which entry went into which posting — the ledger is what turns a
+difference into a cause.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from dbos import DBOS
+
+from quote2cash.errors import BusinessRuleError, ConfigError, Owner
+from quote2cash.flows.work_intake import RESOURCES
+from quote2cash.ops import exceptions
+from quote2cash.runtime.hub import Hub, current
+from quote2cash.store.tables import posting, project_registry, work_entry
+
+FLOW = "reconcile_work"
+RECORD_TYPES = {
+    ("time", "summary"): "journalentry",
+    ("time", "detail"): "timebill",
+    ("expense", "summary"): "journalentry",
+    ("expense", "detail"): "expensereport",
+}
+OWNERS = {
+    "missing": Owner.FINANCE,
+    "duplicated": Owner.FINANCE,
+    "amount_mismatch": Owner.FINANCE,
+    "posted_not_approved": Owner.PMO,
+}
+
+
+@dataclass
+class Break:
+    """One difference between the PSA and the ERP, with its cause."""
+
+    kind: str  # missing | duplicated | amount_mismatch | posted_not_approved
+    project: str
+    legal_entity: str
+    period: str
+    cause: str
+    entries: list[str] = field(default_factory=list)
+    postings: list[str] = field(default_factory=list)
+    amount: str = "0.00"
+
+
+@dataclass
+class Line:
+    """PSA vs ERP figures for one project × legal entity × period."""
+
+    project: str
+    legal_entity: str
+    period: str
+    currency: str
+    psa_count: int = 0
+    psa_hours: str = "0.00"
+    psa_amount: str = "0.00"
+    erp_count: int = 0
+    erp_hours: str = "0.00"
+    erp_amount: str = "0.00"
+    status: str = "ok"
+
+
+@dataclass
+class Report:
+    """The result of one reconciliation."""
+
+    kind: str
+    period: str
+    lines: list[Line]
+    breaks: list[Break]
+    cases_opened: int = 0
+    files: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        """Breaks by kind."""
+        out: dict[str, int] = defaultdict(int)
+        for b in self.breaks:
+            out[b.kind] += 1
+        return dict(out)
+
+
+def _dec(minor: int) -> str:
+    return str(Decimal(minor).scaleb(-2).quantize(Decimal("0.01")))
+
+
+def _hours(minutes: int) -> str:
+    return str((Decimal(minutes) / 60).quantize(Decimal("0.01")))
+
+
+def _bounds(period: str) -> tuple[date, date]:
+    try:
+        start = datetime.strptime(period, "%Y-%m").date()
+    except ValueError as exc:
+        raise ConfigError(f"period {period!r} is not YYYY-MM", code="reconcile.period") from exc
+    end = (start.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+    return start, end
+
+
+def reconcile(
+    hub: Hub, kind: str, period: str, *, out: Path | None = None, open_cases: bool = True
+) -> Report:
+    """Compare PSA approved with ERP posted for one kind and period; write CSV/JSON to ``out``."""
+    if kind not in RESOURCES:
+        raise ConfigError(f"unknown kind {kind!r}: use time or expenses", code="reconcile.kind")
+    start, end = _bounds(period)
+    registry = hub.read(
+        lambda c: {
+            r.psa_workspace_id: (r.canonical_id, r.legal_entity, r.currency)
+            for r in c.execute(sa.select(project_registry))
+        }
+    )
+    # PSA: approved entries of the period.
+    date_filter = {"date_performed_between" if kind == "time" else "date_between": f"{start}:{end}"}
+    psa: dict[str, dict[str, Any]] = {}
+    for raw in hub.psa.list(RESOURCES[kind], per_page=200, approved=True, **date_filter):
+        ws = str(raw["workspace_id"])
+        project, le, cur = registry.get(ws, (f"workspace:{ws}", "?", str(raw.get("currency") or "")))
+        minutes = int(raw.get("time_in_minutes") or 0)
+        amount = (
+            round(minutes * int(raw.get("rate_in_cents") or 0) / 60)
+            if kind == "time"
+            else int(raw.get("amount_in_cents") or 0)
+        )
+        psa[str(raw["id"])] = {
+            "key": (project, le, period),
+            "minutes": minutes,
+            "amount": amount,
+            "currency": cur,
+        }
+    # Hub ledger.
+    ledger = hub.read(
+        lambda c: {
+            r.source_id: (r.status, r.posting_key, r.reason_code)
+            for r in c.execute(
+                sa.select(
+                    work_entry.c.source_id,
+                    work_entry.c.status,
+                    work_entry.c.posting_key,
+                    work_entry.c.reason_code,
+                ).where(
+                    work_entry.c.kind == kind, work_entry.c.work_date >= start, work_entry.c.work_date <= end
+                )
+            )
+        }
+    )
+    hub_postings = hub.read(
+        lambda c: {
+            r["key"]: dict(r)
+            for r in c.execute(
+                sa.select(posting).where(posting.c.kind == kind, posting.c.period == period)
+            ).mappings()
+        }
+    )
+    # ERP: the hub's postings for the period, read back.
+    rtype = RECORD_TYPES[(kind, hub.config.posting.mode)]
+    erp_rows = list(
+        hub.erp.suiteql(
+            "SELECT id, externalid, custbody_q2c_source_ref, custbody_q2c_project, subsidiary, custbody_q2c_hours, "
+            f"custbody_q2c_amount, custbody_q2c_entries FROM {rtype} WHERE custbody_q2c_kind = '{kind}' "
+            f"AND custbody_q2c_period = '{period}'"
+        )
+    )
+    le_of = {v: k for k, v in hub.subsidiary_of.items()}
+    breaks: list[Break] = []
+    by_ref: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in erp_rows:
+        by_ref[str(row.get("custbody_q2c_source_ref") or row.get("externalid"))].append(row)
+
+    lines: dict[tuple[str, str, str], Line] = {}
+
+    def line(key: tuple[str, str, str], currency: str) -> Line:
+        if key not in lines:
+            lines[key] = Line(key[0], key[1], key[2], currency)
+        return lines[key]
+
+    erp_totals: dict[tuple[str, str, str], list[Decimal]] = defaultdict(
+        lambda: [Decimal(0), Decimal(0), Decimal(0)]
+    )
+    for ref, rows in by_ref.items():
+        first = rows[0]
+        key = (str(first.get("custbody_q2c_project")), le_of.get(str(first.get("subsidiary")), "?"), period)
+        for row in rows:
+            t = erp_totals[key]
+            t[0] += Decimal(str(row.get("custbody_q2c_entries") or 0))
+            t[1] += Decimal(str(row.get("custbody_q2c_hours") or 0))
+            t[2] += Decimal(str(row.get("custbody_q2c_amount") or 0))
+        mine = hub_postings.get(ref)
+        if len(rows) > 1:
+            breaks.append(
+                Break(
+                    "duplicated",
+                    key[0],
+                    key[1],
+                    period,
+                    f"posting {ref} exists {len(rows)} times in the ERP (ids "
+                    f"{', '.join(str(r['id']) for r in rows)}); all but one must be reversed",
+                    postings=[str(r["id"]) for r in rows],
+                    amount=str(first.get("custbody_q2c_amount")),
+                )
+            )
+        if mine is None:
+            breaks.append(
+                Break(
+                    "posted_not_approved",
+                    key[0],
+                    key[1],
+                    period,
+                    f"ERP posting {ref} (id {first['id']}) was not made by the hub for any approved entry",
+                    postings=[str(first["id"])],
+                    amount=str(first.get("custbody_q2c_amount")),
+                )
+            )
+        elif Decimal(str(first.get("custbody_q2c_amount") or 0)) != Decimal(mine["amount_minor"]).scaleb(-2):
+            breaks.append(
+                Break(
+                    "amount_mismatch",
+                    key[0],
+                    key[1],
+                    period,
+                    f"ERP posting {ref} (id {first['id']}) holds {first.get('custbody_q2c_amount')} "
+                    f"but the hub posted {_dec(mine['amount_minor'])}: it was changed in the ERP",
+                    postings=[str(first["id"])],
+                    amount=_dec(mine["amount_minor"]),
+                )
+            )
+    # Per entry: approved but not in the ERP, and in the ERP but no longer approved.
+    missing: dict[tuple[tuple[str, str, str], str], list[str]] = defaultdict(list)
+    for sid, e in psa.items():
+        status, pkey, reason = ledger.get(sid, ("not pulled", None, None))
+        if status == "posted" and pkey in by_ref:
+            continue
+        if status == "posted":
+            cause = f"posting {pkey} is not in the ERP (deleted there?)"
+        elif status in ("quarantined", "held"):
+            cause = f"{status}: {reason}"
+        elif status in ("assigned", "staged"):
+            cause = "not posted yet (run the posting)"
+        else:
+            cause = "not seen by the hub yet (run the posting)"
+        missing[(e["key"], cause)].append(sid)
+    for (key, cause), ids in missing.items():
+        amount = sum(psa[i]["amount"] for i in ids)
+        breaks.append(
+            Break(
+                "missing",
+                key[0],
+                key[1],
+                period,
+                f"{len(ids)} approved entries: {cause}",
+                entries=sorted(ids)[:50],
+                amount=_dec(amount),
+            )
+        )
+    stale = [
+        sid
+        for sid, (status, pkey, _) in ledger.items()
+        if status == "posted" and sid not in psa and pkey in by_ref
+    ]
+    by_project: dict[str, list[str]] = defaultdict(list)
+    for sid in stale:
+        by_project[str(hub_postings.get(ledger[sid][1], {}).get("project", "?"))].append(sid)
+    for project, ids in by_project.items():
+        le = next((p["legal_entity"] for p in hub_postings.values() if p["project"] == project), "?")
+        breaks.append(
+            Break(
+                "posted_not_approved",
+                project,
+                le,
+                period,
+                f"{len(ids)} entries are posted but no longer approved (or deleted) in the PSA; "
+                "the next posting run reverses them",
+                entries=sorted(ids)[:50],
+            )
+        )
+    # Figures by project × legal entity × period.
+    for e in psa.values():
+        ln = line(e["key"], e["currency"])
+        ln.psa_count += 1
+        ln.psa_hours = str(Decimal(ln.psa_hours) + Decimal(e["minutes"]) / 60)
+        ln.psa_amount = str(Decimal(ln.psa_amount) + Decimal(e["amount"]).scaleb(-2))
+    for key, (count, hours, total) in erp_totals.items():
+        ln = line(key, "")
+        ln.erp_count, ln.erp_hours, ln.erp_amount = int(count), str(hours), str(total)
+    broken = {(b.project, b.legal_entity, b.period) for b in breaks}
+    for key, ln in lines.items():
+        ln.psa_hours = str(Decimal(ln.psa_hours).quantize(Decimal("0.01")))
+        ln.psa_amount = str(Decimal(ln.psa_amount).quantize(Decimal("0.01")))
+        ln.erp_hours = str(Decimal(ln.erp_hours).quantize(Decimal("0.01")))
+        ln.erp_amount = str(Decimal(ln.erp_amount).quantize(Decimal("0.01")))
+        ln.status = "break" if key in broken else "ok"
+    report = Report(kind, period, sorted(lines.values(), key=lambda x: (x.project, x.legal_entity)), breaks)
+    if open_cases and breaks:
+        with hub.engine.begin() as conn:
+            report.cases_opened = _open_cases(conn, report)
+    if out is not None:
+        report.files = write(report, out)
+    return report
+
+
+def _open_cases(conn: sa.Connection, report: Report) -> int:
+    for b in report.breaks:
+        err = BusinessRuleError(
+            f"{report.kind} {report.period}, project {b.project} ({b.legal_entity}): {b.cause}",
+            code=f"recon.{b.kind}",
+            owner=OWNERS[b.kind],
+            system="netsuite",
+            details=asdict(b),
+        )
+        subject = f"recon:{report.kind}:{report.period}:{b.project}:{b.cause[:60]}"
+        exceptions.open_case(conn, err, flow=FLOW, subject=subject, correlation_id=None)
+    return len(report.breaks)
+
+
+def write(report: Report, folder: Path) -> list[str]:
+    """Write the report as JSON (everything) and CSV (lines and breaks)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = folder / f"recon-{report.kind}-{report.period}"
+    data = {
+        "kind": report.kind,
+        "period": report.period,
+        "breaks_by_kind": report.counts(),
+        "lines": [asdict(x) for x in report.lines],
+        "breaks": [asdict(b) for b in report.breaks],
+        "generated_at": datetime.now(UTC).isoformat(),
+    }
+    Path(f"{stem}.json").write_text(json.dumps(data, indent=2))
+    with open(f"{stem}.csv", "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(
+            [
+                "project",
+                "legal_entity",
+                "period",
+                "currency",
+                "psa_count",
+                "psa_hours",
+                "psa_amount",
+                "erp_count",
+                "erp_hours",
+                "erp_amount",
+                "status",
+            ]
+        )
+        for x in report.lines:
+            writer.writerow(
+                [
+                    x.project,
+                    x.legal_entity,
+                    x.period,
+                    x.currency,
+                    x.psa_count,
+                    x.psa_hours,
+                    x.psa_amount,
+                    x.erp_count,
+                    x.erp_hours,
+                    x.erp_amount,
+                    x.status,
+                ]
+            )
+    with open(f"{stem}-breaks.csv", "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(
+            ["break", "project", "legal_entity", "period", "amount", "cause", "entries", "postings"]
+        )
+        for b in report.breaks:
+            writer.writerow(
+                [
+                    b.kind,
+                    b.project,
+                    b.legal_entity,
+                    b.period,
+                    b.amount,
+                    b.cause,
+                    " ".join(b.entries),
+                    " ".join(b.postings),
+                ]
+            )
+    return [f"{stem}.json", f"{stem}.csv", f"{stem}-breaks.csv"]
+
+
+@DBOS.workflow()
+def scheduled_reconciliation(scheduled_time: datetime, context: Any) -> None:
+    """Nightly: reconcile this month and the last, for time and expenses."""
+    day = scheduled_time.astimezone(UTC).date()
+    previous = day.replace(day=1) - timedelta(days=1)
+    for kind in ("time", "expense"):
+        for period in (f"{previous:%Y-%m}", f"{day:%Y-%m}"):
+            _nightly(kind, period)
+
+
+@DBOS.step()
+def _nightly(kind: str, period: str) -> dict[str, int]:
+    return reconcile(current(), kind, period).counts()

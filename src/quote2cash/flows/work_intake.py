@@ -1,0 +1,176 @@
+"""Pull time entries and expenses changed in the PSA since a durable cursor,
+into the ``work_entry`` ledger.
+
+Pages are committed together with the cursor, so a crash resumes from the
+last committed page, and re-reading a page is harmless (rows are keyed by
+source id and version). A change to an entry that was already posted marks
+it for reversal; it is never overwritten in the ERP.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from quote2cash.errors import VendorPayloadError
+from quote2cash.runtime.hub import Hub
+from quote2cash.store import repo
+from quote2cash.store.tables import work_entry
+
+RESOURCES = {"time": "time_entries", "expense": "expenses"}
+PAGE = 200
+PAGES_PER_COMMIT = 10
+EPOCH = "1970-01-01T00:00:00.000000Z"
+#: Statuses whose figures are already in the ERP.
+IN_ERP = ("posted",)
+#: Statuses of entries assigned to a posting that has not been confirmed yet.
+IN_FLIGHT = ("assigned",)
+
+
+def cursor_name(kind: str) -> str:
+    """The durable cursor of a kind's change feed."""
+    return f"kantata.{RESOURCES[kind]}.changes"
+
+
+def parse_time(value: str) -> datetime:
+    """Kantata's ``2025-01-23T10:00:00.123456Z`` as an aware datetime."""
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def to_row(kind: str, raw: dict[str, Any]) -> dict[str, Any]:
+    """A PSA record as a ``work_entry`` row; raises VendorPayloadError naming the field."""
+    try:
+        version = str(raw["updated_at"])
+        row: dict[str, Any] = {
+            "kind": kind,
+            "source_id": str(raw["id"]),
+            "version": version,
+            "approved": bool(raw.get("approved")),
+            "deleted": bool(raw.get("deleted_at")),
+            "workspace_id": str(raw["workspace_id"]),
+            "user_id": None if raw.get("user_id") is None else str(raw["user_id"]),
+            "currency": str(raw.get("currency") or ""),
+            "billable": bool(raw.get("billable")),
+            "seen_at": parse_time(version),
+        }
+        if kind == "time":
+            row.update(
+                task_id=None if raw.get("story_id") is None else str(raw["story_id"]),
+                work_date=date.fromisoformat(str(raw["date_performed"])),
+                minutes=int(raw["time_in_minutes"]),
+                rate_minor=int(raw.get("rate_in_cents") or 0),
+                reimbursable=False,
+                category=None,
+            )
+            row["amount_minor"] = round(row["minutes"] * row["rate_minor"] / 60)
+        else:
+            row.update(
+                task_id=None,
+                work_date=date.fromisoformat(str(raw["date"])),
+                minutes=0,
+                rate_minor=0,
+                amount_minor=int(raw["amount_in_cents"]),
+                reimbursable=bool(raw.get("reimbursable")),
+                category=raw.get("category") or None,
+            )
+    except (KeyError, TypeError, ValueError) as exc:
+        field = exc.args[0] if isinstance(exc, KeyError) else str(exc)
+        raise VendorPayloadError(
+            f"kantata sent a {RESOURCES[kind]} record that cannot be read ({field!s}): "
+            f"{ {k: raw.get(k) for k in list(raw)[:8]} }",
+            system="kantata",
+            record=str(raw.get("id")),
+            details={"field": str(field)},
+        ) from exc
+    return row
+
+
+def _apply(conn: sa.Connection, kind: str, rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Merge one batch of changes into the ledger; returns counts by outcome."""
+    counts = {"new": 0, "changed": 0, "reverse": 0, "withdrawn": 0, "same": 0, "ignored": 0}
+    ids = [r["source_id"] for r in rows]
+    known: dict[str, dict[str, Any]] = {}
+    for chunk in range(0, len(ids), 900):
+        for r in conn.execute(
+            sa.select(work_entry.c.source_id, work_entry.c.version, work_entry.c.status).where(
+                work_entry.c.kind == kind, work_entry.c.source_id.in_(ids[chunk : chunk + 900])
+            )
+        ).mappings():
+            known[r["source_id"]] = dict(r)
+    inserts: list[dict[str, Any]] = []
+    for row in rows:
+        live = row["approved"] and not row["deleted"]
+        old = known.get(row["source_id"])
+        if old is None:
+            if live:
+                inserts.append({**row, "status": "staged"})
+                counts["new"] += 1
+            else:
+                counts["ignored"] += 1  # drafts and deletions the hub never posted
+            continue
+        if old["version"] == row["version"]:
+            counts["same"] += 1
+            continue
+        if old["status"] in IN_ERP or old["status"] in IN_FLIGHT:
+            status = "reverse"  # keep posted_* figures; the reversal is planned next
+        elif live:
+            status = "staged"
+        else:
+            status = "withdrawn"
+        counts["reverse" if status == "reverse" else "changed" if live else "withdrawn"] += 1
+        values = {k: v for k, v in row.items() if k not in ("kind", "source_id")}
+        conn.execute(
+            sa.update(work_entry)
+            .where(work_entry.c.kind == kind, work_entry.c.source_id == row["source_id"])
+            .values(**values, status=status, reason_code=None)
+        )
+    if inserts:
+        conn.execute(sa.insert(work_entry), inserts)
+    return counts
+
+
+def pull_changes(hub: Hub, kind: str) -> dict[str, int]:
+    """Read every change since the cursor into the ledger; returns counts by outcome."""
+    name = cursor_name(kind)
+    since = hub.read(repo.get_cursor, name) or EPOCH
+    totals: dict[str, int] = {"pages": 0}
+    pending: list[dict[str, Any]] = []
+    last = since
+
+    def commit() -> None:
+        nonlocal pending
+
+        def write(conn: sa.Connection) -> dict[str, int]:
+            counts = _apply(conn, kind, pending)
+            repo.set_cursor(conn, name, last)
+            return counts
+
+        with hub.engine.begin() as conn:
+            for key, n in write(conn).items():
+                totals[key] = totals.get(key, 0) + n
+        pending = []
+
+    while True:
+        envelope = hub.psa.fetch_page(
+            RESOURCES[kind],
+            page=1,
+            per_page=PAGE,
+            updated_after=last,
+            order="updated_at:asc",
+            include_deleted="true",
+        )
+        records = hub.psa.resolve(envelope)
+        totals["pages"] += 1
+        if not records:
+            break
+        pending.extend(to_row(kind, r) for r in records)
+        last = str(records[-1]["updated_at"])
+        if totals["pages"] % PAGES_PER_COMMIT == 0:
+            commit()
+        if len(records) < PAGE:
+            break
+    if pending or last != since:
+        commit()
+    return totals
