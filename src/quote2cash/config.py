@@ -31,7 +31,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from croniter import croniter
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from quote2cash.errors import ConfigError
 
@@ -162,6 +171,13 @@ class PostingConfig(_Strict):
     detail_concurrency: int = Field(default=8, ge=1, le=100)
     reconcile_schedule: str = "30 2 * * *"
     accounts: AccountsConfig = Field(default_factory=AccountsConfig)
+
+    @field_validator("schedule", "reconcile_schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        if not croniter.is_valid(value, second_at_beginning=True):
+            raise ValueError(f"{value!r} is not a cron expression (e.g. '*/15 * * * *')")
+        return value
 
 
 class HubSection(_Strict):

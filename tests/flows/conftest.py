@@ -67,12 +67,16 @@ def make_hub(db_url: str, boxes: Sandboxes) -> Iterator[Callable[..., Hub]]:
     """Launch a hub on the test database; ``policies`` and ``timeout`` may be given."""
     hubs: list[Hub] = []
 
-    def make(policies: dict[str, Any] | None = None, timeout: float = 5.0) -> Hub:
+    def make(
+        policies: dict[str, Any] | None = None, timeout: float = 5.0, posting: dict[str, Any] | None = None
+    ) -> Hub:
         raw = boxes.config(db_url)
         for system in raw["systems"].values():
             system["timeout_seconds"] = timeout
         if policies:
             raw["policies"] = policies
+        if posting:
+            raw["posting"] = posting
         hub = launch_hub(load_config(data=raw, env=SANDBOX_ENV), retry=FAST)
         hubs.append(hub)
         return hub

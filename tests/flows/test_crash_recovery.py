@@ -9,6 +9,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -98,3 +99,93 @@ def test_sigkill_mid_flow_then_restart_finishes_without_duplicates(
     for opp in opps:
         deal = boxes.salesforce.get("Opportunity", opp)
         assert deal["ERP_Project_Id__c"] and deal["PSA_Workspace_Id__c"]
+
+
+def test_sigkill_during_a_posting_batch_then_restart_posts_exactly_the_psa_totals(
+    make_hub: Any, boxes: Sandboxes, db_url: str, tmp_path: Path
+) -> None:
+    from decimal import Decimal
+
+    from quote2cash.flows.lead_to_project import workflow_id
+    from quote2cash.store.tables import posting
+
+    from .conftest import result_of
+
+    hub = make_hub()
+    _, opp = add_deal(boxes)
+    from quote2cash.flows.intake import poll_closed_won
+
+    poll_closed_won(hub)
+    assert result_of(workflow_id(opp))["status"] == "completed"
+    workspace = boxes.kantata.records("workspaces")[0]["id"]
+    hub.shutdown()  # from here on only the worker processes run flows
+    kt = boxes.kantata
+    user = kt.add_user("Ada Lovelace", "ada@northwind.example", "Consultant")
+    # 450 tasks -> 450 summary journals -> 3 batch calls, slowed down so the kill lands between them.
+    tasks = [
+        kt.add_story({"workspace_id": workspace, "title": f"Task {i}", "story_type": "task"})
+        for i in range(450)
+    ]
+    kt.add_time_entries(
+        [
+            {
+                "workspace_id": workspace,
+                "story_id": t,
+                "user_id": user,
+                "date_performed": "2026-10-15",
+                "time_in_minutes": 90,
+                "billable": True,
+                "rate_in_cents": 18000,
+                "currency": "USD",
+                "approved": True,
+            }
+            for t in tasks
+            for _ in range(2)
+        ]
+    )
+    boxes.netsuite.inject("latency", path="restlet", seconds=1.0)
+    config = tmp_path / "q2c.yaml"
+    config.write_text(yaml.safe_dump(boxes.config(db_url)))
+    env = {**os.environ, **SANDBOX_ENV, "Q2C_EXECUTOR_ID": "worker-b"}
+    log = tmp_path / "post.log"
+    cmd = [sys.executable, "-m", "quote2cash", "post", "time", "--now", "--config", str(config)]
+    engine = make_engine(db_url)
+
+    def counts() -> dict[str, int]:
+        try:
+            with engine.connect() as conn:
+                return {
+                    s: int(n)
+                    for s, n in conn.execute(
+                        sa.select(posting.c.status, sa.func.count()).group_by(posting.c.status)
+                    )
+                }
+        except sa.exc.DBAPIError:
+            return {}
+
+    worker = subprocess.Popen(cmd, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        c = counts()
+        if c.get("posted", 0) > 0 and c.get("pending", 0) > 0:
+            break
+        assert worker.poll() is None, log.read_text()[-3000:]
+        time.sleep(0.05)
+    else:
+        pytest.fail("the batch never got half-way:\n" + log.read_text()[-3000:])
+    worker.send_signal(signal.SIGKILL)
+    worker.wait(timeout=10)
+    assert counts().get("pending", 0) > 0
+
+    restarted = subprocess.run(cmd, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, timeout=180)
+    assert restarted.returncode == 0, log.read_text()[-3000:]
+    deadline = time.monotonic() + 60
+    while counts().get("pending", 0) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    engine.dispose()
+
+    journals = [j for j in boxes.netsuite.records("journalentry") if j.get("custbody_q2c_kind") == "time"]
+    assert max(Counter(j["externalId"] for j in journals).values()) == 1
+    assert len(journals) == 450
+    assert sum(Decimal(j["custbody_q2c_hours"]) for j in journals) == Decimal(900 * 90) / 60
+    assert sum(Decimal(j["custbody_q2c_amount"]) for j in journals) == Decimal(900 * 270)

@@ -165,8 +165,12 @@ def run(
     except HubError as exc:
         _fail(exc)
         return
+    from quote2cash.flows.schedules import install_schedules
+
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+    for line in install_schedules(hub):
+        err.print(f"schedule: {line}")
     err.print(
         f"hub running (executor {cfg.executor_id}, version {cfg.hub.application_version}); Ctrl-C stops"
     )

@@ -268,7 +268,7 @@ def post_approved_work(kind: str, run_id: str) -> dict[str, Any]:
 @DBOS.workflow()
 def scheduled_posting(scheduled_time: datetime, context: Any) -> None:
     """The cron entry point: one run per kind, in order."""
-    stamp = scheduled_time.astimezone(UTC).strftime("%Y%m%dT%H%M")
+    stamp = scheduled_time.astimezone(UTC).strftime("%Y%m%dT%H%M%S")
     for kind in KINDS:
         post_approved_work(kind, f"{FLOW}:{kind}:{stamp}")
 

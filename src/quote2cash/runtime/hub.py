@@ -123,6 +123,7 @@ class Hub:
             "application_version": self.config.hub.application_version,
             "executor_id": self.config.executor_id,
             "log_level": "WARNING",
+            "scheduler_polling_interval_sec": 1.0,
         }
         if is_sqlite(self.url):
             dbos_config["notification_listener_polling_interval_sec"] = 0.1
@@ -156,6 +157,9 @@ class Hub:
     def shutdown(self) -> None:
         """Stop DBOS and close the connectors and the database."""
         global _current
+        if self.ds is None:
+            return
+        self.ds = None
         DBOS.destroy(workflow_completion_timeout_sec=0)
         for client in (self.crm, self.psa, self.erp):
             client.close()

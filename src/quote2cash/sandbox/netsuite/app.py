@@ -317,7 +317,14 @@ class NetSuiteSandbox(Sandbox):
             query = parse(text)
             if query.table not in TABLES:
                 raise SuiteQLError(f"Record '{query.table}' was not found.")
-            result = execute(query, rows(self.book, query.table, None if query.star else query.columns))
+            source = rows(
+                self.book,
+                query.table,
+                None if query.star else query.columns,
+                query.where,
+                query.where_columns,
+            )
+            result = execute(query, source, filtered=True)
         except SuiteQLError as exc:
             detail = (
                 "Invalid search query. Detailed unprocessed description follows. "

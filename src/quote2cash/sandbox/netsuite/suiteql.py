@@ -56,7 +56,7 @@ class Item:
 
 @dataclass(frozen=True)
 class Query:
-    """A parsed query; ``columns`` are every source column it mentions."""
+    """A parsed query; ``columns`` are every source column it mentions, ``where_columns`` those in WHERE."""
 
     table: str
     items: tuple[Item, ...]
@@ -66,6 +66,7 @@ class Query:
     group_by: tuple[str, ...]
     order_by: tuple[tuple[str, bool], ...]
     columns: frozenset[str]
+    where_columns: frozenset[str] = frozenset()
 
 
 def _number(value: str) -> Decimal | None:
@@ -77,6 +78,23 @@ def _compare(left: str, right: str) -> int:
     if a is not None and b is not None:
         return (a > b) - (a < b)
     return (left > right) - (left < right)
+
+
+def _against(literal: str) -> Callable[[str], int]:
+    """``lambda v: _compare(v, literal)`` with the literal parsed once (WHERE runs per row)."""
+    number = _number(literal)
+    if number is None:
+        return lambda v: (v > literal) - (v < literal)
+
+    def compare(value: str) -> int:
+        if value == literal:
+            return 0
+        other = _number(value)
+        if other is None:
+            return (value > literal) - (value < literal)
+        return (other > number) - (other < number)
+
+    return compare
 
 
 def _sort_key(value: str | None) -> tuple[int, int, Decimal, str]:
@@ -117,6 +135,7 @@ class _Parser:
             pos = match.end()
         self.i = 0
         self.columns: set[str] = set()
+        self.where_columns: set[str] | None = None  # collecting while the WHERE clause is parsed
         self.prefixes: set[str] = set()
         self.unnamed = 0
         self.aliases: set[str] = set()
@@ -164,6 +183,8 @@ class _Parser:
         if prefix:
             self.prefixes.add(prefix)
         self.columns.add(column)
+        if self.where_columns is not None:
+            self.where_columns.add(column)
         return column
 
     def literal(self) -> str:
@@ -199,7 +220,11 @@ class _Parser:
         self.expect_keyword("from")
         table = self.name()
         alias = None if self._at_keyword() else self.name()
-        where = self.condition() if self.keyword("where") else None
+        where = None
+        if self.keyword("where"):
+            self.where_columns = set()
+            where = self.condition()
+        where_columns = frozenset(self.where_columns or ())
         group_by: list[str] = []
         if self.keyword("group"):
             self.expect_keyword("by")
@@ -217,7 +242,17 @@ class _Parser:
         if self.prefixes - {table, alias}:
             raise SuiteQLError(f"unknown table alias {sorted(self.prefixes - {table, alias})[0]!r}")
         columns = frozenset(self.columns)
-        return Query(table, tuple(items), star, distinct, where, tuple(group_by), tuple(order_by), columns)
+        return Query(
+            table,
+            tuple(items),
+            star,
+            distinct,
+            where,
+            tuple(group_by),
+            tuple(order_by),
+            columns,
+            where_columns,
+        )
 
     def _at_keyword(self) -> bool:
         token = self.peek()
@@ -266,13 +301,32 @@ class _Parser:
         parts = [self.conjunction()]
         while self.keyword("or"):
             parts.append(self.conjunction())
-        return parts[0] if len(parts) == 1 else (lambda row: any(p(row) for p in parts))
+        if len(parts) == 1:
+            return parts[0]
+
+        def either(row: Row) -> bool:
+            # A plain loop: this runs once per row of the table.
+            for part in parts:  # noqa: SIM110
+                if part(row):
+                    return True
+            return False
+
+        return either
 
     def conjunction(self) -> Predicate:
         parts = [self.negation()]
         while self.keyword("and"):
             parts.append(self.negation())
-        return parts[0] if len(parts) == 1 else (lambda row: all(p(row) for p in parts))
+        if len(parts) == 1:
+            return parts[0]
+
+        def both(row: Row) -> bool:
+            for part in parts:  # noqa: SIM110
+                if not part(row):
+                    return False
+            return True
+
+        return both
 
     def negation(self) -> Predicate:
         if self.keyword("not"):
@@ -288,29 +342,25 @@ class _Parser:
         column = self.column()
         operator = self.op("=", "!=", "<>", "<", "<=", ">", ">=")
         if operator is not None:
-            value, test = self.literal(), _OPERATORS[operator]
-            return lambda row: (v := row.get(column)) is not None and test(_compare(v, value))
+            compare, test = _against(self.literal()), _OPERATORS[operator]
+            return lambda row: (v := row.get(column)) is not None and test(compare(v))
         if self.keyword("is"):
             negate = self.keyword("not")
             self.expect_keyword("null")
             return lambda row: (row.get(column) is None) != negate
         if self.keyword("between"):
-            low = self.literal()
+            low = _against(self.literal())
             self.expect_keyword("and")
-            high = self.literal()
-            return lambda row: (
-                (v := row.get(column)) is not None and (_compare(low, v) <= 0 <= _compare(high, v))
-            )
+            high = _against(self.literal())
+            return lambda row: (v := row.get(column)) is not None and low(v) >= 0 >= high(v)
         negate = self.keyword("not")
         if self.keyword("in"):
             self.expect_op("(")
-            values = [self.literal()]
+            values = [_against(self.literal())]
             while self.op(","):
-                values.append(self.literal())
+                values.append(_against(self.literal()))
             self.expect_op(")")
-            return lambda row: (
-                (v := row.get(column)) is not None and any(_compare(v, x) == 0 for x in values) != negate
-            )
+            return lambda row: (v := row.get(column)) is not None and any(x(v) == 0 for x in values) != negate
         if self.keyword("like"):
             pattern = _like(self.literal())
             return lambda row: (
@@ -388,9 +438,12 @@ class _Aggregate:
         return self.best
 
 
-def execute(query: Query, rows: Iterable[Row]) -> list[dict[str, str]]:
-    """Run a parsed query over rows; the result rows leave NULL columns out."""
-    if query.where is not None:
+def execute(query: Query, rows: Iterable[Row], *, filtered: bool = False) -> list[dict[str, str]]:
+    """Run a parsed query over rows; the result rows leave NULL columns out.
+
+    ``filtered`` says the rows already passed the WHERE clause (the table scan applied it).
+    """
+    if query.where is not None and not filtered:
         where = query.where
         rows = (row for row in rows if where(row))
     if query.group_by or any(item.func for item in query.items):

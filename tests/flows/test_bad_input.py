@@ -1,0 +1,81 @@
+"""Malformed vendor payloads and bad configuration fail with a message that
+names the field, and lose nothing: the cursor does not move past what was not read."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from quote2cash.cli import app
+from quote2cash.errors import VendorPayloadError
+from quote2cash.flows.intake import CURSOR, poll_closed_won
+from quote2cash.flows.work_intake import cursor_name, pull_changes
+from quote2cash.runtime.hub import Hub
+from quote2cash.sandbox.seed import Sandboxes
+from quote2cash.store import repo
+
+from .conftest import add_deal
+
+
+def test_crm_record_without_its_change_stamp_is_refused_and_the_cursor_stays(
+    make_hub: Callable[..., Hub], boxes: Sandboxes
+) -> None:
+    hub = make_hub()
+    _, opp = add_deal(boxes)
+    broken = {
+        "totalSize": 1,
+        "done": True,
+        "records": [{"attributes": {"type": "Opportunity"}, "Id": opp, "IsWon": True}],
+    }
+    boxes.salesforce.inject("reject", path="/query", status=200, body=broken, count=1)
+    with pytest.raises(VendorPayloadError, match="salesforce opportunity record is missing 'SystemModstamp'"):
+        poll_closed_won(hub)
+    assert hub.read(repo.get_cursor, CURSOR) is None
+    # Once the CRM answers properly, the same deal is picked up: nothing was lost.
+    assert poll_closed_won(hub).accepted == 1
+
+
+def test_psa_entry_missing_a_field_names_it_and_keeps_the_cursor(
+    make_hub: Callable[..., Hub], boxes: Sandboxes
+) -> None:
+    hub = make_hub()
+    body = {
+        "count": 1,
+        "results": [{"key": "time_entries", "id": "77"}],
+        "time_entries": {
+            "77": {
+                "id": "77",
+                "workspace_id": "1",
+                "updated_at": "2026-10-01T00:00:00.000001Z",
+                "approved": True,
+                "time_in_minutes": 60,
+            }
+        },
+        "meta": {"count": 1, "page_count": 1, "page_number": 1},
+    }
+    boxes.kantata.inject("reject", path="/time_entries", status=200, body=body, count=1)
+    with pytest.raises(VendorPayloadError) as info:
+        pull_changes(hub, "time")
+    assert "date_performed" in info.value.message and info.value.record == "77"
+    assert hub.read(repo.get_cursor, cursor_name("time")) is None
+
+
+def test_cli_reports_a_bad_config_by_file_and_field(tmp_path: Path) -> None:
+    bad = tmp_path / "q2c.yaml"
+    bad.write_text(
+        yaml.safe_dump(
+            {"systems": {"crm": {"kind": "dynamics", "base_url": "https://x"}}, "legal_entities": {}}
+        )
+    )
+    result = CliRunner().invoke(app, ["run", "--config", str(bad)])
+    assert result.exit_code == 2
+    assert "systems.crm.kind" in result.output and "q2c.yaml" in result.output
+
+
+def test_cli_reports_a_missing_config_file(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["exceptions", "list", "--config", str(tmp_path / "nope.yaml")])
+    assert result.exit_code == 2 and "no config file" in result.output

@@ -1,0 +1,352 @@
+"""F4/F5 and F9 end to end against the sandboxes, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from quote2cash.flows.intake import poll_closed_won
+from quote2cash.flows.lead_to_project import workflow_id
+from quote2cash.flows.post_approved_work import post_now
+from quote2cash.flows.reconcile_work import reconcile
+from quote2cash.ops import exceptions
+from quote2cash.runtime.hub import Hub
+from quote2cash.sandbox.seed import Sandboxes
+from quote2cash.store.tables import project_registry, work_entry
+
+from .conftest import add_deal, result_of
+
+USD_CONSULTANT_RATE = 18000  # cents: the STD-USD rate card's Consultant rate
+
+
+@dataclass
+class Firm:
+    """Three projects made by lead-to-project, and two consultants."""
+
+    hub: Hub
+    boxes: Sandboxes
+    tm: dict[str, Any]  # time & materials, USD
+    fixed: dict[str, Any]  # fixed fee, USD
+    consultant: str
+    manager: str
+
+
+@pytest.fixture
+def firm(make_hub: Callable[..., Hub], boxes: Sandboxes) -> Iterator[Callable[..., Firm]]:
+    def make(**policy: Any) -> Firm:
+        hub = make_hub(posting=policy) if policy else make_hub()
+        opps = [add_deal(boxes, billing="Time & Materials")[1], add_deal(boxes, billing="Fixed Fee")[1]]
+        poll_closed_won(hub)
+        for opp in opps:
+            assert result_of(workflow_id(opp))["status"] == "completed"
+        projects = hub.read(
+            lambda c: {r["canonical_id"]: dict(r) for r in c.execute(sa.select(project_registry)).mappings()}
+        )
+        kt = boxes.kantata
+        users = {u["headline"]: str(u["id"]) for u in kt.records("users")}
+        consultant = users.get("Consultant") or kt.add_user(
+            "Ada Lovelace", "ada@northwind.example", "Consultant"
+        )
+        manager = users.get("Engagement Manager") or kt.add_user(
+            "Bo Chen", "bo@northwind.example", "Engagement Manager"
+        )
+        return Firm(hub, boxes, projects[opps[0]], projects[opps[1]], consultant, manager)
+
+    yield make
+
+
+def _task(boxes: Sandboxes, workspace: str, closed: bool = False) -> str:
+    tasks = [
+        s
+        for s in boxes.kantata.records("stories")
+        if str(s["workspace_id"]) == workspace and s["story_type"] == "task"
+    ]
+    if closed:
+        return str(
+            boxes.kantata.add_story(
+                {
+                    "workspace_id": workspace,
+                    "title": "Finished work",
+                    "story_type": "task",
+                    "state": "completed",
+                }
+            )
+        )
+    return str(tasks[0]["id"])
+
+
+def _time(f: Firm, project: dict[str, Any], **kw: Any) -> dict[str, Any]:
+    billable = project["billing_model"] == "time_and_materials"
+    entry = {
+        "workspace_id": project["psa_workspace_id"],
+        "story_id": _task(f.boxes, project["psa_workspace_id"]),
+        "user_id": f.consultant,
+        "date_performed": "2026-10-14",
+        "time_in_minutes": 120,
+        "billable": billable,
+        "rate_in_cents": USD_CONSULTANT_RATE if billable else 0,
+        "currency": "USD",
+        "approved": True,
+    }
+    entry.update(kw)
+    return entry
+
+
+def _journals(f: Firm, kind: str = "time") -> list[dict[str, Any]]:
+    return [j for j in f.boxes.netsuite.records("journalentry") if j.get("custbody_q2c_kind") == kind]
+
+
+def _erp_totals(f: Firm, kind: str = "time") -> tuple[Decimal, Decimal]:
+    js = _journals(f, kind)
+    return (
+        sum((Decimal(j["custbody_q2c_hours"]) for j in js), Decimal(0)),
+        sum((Decimal(j["custbody_q2c_amount"]) for j in js), Decimal(0)),
+    )
+
+
+def _psa_totals(f: Firm) -> tuple[Decimal, Decimal]:
+    entries = [e for e in f.boxes.kantata.records("time_entries") if e.get("approved")]
+    hours = sum((Decimal(e["time_in_minutes"]) / 60 for e in entries), Decimal(0))
+    amount = sum(
+        (Decimal(round(e["time_in_minutes"] * e["rate_in_cents"] / 60)) / 100 for e in entries), Decimal(0)
+    )
+    return hours.quantize(Decimal("0.01")), amount
+
+
+def test_each_rule_quarantines_with_its_message_while_the_rest_posts(firm: Callable[..., Firm]) -> None:
+    f = firm()
+    kt = f.boxes.kantata
+    good = [_time(f, f.tm) for _ in range(5)] + [_time(f, f.fixed)]
+    bad = {
+        "time.task_closed": _time(f, f.tm, story_id=_task(f.boxes, f.tm["psa_workspace_id"], closed=True)),
+        "time.rate_mismatch": _time(f, f.tm, rate_in_cents=USD_CONSULTANT_RATE + 2500),
+        "time.billable_mismatch": _time(f, f.fixed, billable=True, rate_in_cents=USD_CONSULTANT_RATE),
+        "time.project_unknown": None,
+    }
+    stray = kt.add_workspace({"title": "Internal bench", "currency": "USD", "start_date": "2026-10-01"})
+    bad["time.project_unknown"] = _time(f, f.tm, workspace_id=stray, story_id=None)
+    bad["time.project_unknown"].pop("story_id")
+    kt.add_time_entries(good + list(bad.values()))
+
+    result = post_now("time")
+    assert result["valid"] == 6 and result["quarantined"] == 4
+    assert result["quarantined_by_reason"] == dict.fromkeys(bad, 1)
+    cases = {c["code"]: c for c in f.hub.read(exceptions.list_cases, flow="post_approved_work")}
+    assert set(cases) == set(bad)
+    assert "rate card STD-USD gives 180.00 USD/h for Consultant" in cases["time.rate_mismatch"]["message"]
+    assert "is completed and takes no more time" in cases["time.task_closed"]["message"]
+    assert "billed as fixed fee" in cases["time.billable_mismatch"]["message"]
+    assert "has no project in the ERP" in cases["time.project_unknown"]["message"]
+    # The valid ones were posted: one journal per project × task × entity × period × billable flag.
+    journals = _journals(f)
+    assert len(journals) == 2 and result["erp_calls"] == 1
+    assert sorted(j["custbody_q2c_entries"] for j in journals) == [1, 5]
+    tm = next(j for j in journals if j["custbody_q2c_entries"] == 5)
+    assert (
+        Decimal(tm["custbody_q2c_hours"]) == Decimal("10.00") and Decimal(tm["custbody_q2c_amount"]) == 1800
+    )
+    assert result["posted_within_sla_pct"] == 100.0
+
+
+def test_expenses_rule_and_reimbursable_split(firm: Callable[..., Firm]) -> None:
+    f = firm()
+    base = {
+        "workspace_id": f.tm["psa_workspace_id"],
+        "user_id": f.consultant,
+        "date": "2026-10-08",
+        "currency": "USD",
+        "billable": True,
+        "approved": True,
+    }
+    f.boxes.kantata.add_expenses(
+        [
+            {**base, "category": "Travel", "amount_in_cents": 42000, "reimbursable": True},
+            {**base, "category": "Travel", "amount_in_cents": 8000, "reimbursable": False},
+            {**base, "category": "", "amount_in_cents": 1500, "reimbursable": True},
+        ]
+    )
+    result = post_now("expense")
+    assert (result["valid"], result["quarantined"]) == (2, 1)
+    assert result["quarantined_by_reason"] == {"expense.category_missing": 1}
+    journals = _journals(f, "expense")
+    assert len(journals) == 2  # reimbursable and company-paid are posted apart
+    assert sorted(Decimal(j["custbody_q2c_amount"]) for j in journals) == [80, 420]
+
+
+@pytest.mark.parametrize("policy", ["hold", "redate"])
+def test_closed_period_hold_or_redate(firm: Callable[..., Firm], policy: str) -> None:
+    f = firm(closed_period=policy)
+    f.boxes.kantata.add_time_entries([_time(f, f.tm, date_performed="2026-09-29"), _time(f, f.tm)])
+    result = post_now("time")
+    if policy == "hold":
+        assert (result["valid"], result["held"]) == (1, 1)
+        [case] = f.hub.read(exceptions.list_cases, flow="post_approved_work")
+        assert case["code"] == "erp.period_closed" and "closed accounting period Sep 2026" in case["message"]
+        f.boxes.netsuite.reopen_period(2026, 9)  # finance reopens September: the held entry goes through
+        again = post_now("time")
+        assert again["valid"] == 1 and again["held"] == 0
+        assert any(j["tranDate"].startswith("2026-09") for j in _journals(f))
+    else:
+        assert (result["valid"], result["redated"]) == (2, 1)
+        redated = next(j for j in _journals(f) if j["custbody_q2c_period"] == "2026-09")
+        assert redated["tranDate"] == "2026-10-01"  # first day of the next open period
+        audit_rows = f.hub.read(
+            lambda c: list(
+                c.execute(sa.text("SELECT after FROM audit_log WHERE action = 'time.posting_run'"))
+            )
+        )
+        assert '"redated": 1' in str(audit_rows[0][0]).replace("'", '"')
+
+
+def test_edit_and_delete_after_posting_make_reversals_never_overwrites(firm: Callable[..., Firm]) -> None:
+    f = firm()
+    kt = f.boxes.kantata
+    ids = kt.add_time_entries([_time(f, f.tm), _time(f, f.tm), _time(f, f.tm)])
+    post_now("time")
+    [original] = _journals(f)
+    kt.update_time_entry(ids[0], {"time_in_minutes": 60})
+    kt.delete_time_entry(ids[1])
+    result = post_now("time")
+    assert result["reversal_postings"] == 1 and result["valid"] == 1
+    journals = _journals(f)
+    assert len(journals) == 3
+    assert (
+        f.boxes.netsuite.get("journalentry", str(original["id"]))["custbody_q2c_amount"]
+        == original["custbody_q2c_amount"]
+    )  # the posted journal is untouched
+    reversal = next(j for j in journals if j.get("custbody_q2c_reversal_of"))
+    assert Decimal(reversal["custbody_q2c_amount"]) == -720 and reversal["custbody_q2c_entries"] == -2
+    assert _erp_totals(f) == _psa_totals(f)
+
+
+def test_rerun_and_duplicate_delivery_never_post_twice(firm: Callable[..., Firm]) -> None:
+    f = firm()
+    f.boxes.kantata.add_time_entries([_time(f, f.tm) for _ in range(3)])
+    post_now("time")
+    again = post_now("time")
+    assert again["valid"] == 0 and again["postings_sent"] == 0
+    # A lost cursor replays the whole feed: the ledger recognises every entry.
+    f.hub.tx(lambda c: c.execute(sa.text("DELETE FROM cursor WHERE name LIKE 'kantata.%'")))
+    replay = post_now("time")
+    assert replay["pulled"].get("same") == 3 and replay["postings_sent"] == 0
+    assert len(_journals(f)) == 1 and _erp_totals(f) == _psa_totals(f)
+
+
+def test_transient_faults_retried_without_duplicates(firm: Callable[..., Firm]) -> None:
+    f = firm()
+    f.boxes.kantata.add_time_entries(
+        [_time(f, f.tm, date_performed=f"2026-10-{d:02d}") for d in range(1, 29)]
+    )
+    for box in (f.boxes.kantata, f.boxes.netsuite):
+        box.inject("throttle", probability=0.3, retry_after=0.01)
+        box.inject("error", status=503, probability=0.2)
+    f.boxes.netsuite.inject("timeout_after_commit", path="restlet", count=1, seconds=6)
+    result = post_now("time")
+    assert result["valid"] == 28 and result["postings_failed"] == 0
+    externals = Counter(j["externalId"] for j in _journals(f))
+    assert max(externals.values()) == 1
+    assert _erp_totals(f) == _psa_totals(f)
+
+
+def test_detail_mode_posts_one_timebill_per_entry(firm: Callable[..., Firm]) -> None:
+    f = firm(mode="detail")
+    f.boxes.kantata.add_time_entries([_time(f, f.tm) for _ in range(4)])
+    result = post_now("time")
+    assert result["postings_sent"] == 4
+    bills = f.boxes.netsuite.records("timebill")
+    assert len(bills) == 4 and {b["hours"] for b in bills} == {"2:00"}
+    assert reconcile(f.hub, "time", "2026-10").breaks == []
+
+
+def test_reconciliation_finds_each_planted_break_and_none_when_clean(
+    firm: Callable[..., Firm], tmp_path: Path
+) -> None:
+    f = firm()
+    kt, ns = f.boxes.kantata, f.boxes.netsuite
+    tasks = [
+        s
+        for s in kt.records("stories")
+        if str(s["workspace_id"]) == f.tm["psa_workspace_id"] and s["story_type"] == "task"
+    ]
+    entries = [_time(f, f.tm, story_id=str(tasks[i % len(tasks)]["id"])) for i in range(6)]
+    entries.append(_time(f, f.fixed))
+    ids = kt.add_time_entries(entries)
+    post_now("time")
+    clean = reconcile(f.hub, "time", "2026-10", out=tmp_path)
+    assert clean.breaks == [] and all(line.status == "ok" for line in clean.lines)
+    assert (tmp_path / "recon-time-2026-10.csv").read_text().count("\n") == len(clean.lines) + 1
+
+    journals = sorted(_journals(f), key=lambda j: int(j["id"]))
+    assert len(journals) >= 3
+    ns.delete_record("journalentry", str(journals[0]["id"]))  # missing
+    ns.duplicate_record("journalentry", str(journals[1]["id"]), "COPY-OF-" + journals[1]["externalId"])  # dup
+    ns.set_field("journalentry", str(journals[2]["id"]), "custbody_q2c_amount", "1.00")  # amount mismatch
+    posted = f.hub.read(
+        lambda c: {
+            r.source_id
+            for r in c.execute(
+                sa.select(work_entry.c.source_id).where(
+                    work_entry.c.posting_key == journals[-1]["externalId"]
+                )
+            )
+        }
+    )
+    kt.update_time_entry(
+        next(i for i in ids if str(i) in posted), {"approved": False}
+    )  # posted, not approved
+    report = reconcile(f.hub, "time", "2026-10", out=tmp_path)
+    kinds = Counter(b.kind for b in report.breaks)
+    assert set(kinds) == {"missing", "duplicated", "amount_mismatch", "posted_not_approved"}
+    causes = " | ".join(b.cause for b in report.breaks)
+    assert "is not in the ERP" in causes and "exists 2 times in the ERP" in causes
+    assert "was changed in the ERP" in causes and "no longer approved" in causes
+    codes = {c["code"] for c in f.hub.read(exceptions.list_cases, flow="reconcile_work")}
+    assert codes == {
+        "recon.missing",
+        "recon.duplicated",
+        "recon.amount_mismatch",
+        "recon.posted_not_approved",
+    }
+
+
+def test_schedule_runs_the_micro_batch_by_itself(make_hub: Callable[..., Hub], boxes: Sandboxes) -> None:
+    import time
+
+    from quote2cash.flows.schedules import install_schedules
+    from quote2cash.store.tables import kpi_sample
+
+    hub = make_hub(posting={"schedule": "*/2 * * * * *"})  # every two seconds, for the test
+    assert install_schedules(hub)[0] == "post approved work: */2 * * * * *"
+    deadline = time.monotonic() + 30
+    runs: list[str] = []
+    while time.monotonic() < deadline and not runs:
+        runs = hub.read(
+            lambda c: [
+                s
+                for (s,) in c.execute(
+                    sa.select(kpi_sample.c.subject).where(kpi_sample.c.kpi == "time.posted_entries")
+                )
+            ]
+        )
+        time.sleep(0.2)
+    assert runs and runs[0].startswith("post_approved_work:time:")
+
+
+def test_bad_schedule_is_refused_at_load(tmp_path: Path) -> None:
+    from quote2cash.config import load_config
+    from quote2cash.errors import ConfigError
+    from quote2cash.sandbox.seed import SANDBOX_ENV, hub_config
+
+    raw = hub_config("http://a", "http://b", "http://c", "sqlite:///x")
+    raw["posting"] = {"schedule": "every quarter hour"}
+    with pytest.raises(
+        ConfigError, match=r"posting\.schedule: Value error, 'every quarter hour' is not a cron"
+    ):
+        load_config(data=raw, env=SANDBOX_ENV)
