@@ -14,6 +14,7 @@ from quote2cash.cli import app
 from quote2cash.errors import VendorPayloadError
 from quote2cash.flows.intake import CURSOR, poll_closed_won
 from quote2cash.flows.work_intake import cursor_name, pull_changes
+from quote2cash.ops import exceptions
 from quote2cash.runtime.hub import Hub
 from quote2cash.sandbox.seed import Sandboxes
 from quote2cash.store import repo
@@ -39,28 +40,44 @@ def test_crm_record_without_its_change_stamp_is_refused_and_the_cursor_stays(
     assert poll_closed_won(hub).accepted == 1
 
 
-def test_psa_entry_missing_a_field_names_it_and_keeps_the_cursor(
+def test_unreadable_psa_entry_is_dead_lettered_with_its_payload_and_the_feed_goes_on(
+    make_hub: Callable[..., Hub], boxes: Sandboxes
+) -> None:
+    hub = make_hub()
+    record = {
+        "id": "77",
+        "workspace_id": "1",
+        "updated_at": "2026-10-01T00:00:00.000001Z",
+        "approved": True,
+        "time_in_minutes": 60,
+    }
+    body = {
+        "count": 1,
+        "results": [{"key": "time_entries", "id": "77"}],
+        "time_entries": {"77": record},
+        "meta": {"count": 1, "page_count": 1, "page_number": 1},
+    }
+    boxes.kantata.inject("reject", path="/time_entries", status=200, body=body, count=1)
+    totals = pull_changes(hub, "time")
+    assert totals["dead_lettered"] == 1
+    [case] = hub.read(exceptions.list_cases, code="vendor.malformed_payload")
+    assert "date_performed" in case["message"] and case["payload"] == record  # nothing lost
+    assert hub.read(repo.get_cursor, cursor_name("time")) == record["updated_at"]
+
+
+def test_psa_entry_without_change_stamp_stops_the_pull_and_keeps_the_cursor(
     make_hub: Callable[..., Hub], boxes: Sandboxes
 ) -> None:
     hub = make_hub()
     body = {
         "count": 1,
-        "results": [{"key": "time_entries", "id": "77"}],
-        "time_entries": {
-            "77": {
-                "id": "77",
-                "workspace_id": "1",
-                "updated_at": "2026-10-01T00:00:00.000001Z",
-                "approved": True,
-                "time_in_minutes": 60,
-            }
-        },
+        "results": [{"key": "time_entries", "id": "78"}],
+        "time_entries": {"78": {"id": "78", "workspace_id": "1", "approved": True}},
         "meta": {"count": 1, "page_count": 1, "page_number": 1},
     }
     boxes.kantata.inject("reject", path="/time_entries", status=200, body=body, count=1)
-    with pytest.raises(VendorPayloadError) as info:
+    with pytest.raises(VendorPayloadError, match="updated_at"):
         pull_changes(hub, "time")
-    assert "date_performed" in info.value.message and info.value.record == "77"
     assert hub.read(repo.get_cursor, cursor_name("time")) is None
 
 

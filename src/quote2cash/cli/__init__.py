@@ -194,12 +194,22 @@ def run(
         hub.shutdown()
 
 
-def _wait_idle(hub: Any, timeout: float = 120) -> None:
+def _wait_idle(hub: Any, timeout: float = 300) -> None:
+    """Wait until no flow is queued or running, then say what happened."""
+    from dbos import DBOS
+
     from quote2cash.cli.demo import _settled
 
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and _settled(hub)[2] > 0:
+    while time.monotonic() < deadline:
+        busy = DBOS.list_workflows(
+            status=["ENQUEUED", "PENDING"], load_input=False, load_output=False, name="lead_to_project"
+        )
+        if not busy:
+            break
         time.sleep(0.2)
+    done, failed, running = _settled(hub)
+    err.print(f"flows: {done} completed, {failed} stopped on an exception case, {running} unfinished")
 
 
 # -- time and expenses -------------------------------------------------------------------
@@ -283,6 +293,7 @@ def sandbox_up(
     deals: Annotated[int, typer.Option(help="opportunities of the generated firm", min=1)] = 200,
     seed: Annotated[int, typer.Option(help="random seed of the firm")] = 7,
     port: Annotated[int, typer.Option(help="first port: Salesforce, Kantata, NetSuite follow")] = 8701,
+    won: Annotated[int, typer.Option(help="deals closed-won with approved terms on first start", min=0)] = 20,
 ) -> None:
     """Start the Salesforce, Kantata and NetSuite sandboxes (seeded on first start) and wait."""
     import yaml
@@ -294,7 +305,11 @@ def sandbox_up(
     fresh = not (folder / "salesforce.sqlite").exists()
     boxes = Sandboxes.open(folder, seed=seed)
     if fresh:
-        seed_firm(generate(seed, deals), boxes)
+        seeded = seed_firm(generate(seed, deals), boxes)
+        for opp in list(seeded.opportunities.values())[:won]:
+            boxes.salesforce.update(
+                "Opportunity", opp, {"StageName": "Closed Won", "Terms_Approved__c": True}
+            )
     boxes.start((port, port + 1, port + 2))
     cfg_path = folder / "q2c.yaml"
     cfg_path.write_text(yaml.safe_dump(boxes.config("sqlite:///.q2c/hub.sqlite"), sort_keys=False))
@@ -302,6 +317,8 @@ def sandbox_up(
         f"Salesforce {boxes.salesforce.url}\nKantata    {boxes.kantata.url}\nNetSuite   {boxes.netsuite.url}"
     )
     console.print(f"hub config for these sandboxes: {cfg_path}  (run: q2c run --config {cfg_path})")
+    if fresh and won:
+        console.print(f"{won} deals are closed-won with approved terms, waiting for the hub")
     try:
         signal.sigwait({signal.SIGINT, signal.SIGTERM})
     except KeyboardInterrupt:

@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from quote2cash.errors import VendorPayloadError
+from quote2cash.ops import exceptions
 from quote2cash.runtime.hub import Hub
 from quote2cash.store import repo
 from quote2cash.store.tables import work_entry
@@ -137,20 +138,32 @@ def pull_changes(hub: Hub, kind: str) -> dict[str, int]:
     since = hub.read(repo.get_cursor, name) or EPOCH
     totals: dict[str, int] = {"pages": 0}
     pending: list[dict[str, Any]] = []
+    poison: list[tuple[VendorPayloadError, dict[str, Any]]] = []
     last = since
 
     def commit() -> None:
-        nonlocal pending
+        nonlocal pending, poison
 
         def write(conn: sa.Connection) -> dict[str, int]:
             counts = _apply(conn, kind, pending)
+            # A record that cannot be read is dead-lettered with its payload, not allowed to block the feed.
+            for exc, record in poison:
+                exceptions.open_case(
+                    conn,
+                    exc,
+                    flow="post_approved_work",
+                    subject=f"{kind}/{record.get('id')}",
+                    correlation_id=None,
+                    payload=record,
+                )
+            counts["dead_lettered"] = len(poison)
             repo.set_cursor(conn, name, last)
             return counts
 
         with hub.engine.begin() as conn:
             for key, n in write(conn).items():
                 totals[key] = totals.get(key, 0) + n
-        pending = []
+        pending, poison = [], []
 
     while True:
         envelope = hub.psa.fetch_page(
@@ -165,12 +178,18 @@ def pull_changes(hub: Hub, kind: str) -> dict[str, int]:
         totals["pages"] += 1
         if not records:
             break
-        pending.extend(to_row(kind, r) for r in records)
+        for record in records:
+            try:
+                pending.append(to_row(kind, record))
+            except VendorPayloadError as exc:
+                if not record.get("updated_at"):
+                    raise  # without its change stamp the cursor cannot move past it safely
+                poison.append((exc, record))
         last = str(records[-1]["updated_at"])
         if totals["pages"] % PAGES_PER_COMMIT == 0:
             commit()
         if len(records) < PAGE:
             break
-    if pending or last != since:
+    if pending or poison or last != since:
         commit()
     return totals

@@ -441,6 +441,8 @@ class NetSuiteSandbox(Sandbox):
 
     def delete_record(self, type_: str, id_: str) -> None:
         """Remove a record even in a closed period (a posting lost on the ERP side)."""
+        if self.book.get(type_, id_) is None:
+            raise LookupError(f"no {type_} record {id_}")
         self.book.delete(type_, id_, force=True)
 
 
