@@ -350,3 +350,21 @@ def test_bad_schedule_is_refused_at_load(tmp_path: Path) -> None:
         ConfigError, match=r"posting\.schedule: Value error, 'every quarter hour' is not a cron"
     ):
         load_config(data=raw, env=SANDBOX_ENV)
+
+
+def test_fix_and_resubmit_a_quarantined_entry_posts_it_and_closes_its_case(firm: Callable[..., Firm]) -> None:
+    from quote2cash.flows import cases
+
+    f = firm()
+    [bad] = f.boxes.kantata.add_time_entries([_time(f, f.tm, user_id=f.manager)])  # manager's rate is higher
+    first = post_now("time")
+    assert first["quarantined_by_reason"] == {"time.rate_mismatch": 1}
+    [case] = f.hub.read(exceptions.list_cases, flow="post_approved_work")
+    # Finance agrees the manager bills at the consultant rate on this job: the rate card is fixed.
+    f.hub.config.rate_cards["STD-USD"].rates["Engagement Manager"] = Decimal(180)
+    assert cases.resubmit(f.hub, case["id"], actor="user:finance") is None  # picked up by the next run
+    second = post_now("time")
+    assert second["valid"] == 1 and second["cases_resolved"] == 1
+    assert f.hub.read(exceptions.get_case, case["id"])["status"] == "resolved"
+    assert _erp_totals(f) == _psa_totals(f)
+    assert bad

@@ -107,6 +107,7 @@ def render_work(kind: str, figures: dict[str, Any]) -> Table:
             f"{figures['reconciliation_lines_ok']} of {figures['reconciliation_lines']}",
         ),
         ("Reconciliation breaks", ", ".join(f"{k} {v}" for k, v in sorted(breaks.items())) or "none"),
+        ("  of which explained by quarantined or held entries", figures["reconciliation_breaks_explained"]),
     ]
     for name, value in rows:
         table.add_row(name, "—" if value is None else str(value))
@@ -396,6 +397,9 @@ def exceptions_resubmit(
         return
     try:
         wf = cases.resubmit(hub, case_id, actor=f"user:{actor}", link_to=link, create_new=create_new)
+        if wf is None:
+            console.print(f"case {case_id} resubmitted: the entry is validated again in the next posting run")
+            return
         result: dict[str, Any] = DBOS.retrieve_workflow(wf).get_result()
         console.print(
             f"case {case_id} resubmitted as {wf}: {result.get('status')}"

@@ -236,6 +236,9 @@ def run_month(
             "reconciliation_lines_ok": sum(1 for line in report.lines if line.status == "ok"),
             "reconciliation_lines": len(report.lines),
             "reconciliation_breaks": report.counts(),
+            "reconciliation_breaks_explained": sum(
+                1 for b in report.breaks if ": quarantined:" in b.cause or ": held:" in b.cause
+            ),
             "reconciliation_report": report.files[0] if report.files else None,
         }
     return out

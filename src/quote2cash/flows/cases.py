@@ -8,10 +8,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from quote2cash.errors import ConfigError
-from quote2cash.flows import lead_to_project
+from quote2cash.flows import lead_to_project, work_posting
 from quote2cash.ops import audit, exceptions
 from quote2cash.runtime.hub import Hub
 from quote2cash.store import repo
+from quote2cash.store.tables import work_entry
 
 FLOWS = {lead_to_project.FLOW: lead_to_project}
 
@@ -23,10 +24,45 @@ def _case(hub: Hub, case_id: int) -> dict[str, Any]:
     return case
 
 
+def _resubmit_entry(hub: Hub, case: dict[str, Any], actor: str) -> None:
+    """A quarantined time entry or expense goes back to validation in the next posting run."""
+    kind, _, source_id = str(case["subject"]).partition("/")
+
+    def record(conn: sa.Connection) -> int:
+        moved = conn.execute(
+            sa.update(work_entry)
+            .where(
+                work_entry.c.kind == kind,
+                work_entry.c.source_id == source_id,
+                work_entry.c.status.in_(("quarantined", "held")),
+            )
+            .values(status="staged", reason_code=None)
+        ).rowcount
+        exceptions.set_status(conn, case["id"], "resubmitted", {"by": actor, "action": "resubmit"})
+        audit.append(
+            conn,
+            actor=actor,
+            action="case.resubmitted",
+            subject=case["subject"],
+            correlation_id=case["correlation_id"],
+            after={"case": case["id"]},
+        )
+        return int(moved)
+
+    if not hub.tx(record):
+        raise ConfigError(
+            f"{case['subject']} is not waiting in quarantine; nothing to resubmit",
+            code="case.not_quarantined",
+        )
+
+
 def resubmit(
     hub: Hub, case_id: int, *, actor: str, link_to: str | None = None, create_new: bool = False
-) -> str:
+) -> str | None:
     """Re-run the case's flow from its kept payload; returns the new workflow id.
+
+    A quarantined time entry or expense is not re-run at once: it goes back to
+    validation in the next posting run (None is returned).
 
     ``link_to`` / ``create_new`` record the decision on a probable duplicate first.
     """
@@ -35,6 +71,9 @@ def resubmit(
         raise ConfigError(
             f"case {case_id} is {case['status']}; only open cases can be resubmitted", code="case.not_open"
         )
+    if case["flow"] == work_posting.FLOW and not (link_to or create_new):
+        _resubmit_entry(hub, case, actor)
+        return None
     flow = FLOWS.get(case["flow"])
     if flow is None or case["payload"] is None:
         raise ConfigError(

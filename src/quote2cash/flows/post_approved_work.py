@@ -32,12 +32,12 @@ from quote2cash.flows.work_posting import (
     send_detail,
     validate_and_assign,
 )
-from quote2cash.ops import audit
+from quote2cash.ops import audit, exceptions
 from quote2cash.rules.work import MasterData, Period, Project
 from quote2cash.runtime.hub import current
 from quote2cash.runtime.logs import correlated
 from quote2cash.store import repo
-from quote2cash.store.tables import kpi_sample, posting, project_registry, work_entry
+from quote2cash.store.tables import exception_case, kpi_sample, posting, project_registry, work_entry
 
 KINDS = ("time", "expense")
 log = structlog.get_logger("quote2cash.flows.post_approved_work")
@@ -218,6 +218,28 @@ def record_kpis(
     return figures
 
 
+def resolve_cases(conn: sa.Connection, kind: str) -> int:
+    """Close the cases of entries that have now been posted (fixed in the PSA, period reopened)."""
+    posted = sa.select(sa.literal(f"{kind}/") + work_entry.c.source_id).where(
+        work_entry.c.kind == kind, work_entry.c.status == "posted"
+    )
+    return int(
+        conn.execute(
+            sa.update(exception_case)
+            .where(
+                exception_case.c.flow == FLOW,
+                exception_case.c.status.in_(exceptions.OPEN_STATES),
+                exception_case.c.subject.in_(posted),
+            )
+            .values(
+                status="resolved",
+                resolution={"by": f"flow:{FLOW}", "note": "entry posted"},
+                updated_at=repo.now(),
+            )
+        ).rowcount
+    )
+
+
 def _finish(conn: sa.Connection, run_id: str, kind: str, summary: dict[str, Any]) -> None:
     audit.append(
         conn,
@@ -244,6 +266,7 @@ def post_approved_work(kind: str, run_id: str) -> dict[str, Any]:
         stats = hub.tx(validate_and_assign, kind, run_id, md, hub.config.posting, run_id)
         sent = send_step(kind, run_id, raw["currencies"])
         kpis = hub.tx(record_kpis, kind, run_id, hub.config.posting.sla_hours, stats["by_reason"])
+        resolved = hub.tx(resolve_cases, kind)
         summary = {
             "run_id": run_id,
             "kind": kind,
@@ -257,6 +280,7 @@ def post_approved_work(kind: str, run_id: str) -> dict[str, Any]:
             "redated_ids": stats["redated_ids"],
             "quarantined_by_reason": stats["by_reason"],
             "postings_created": stats["postings"],
+            "cases_resolved": resolved,
             **sent,
             **kpis,
         }

@@ -301,32 +301,13 @@ class _Parser:
         parts = [self.conjunction()]
         while self.keyword("or"):
             parts.append(self.conjunction())
-        if len(parts) == 1:
-            return parts[0]
-
-        def either(row: Row) -> bool:
-            # A plain loop: this runs once per row of the table.
-            for part in parts:  # noqa: SIM110
-                if part(row):
-                    return True
-            return False
-
-        return either
+        return parts[0] if len(parts) == 1 else (lambda row: any(p(row) for p in parts))
 
     def conjunction(self) -> Predicate:
         parts = [self.negation()]
         while self.keyword("and"):
             parts.append(self.negation())
-        if len(parts) == 1:
-            return parts[0]
-
-        def both(row: Row) -> bool:
-            for part in parts:  # noqa: SIM110
-                if not part(row):
-                    return False
-            return True
-
-        return both
+        return parts[0] if len(parts) == 1 else (lambda row: all(p(row) for p in parts))
 
     def negation(self) -> Predicate:
         if self.keyword("not"):
