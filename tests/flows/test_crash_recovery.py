@@ -189,3 +189,51 @@ def test_sigkill_during_a_posting_batch_then_restart_posts_exactly_the_psa_total
     assert len(journals) == 450
     assert sum(Decimal(j["custbody_q2c_hours"]) for j in journals) == Decimal(900 * 90) / 60
     assert sum(Decimal(j["custbody_q2c_amount"]) for j in journals) == Decimal(900 * 270)
+
+
+def test_flows_of_a_worker_gone_for_good_are_recovered_by_another(
+    db_url: str, boxes: Sandboxes, tmp_path: Path
+) -> None:
+    opps = [add_deal(boxes)[1] for _ in range(3)]
+    config = tmp_path / "q2c.yaml"
+    config.write_text(yaml.safe_dump(boxes.config(db_url, poll_interval_seconds=0.2)))
+    boxes.netsuite.inject("latency", method="PUT", path=r"/job/eid:", seconds=1.0)
+    engine = make_engine(db_url)
+    log = tmp_path / "worker.log"
+    worker = _worker(config, log)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any(
+        status == "running" and "erp_customer" in steps for _, status, steps in _runs(engine)
+    ):
+        assert worker.poll() is None, log.read_text()
+        time.sleep(0.05)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait(timeout=10)
+    boxes.netsuite.faults.clear()
+    env = {**os.environ, **SANDBOX_ENV, "Q2C_EXECUTOR_ID": "worker-c"}
+    taken_over = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "quote2cash",
+            "workers",
+            "recover",
+            "--executor",
+            "worker-a",
+            "--config",
+            str(config),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert taken_over.returncode == 0, taken_over.stdout + taken_over.stderr
+    assert "recovering" in taken_over.stdout and "SUCCESS" in taken_over.stdout
+    runs = _runs(engine)
+    engine.dispose()
+    # Whatever the killed worker had started is finished; nothing was created twice.
+    started = [s for s, _, _ in runs]
+    assert started and all(status == "completed" for _, status, _ in runs), runs
+    assert len(boxes.netsuite.records("job")) == len(started) <= len(opps)
+    assert max(Counter(r["externalId"] for r in boxes.netsuite.records("job")).values()) == 1

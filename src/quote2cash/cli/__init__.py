@@ -20,9 +20,11 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help="quote2cash â
 sandbox_app = typer.Typer(no_args_is_help=True, help="Local vendor sandboxes.")
 exceptions_app = typer.Typer(no_args_is_help=True, help="The exception queue.")
 audit_app = typer.Typer(no_args_is_help=True, help="The audit trail.")
+workers_app = typer.Typer(no_args_is_help=True, help="Hub worker processes.")
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(exceptions_app, name="exceptions")
 app.add_typer(audit_app, name="audit")
+app.add_typer(workers_app, name="workers")
 
 console = Console()
 err = Console(stderr=True)
@@ -438,6 +440,43 @@ def exceptions_ignore(
             after={"case": case_id, "reason": reason},
         )
     console.print(f"case {case_id} ignored")
+
+
+@workers_app.command("recover")
+def workers_recover(
+    executor: Annotated[str, typer.Option(help="executor id of the worker that is gone for good")],
+    config: ConfigOpt = DEMO_DIR / "q2c.yaml",
+    timeout: Annotated[float, typer.Option(help="seconds to wait for the recovered flows")] = 600,
+) -> None:
+    """Take over the unfinished flows of a worker that will not come back, and finish them here.
+
+    A worker recovers only its own unfinished flows when it restarts; this
+    moves another executor's flows to this one.
+    """
+    from dbos import DBOS
+
+    from quote2cash.flows import launch_hub
+
+    try:
+        cfg = _load(config)
+        if executor == cfg.executor_id:
+            err.print(f"[red]error[/] {executor} is this worker's own id; a restart recovers it already")
+            raise typer.Exit(2)
+        hub = launch_hub(cfg)
+    except HubError as exc:
+        _fail(exc)
+        return
+    try:
+        # DBOS's own recovery routine, as its admin endpoint and Conductor use it.
+        handles = DBOS._recover_pending_workflows([executor])
+        console.print(f"recovering {len(handles)} unfinished workflow(s) of executor {executor}")
+        deadline = time.monotonic() + timeout
+        for handle in handles:
+            while handle.get_status().status in ("ENQUEUED", "PENDING") and time.monotonic() < deadline:
+                time.sleep(0.2)
+            console.print(f"  {handle.get_workflow_id()}: {handle.get_status().status}")
+    finally:
+        hub.shutdown()
 
 
 # -- audit and schema ------------------------------------------------------------------------------
