@@ -105,9 +105,15 @@ def describe(kind: str, entry: dict[str, Any], md: MasterData) -> str:
 
 
 def check_entry(kind: str, entry: dict[str, Any], md: MasterData) -> Violation | None:
-    """The first rule an approved entry breaks, or None. The period rule is separate."""
-    what = describe(kind, entry, md)
+    """The first rule an approved entry breaks, or None. The period rule is separate.
+
+    Messages are only built for entries that break a rule: this runs for every
+    entry of a month-end batch.
+    """
     project = md.projects.get(str(entry["workspace_id"]))
+    if project is not None and _passes(kind, entry, md, project):
+        return None
+    what = describe(kind, entry, md)
     if project is None:
         return Violation(
             f"{kind}.project_unknown",
@@ -141,6 +147,32 @@ def check_entry(kind: str, entry: dict[str, Any], md: MasterData) -> Violation |
     if kind == "time":
         return _check_time(entry, md, project, what, name)
     return _check_expense(entry, project, what, name)
+
+
+def _passes(kind: str, entry: dict[str, Any], md: MasterData, project: Project) -> bool:
+    """The fast path: True when no rule is broken (no message is built)."""
+    if not (project.open_for_time if kind == "time" else project.open_for_expenses):
+        return False
+    if project.legal_entity not in md.legal_entities or project.subsidiary not in md.active_subsidiaries:
+        return False
+    if project.department is not None and project.department not in md.active_departments:
+        return False
+    if kind != "time":
+        return bool(entry.get("category")) and entry["currency"] == project.currency and (
+            not entry["billable"] or project.billing_model in EXPENSES_REBILLED
+        )
+    task = entry.get("task_id")
+    if task:
+        workspace, state = md.task_states.get(str(task), (None, None))
+        if workspace is None or workspace != project.workspace_id or state in CLOSED_TASK_STATES:
+            return False
+    if not entry["billable"]:
+        return True
+    if project.billing_model not in TIME_BILLED:
+        return False
+    card = md.rate_cards.get(project.rate_card or "")
+    expected = card[1].get(md.roles.get(str(entry.get("user_id"))) or "") if card else None
+    return expected is not None and int(entry["rate_minor"]) == int((expected * 100).to_integral_value())
 
 
 def _check_time(
