@@ -244,16 +244,8 @@ def _fail(
     payload: Any,
     compensated: list[str],
 ) -> int:
-    err = HubError(
-        error["message"],
-        code=error["code"],
-        system=error.get("system"),
-        record=error.get("record"),
-        owner=Owner(error["owner"]),
-        details=error.get("details"),
-    )
     case_id = exceptions.open_case(
-        conn, err, flow=FLOW, subject=subject, correlation_id=correlation_id, payload=payload
+        conn, error, flow=FLOW, subject=subject, correlation_id=correlation_id, payload=payload
     )
     for step in compensated:
         repo.forget_step(conn, FLOW, subject, step)

@@ -16,15 +16,16 @@ OPEN_STATES = ("open", "resubmitted")
 
 def open_case(
     conn: sa.Connection,
-    error: HubError,
+    error: HubError | dict[str, Any],
     *,
     flow: str,
     subject: str,
     correlation_id: str | None,
     payload: Any = None,
 ) -> int:
-    """Open a case for ``error``, or count another occurrence of the same open case."""
-    key = f"{flow}:{subject}:{error.code}"
+    """Open a case for ``error`` (or its serialised form), or count another occurrence of the same case."""
+    data = error.to_dict() if isinstance(error, HubError) else dict(error)
+    key = f"{flow}:{subject}:{data['code']}"
     existing = conn.execute(
         sa.select(exception_case.c.id, exception_case.c.status).where(exception_case.c.dedupe_key == key)
     ).first()
@@ -36,8 +37,8 @@ def open_case(
             .values(
                 occurrences=exception_case.c.occurrences + 1,
                 status="open",
-                message=error.message,
-                details=error.to_dict(),
+                message=data["message"],
+                details=data,
                 correlation_id=correlation_id,
                 updated_at=t,
             )
@@ -46,17 +47,17 @@ def open_case(
     result = conn.execute(
         sa.insert(exception_case).values(
             dedupe_key=key,
-            code=error.code,
-            message=error.message,
-            owner=str(error.owner),
+            code=data["code"],
+            message=data["message"],
+            owner=str(data.get("owner") or "integration"),
             flow=flow,
             subject=subject,
-            system=error.system,
-            record=error.record,
+            system=data.get("system"),
+            record=data.get("record"),
             correlation_id=correlation_id,
             status="open",
             occurrences=1,
-            details=error.to_dict(),
+            details=data,
             payload=payload,
             created_at=t,
             updated_at=t,

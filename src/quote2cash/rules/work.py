@@ -158,8 +158,10 @@ def _passes(kind: str, entry: dict[str, Any], md: MasterData, project: Project) 
     if project.department is not None and project.department not in md.active_departments:
         return False
     if kind != "time":
-        return bool(entry.get("category")) and entry["currency"] == project.currency and (
-            not entry["billable"] or project.billing_model in EXPENSES_REBILLED
+        return (
+            bool(entry.get("category"))
+            and entry["currency"] == project.currency
+            and (not entry["billable"] or project.billing_model in EXPENSES_REBILLED)
         )
     task = entry.get("task_id")
     if task:
