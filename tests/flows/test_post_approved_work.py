@@ -153,6 +153,12 @@ def test_each_rule_quarantines_with_its_message_while_the_rest_posts(firm: Calla
         Decimal(tm["custbody_q2c_hours"]) == Decimal("10.00") and Decimal(tm["custbody_q2c_amount"]) == 1800
     )
     assert result["posted_within_sla_pct"] == 100.0
+    from quote2cash.ops.kpis import summary
+
+    kpis = f.hub.read(summary)
+    assert kpis["time"]["posted_entries"] == 6 and kpis["time"]["quarantined.time.rate_mismatch"] == 1
+    assert kpis["closed_won_to_project"]["deals"] == 2
+    assert kpis["open_cases_by_owner"]["pmo"]["time.task_closed"] == 1
 
 
 def test_expenses_rule_and_reimbursable_split(firm: Callable[..., Firm]) -> None:

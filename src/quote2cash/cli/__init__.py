@@ -495,6 +495,15 @@ def audit_verify(config: Annotated[Path | None, typer.Option("--config", "-c")] 
 
 
 @app.command()
+def kpis(config: Annotated[Path | None, typer.Option("--config", "-c")] = None) -> None:
+    """Business KPIs: closed-won → project latency, posting SLA and latency, open cases by owner."""
+    from quote2cash.ops.kpis import summary
+
+    with _engine(config).connect() as conn:
+        console.print_json(json.dumps(summary(conn), default=str))
+
+
+@app.command()
 def schema(
     out: Annotated[Path, typer.Option(help="folder for the JSON Schema files")] = Path("schemas"),
 ) -> None:

@@ -1,0 +1,56 @@
+"""Business KPIs from the samples flows record as they run."""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+import sqlalchemy as sa
+
+from quote2cash.store.tables import exception_case, kpi_sample
+
+OPEN = ("open", "resubmitted")
+
+
+def _pct(values: list[float], p: int) -> float | None:
+    if not values:
+        return None
+    if len(values) == 1:
+        return round(values[0], 3)
+    return round(statistics.quantiles(values, n=100, method="inclusive")[p - 1], 3)
+
+
+def summary(conn: sa.Connection) -> dict[str, Any]:
+    """Closed-won → project latency, the latest posting run's figures per kind, open cases by owner."""
+    won = [
+        float(v)
+        for (v,) in conn.execute(
+            sa.select(kpi_sample.c.value).where(kpi_sample.c.kpi == "closed_won_to_project_seconds")
+        )
+    ]
+    out: dict[str, Any] = {
+        "closed_won_to_project": {"deals": len(won), "p50_s": _pct(won, 50), "p95_s": _pct(won, 95)},
+    }
+    for kind in ("time", "expense"):
+        latest = conn.execute(
+            sa.select(kpi_sample.c.subject)
+            .where(kpi_sample.c.kpi == f"{kind}.posted_entries")
+            .order_by(kpi_sample.c.at.desc())
+            .limit(1)
+        ).scalar_one_or_none()
+        if latest is None:
+            continue
+        rows = conn.execute(
+            sa.select(kpi_sample.c.kpi, kpi_sample.c.value).where(kpi_sample.c.subject == latest)
+        )
+        out[kind] = {"run": latest, **{k.split(".", 1)[1]: v for k, v in rows}}
+    cases = conn.execute(
+        sa.select(exception_case.c.owner, exception_case.c.code, sa.func.count())
+        .where(exception_case.c.status.in_(OPEN))
+        .group_by(exception_case.c.owner, exception_case.c.code)
+    )
+    by_owner: dict[str, dict[str, int]] = {}
+    for owner, code, n in cases:
+        by_owner.setdefault(owner, {})[code] = int(n)
+    out["open_cases_by_owner"] = by_owner
+    return out
