@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 from quote2cash.cli import app
 from quote2cash.errors import VendorPayloadError
 from quote2cash.flows.intake import CURSOR, poll_closed_won
-from quote2cash.flows.work_intake import cursor_name, pull_changes
+from quote2cash.flows.post_approved_work import post_now
+from quote2cash.flows.work_intake import cursor_name
 from quote2cash.ops import exceptions
 from quote2cash.runtime.hub import Hub
 from quote2cash.sandbox.seed import Sandboxes
@@ -58,8 +59,7 @@ def test_unreadable_psa_entry_is_dead_lettered_with_its_payload_and_the_feed_goe
         "meta": {"count": 1, "page_count": 1, "page_number": 1},
     }
     boxes.kantata.inject("reject", path="/time_entries", status=200, body=body, count=1)
-    totals = pull_changes(hub, "time")
-    assert totals["dead_lettered"] == 1
+    assert post_now("time")["pulled"]["dead_lettered"] == 1
     [case] = hub.read(exceptions.list_cases, code="vendor.malformed_payload")
     assert "date_performed" in case["message"] and case["payload"] == record  # nothing lost
     assert hub.read(repo.get_cursor, cursor_name("time")) == record["updated_at"]
@@ -77,7 +77,7 @@ def test_psa_entry_without_change_stamp_stops_the_pull_and_keeps_the_cursor(
     }
     boxes.kantata.inject("reject", path="/time_entries", status=200, body=body, count=1)
     with pytest.raises(VendorPayloadError, match="updated_at"):
-        pull_changes(hub, "time")
+        post_now("time")
     assert hub.read(repo.get_cursor, cursor_name("time")) is None
 
 

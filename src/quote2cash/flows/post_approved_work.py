@@ -21,6 +21,7 @@ from dbos import DBOS, SetWorkflowID
 
 from quote2cash.errors import BusinessRuleError, TransientError
 from quote2cash.flows.customer_sync import erp_master_data, remote_step
+from quote2cash.flows.work_assign import Classifier, build_postings, classify_staged, run_figures
 from quote2cash.flows.work_intake import pull_changes
 from quote2cash.flows.work_posting import (
     FLOW,
@@ -30,7 +31,6 @@ from quote2cash.flows.work_posting import (
     pending_postings,
     plan_reversals,
     send_detail,
-    validate_and_assign,
 )
 from quote2cash.ops import audit, exceptions
 from quote2cash.rules.work import MasterData, Period, Project
@@ -48,9 +48,18 @@ def _truthy(value: Any) -> bool:
 
 
 @remote_step()
-def pull_step(kind: str) -> dict[str, int]:
-    """Pull changes since the cursor (commits page by page, with the cursor)."""
-    return pull_changes(current(), kind)
+def pull_step(kind: str, run_id: str, raw: dict[str, Any]) -> dict[str, int]:
+    """Pull changes since the cursor, classifying new entries (commits page by page, with the cursor)."""
+    hub = current()
+    return pull_changes(hub, Classifier(kind, master_data(raw), hub.config.posting, run_id, run_id))
+
+
+def classify_and_build(conn: sa.Connection, kind: str, run_id: str, raw: dict[str, Any]) -> int:
+    """Classify entries waiting for it, then create this run's postings; returns how many postings."""
+    hub = current()
+    md = master_data(raw)
+    classify_staged(conn, Classifier(kind, md, hub.config.posting, run_id, run_id))
+    return build_postings(conn, kind, run_id, md, hub.config.posting.mode)
 
 
 @remote_step()
@@ -170,9 +179,9 @@ def send_step(kind: str, correlation_id: str, currencies: dict[str, str]) -> dic
 
 def _latency_seconds(conn: sa.Connection) -> sa.ColumnElement[float]:
     if conn.dialect.name == "postgresql":
-        return sa.cast(sa.extract("epoch", work_entry.c.posted_at - work_entry.c.seen_at), sa.Float)
+        return sa.cast(sa.extract("epoch", posting.c.posted_at - work_entry.c.seen_at), sa.Float)
     return sa.cast(
-        (sa.func.julianday(work_entry.c.posted_at) - sa.func.julianday(work_entry.c.seen_at)) * 86400.0,
+        (sa.func.julianday(posting.c.posted_at) - sa.func.julianday(work_entry.c.seen_at)) * 86400.0,
         sa.Float,
     )
 
@@ -181,12 +190,16 @@ def record_kpis(
     conn: sa.Connection, kind: str, run_id: str, sla_hours: float, quarantined: dict[str, int]
 ) -> dict[str, Any]:
     """Approval → posted latency and % within SLA for the entries this run posted."""
-    keys = sa.select(posting.c.key).where(posting.c.run_id == run_id)
     latencies = sorted(
         float(v)
         for (v,) in conn.execute(
-            sa.select(_latency_seconds(conn)).where(
-                work_entry.c.kind == kind, work_entry.c.status == "posted", work_entry.c.posting_key.in_(keys)
+            sa.select(_latency_seconds(conn))
+            .select_from(work_entry.join(posting, posting.c.key == work_entry.c.posting_key))
+            .where(
+                posting.c.run_id == run_id,
+                posting.c.status == "posted",
+                work_entry.c.kind == kind,
+                work_entry.c.status == "assigned",
             )
         )
         if v is not None
@@ -220,8 +233,10 @@ def record_kpis(
 
 def resolve_cases(conn: sa.Connection, kind: str) -> int:
     """Close the cases of entries that have now been posted (fixed in the PSA, period reopened)."""
-    posted = sa.select(sa.literal(f"{kind}/") + work_entry.c.source_id).where(
-        work_entry.c.kind == kind, work_entry.c.status == "posted"
+    posted = (
+        sa.select(sa.literal(f"{kind}/") + work_entry.c.source_id)
+        .select_from(work_entry.join(posting, posting.c.key == work_entry.c.posting_key))
+        .where(work_entry.c.kind == kind, work_entry.c.status == "assigned", posting.c.status == "posted")
     )
     return int(
         conn.execute(
@@ -259,12 +274,12 @@ def post_approved_work(kind: str, run_id: str) -> dict[str, Any]:
         raise BusinessRuleError(f"unknown kind {kind!r}; use one of {', '.join(KINDS)}", code="posting.kind")
     hub = current()
     with correlated(run_id, flow=FLOW, kind=kind):
-        pulled = pull_step(kind)
         raw = master_data_step(kind)
-        md = master_data(raw)
+        pulled = pull_step(kind, run_id, raw)
         reversals = hub.tx(plan_reversals, kind, run_id, raw["periods"])
-        stats = hub.tx(validate_and_assign, kind, run_id, md, hub.config.posting, run_id)
+        built = hub.tx(classify_and_build, kind, run_id, raw)
         sent = send_step(kind, run_id, raw["currencies"])
+        stats = hub.tx(run_figures, kind, run_id)
         kpis = hub.tx(record_kpis, kind, run_id, hub.config.posting.sla_hours, stats["by_reason"])
         resolved = hub.tx(resolve_cases, kind)
         summary = {
@@ -279,7 +294,7 @@ def post_approved_work(kind: str, run_id: str) -> dict[str, Any]:
             "redated": stats["redated"],
             "redated_ids": stats["redated_ids"],
             "quarantined_by_reason": stats["by_reason"],
-            "postings_created": stats["postings"],
+            "postings_created": built + reversals,
             "cases_resolved": resolved,
             **sent,
             **kpis,

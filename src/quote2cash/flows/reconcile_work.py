@@ -141,16 +141,24 @@ def reconcile(
             "currency": cur,
         }
     # Hub ledger.
+    # Hub ledger: an entry is posted when the posting it is assigned to is.
     ledger = hub.read(
         lambda c: {
-            r.source_id: (r.status, r.posting_key, r.reason_code)
+            r.source_id: (
+                "posted" if r.status == "assigned" and r.posted == "posted" else r.status,
+                r.posting_key,
+                r.reason_code,
+            )
             for r in c.execute(
                 sa.select(
                     work_entry.c.source_id,
                     work_entry.c.status,
                     work_entry.c.posting_key,
                     work_entry.c.reason_code,
-                ).where(
+                    posting.c.status.label("posted"),
+                )
+                .select_from(work_entry.outerjoin(posting, posting.c.key == work_entry.c.posting_key))
+                .where(
                     work_entry.c.kind == kind, work_entry.c.work_date >= start, work_entry.c.work_date <= end
                 )
             )

@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from quote2cash.errors import VendorPayloadError
+from quote2cash.flows.work_assign import Classifier
 from quote2cash.ops import exceptions
 from quote2cash.runtime.hub import Hub
 from quote2cash.store import repo
@@ -24,10 +25,9 @@ RESOURCES = {"time": "time_entries", "expense": "expenses"}
 PAGE = 200
 PAGES_PER_COMMIT = 10
 EPOCH = "1970-01-01T00:00:00.000000Z"
-#: Statuses whose figures are already in the ERP.
-IN_ERP = ("posted",)
-#: Statuses of entries assigned to a posting that has not been confirmed yet.
-IN_FLIGHT = ("assigned",)
+#: Statuses whose figures are (or are being) posted to the ERP. Posting runs never overlap, so
+#: an entry assigned in an earlier run is in a posting that run sent (or failed and quarantined).
+IN_ERP = ("assigned",)
 
 
 def cursor_name(kind: str) -> str:
@@ -88,8 +88,9 @@ def to_row(kind: str, raw: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def _apply(conn: sa.Connection, kind: str, rows: list[dict[str, Any]]) -> dict[str, int]:
-    """Merge one batch of changes into the ledger; returns counts by outcome."""
+def _apply(conn: sa.Connection, classifier: Classifier, rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Merge one batch of changes into the ledger, classifying new entries; returns counts by outcome."""
+    kind = classifier.kind
     counts = {"new": 0, "changed": 0, "reverse": 0, "withdrawn": 0, "same": 0, "ignored": 0}
     ids = [r["source_id"] for r in rows]
     known: dict[str, dict[str, Any]] = {}
@@ -106,7 +107,10 @@ def _apply(conn: sa.Connection, kind: str, rows: list[dict[str, Any]]) -> dict[s
         old = known.get(row["source_id"])
         if old is None:
             if live:
-                inserts.append({**row, "status": "staged"})
+                decision, violation = classifier.classify(row)
+                inserts.append({**row, **decision})
+                if violation is not None:
+                    classifier.open_case(conn, row, violation)
                 counts["new"] += 1
             else:
                 counts["ignored"] += 1  # drafts and deletions the hub never posted
@@ -114,26 +118,31 @@ def _apply(conn: sa.Connection, kind: str, rows: list[dict[str, Any]]) -> dict[s
         if old["version"] == row["version"]:
             counts["same"] += 1
             continue
-        if old["status"] in IN_ERP or old["status"] in IN_FLIGHT:
-            status = "reverse"  # keep posted_* figures; the reversal is planned next
-        elif live:
-            status = "staged"
+        values: dict[str, Any] = {k: v for k, v in row.items() if k not in ("kind", "source_id")}
+        if old["status"] in IN_ERP:
+            # What was posted is kept for the reversal (the right-hand sides read the old row).
+            values.update(
+                status="reverse",
+                posted_version=work_entry.c.version,
+                posted_minutes=work_entry.c.minutes,
+                posted_amount_minor=work_entry.c.amount_minor,
+            )
         else:
-            status = "withdrawn"
-        counts["reverse" if status == "reverse" else "changed" if live else "withdrawn"] += 1
-        values = {k: v for k, v in row.items() if k not in ("kind", "source_id")}
+            values.update(status="staged" if live else "withdrawn", posting_key=None)
+        counts["reverse" if old["status"] in IN_ERP else "changed" if live else "withdrawn"] += 1
         conn.execute(
             sa.update(work_entry)
             .where(work_entry.c.kind == kind, work_entry.c.source_id == row["source_id"])
-            .values(**values, status=status, reason_code=None)
+            .values(**values, reason_code=None)
         )
     if inserts:
         conn.execute(sa.insert(work_entry), inserts)
     return counts
 
 
-def pull_changes(hub: Hub, kind: str) -> dict[str, int]:
+def pull_changes(hub: Hub, classifier: Classifier) -> dict[str, int]:
     """Read every change since the cursor into the ledger; returns counts by outcome."""
+    kind = classifier.kind
     name = cursor_name(kind)
     since = hub.read(repo.get_cursor, name) or EPOCH
     totals: dict[str, int] = {"pages": 0}
@@ -145,7 +154,7 @@ def pull_changes(hub: Hub, kind: str) -> dict[str, int]:
         nonlocal pending, poison
 
         def write(conn: sa.Connection) -> dict[str, int]:
-            counts = _apply(conn, kind, pending)
+            counts = _apply(conn, classifier, pending)
             # A record that cannot be read is dead-lettered with its payload, not allowed to block the feed.
             for exc, record in poison:
                 exceptions.open_case(

@@ -9,69 +9,23 @@ anything is sent, so a re-sent posting is an upsert of the same record.
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
 
-from quote2cash.config import PostingConfig
 from quote2cash.errors import BusinessRuleError, HubError, Owner
 from quote2cash.ops import exceptions
-from quote2cash.rules.work import MasterData, check_entry, describe
 from quote2cash.runtime.hub import Hub
 from quote2cash.store import repo
 from quote2cash.store.tables import posting, reversal_line, work_entry
 
 FLOW = "post_approved_work"
 BATCH = 200
-_ENTRY_COLUMNS = (
-    "source_id",
-    "workspace_id",
-    "task_id",
-    "user_id",
-    "work_date",
-    "minutes",
-    "amount_minor",
-    "rate_minor",
-    "currency",
-    "billable",
-    "reimbursable",
-    "category",
-    "status",
-)
-
-
-@dataclass
-class Group:
-    """Entries that go into one posting."""
-
-    project: str
-    task: str | None
-    legal_entity: str
-    subsidiary: str
-    period: str
-    post_period_start: date
-    billable: bool
-    currency: str
-    minutes: int = 0
-    amount_minor: int = 0
-    tran_date: date = date.min
-    ids: list[str] | None = None
-
-
-def _period(day: date) -> str:
-    return f"{day.year:04d}-{day.month:02d}"
-
-
-def _month_end(day: date) -> date:
-    first_next = (day.replace(day=28) + timedelta(days=4)).replace(day=1)
-    return first_next - timedelta(days=1)
 
 
 def _case(
@@ -161,7 +115,6 @@ def plan_reversals(
             posted_version=None,
             posted_minutes=None,
             posted_amount_minor=None,
-            posted_at=None,
         )
     )
     return made
@@ -171,160 +124,6 @@ def _closed(day: date, periods: list[tuple[str, str, str, bool]]) -> bool:
     return any(
         date.fromisoformat(s) <= day <= date.fromisoformat(e) and closed for _, s, e, closed in periods
     )
-
-
-def validate_and_assign(
-    conn: sa.Connection, kind: str, run_id: str, md: MasterData, policy: PostingConfig, correlation_id: str
-) -> dict[str, Any]:
-    """Validate every staged or held entry and assign the valid ones to postings, in one transaction."""
-    stats: dict[str, Any] = {"valid": 0, "quarantined": 0, "held": 0, "redated": 0, "by_reason": {}}
-    groups: dict[tuple[Any, ...], Group] = {}
-    updates: list[dict[str, Any]] = []
-    redated: list[str] = []
-    cols = [work_entry.c[c] for c in _ENTRY_COLUMNS]
-    result = conn.execute(
-        sa.select(*cols).where(work_entry.c.kind == kind, work_entry.c.status.in_(("staged", "held")))
-    )
-    for values in result:
-        entry = dict(zip(_ENTRY_COLUMNS, values, strict=True))
-        violation = check_entry(kind, entry, md)
-        post_date: date = entry["work_date"]
-        status = "assigned"
-        if violation is None:
-            period = md.period_of(post_date)
-            if period is None or period.closed:
-                label = period.name if period else f"{_period(post_date)} (no such period)"
-                if policy.closed_period == "redate" and (nxt := md.next_open_period(post_date)) is not None:
-                    post_date = nxt.start
-                    redated.append(entry["source_id"])
-                else:
-                    status = "held"
-                    if entry["status"] != "held":
-                        _case(
-                            conn,
-                            kind,
-                            entry["source_id"],
-                            "erp.period_closed",
-                            f"{describe(kind, entry, md)} falls in the closed accounting period {label}; "
-                            "it is held. Reopen the period, or switch the closed-period policy to re-date.",
-                            Owner.FINANCE,
-                            correlation_id,
-                        )
-        else:
-            status = "quarantined"
-            _case(
-                conn,
-                kind,
-                entry["source_id"],
-                violation.code,
-                violation.message,
-                violation.owner,
-                correlation_id,
-            )
-            stats["by_reason"][violation.code] = stats["by_reason"].get(violation.code, 0) + 1
-        if status != "assigned":
-            stats["quarantined" if status == "quarantined" else "held"] += 1
-            updates.append(
-                {
-                    "sid": entry["source_id"],
-                    "status": status,
-                    "reason": violation.code if violation else "erp.period_closed",
-                    "key": None,
-                    "post": None,
-                }
-            )
-            continue
-        project = md.projects[str(entry["workspace_id"])]
-        task = entry["task_id"] if kind == "time" else entry["category"]
-        billable = bool(entry["billable"])
-        work_period = _period(entry["work_date"])
-        gkey = (
-            project.canonical_id,
-            task,
-            project.legal_entity,
-            work_period,
-            billable,
-            _period(post_date),
-            bool(entry["reimbursable"]),
-            entry["source_id"] if policy.mode == "detail" else None,
-        )
-        group = groups.get(gkey)
-        if group is None:
-            group = groups[gkey] = Group(
-                project.canonical_id,
-                task,
-                project.legal_entity,
-                project.subsidiary,
-                work_period,
-                post_date.replace(day=1),
-                billable,
-                entry["currency"],
-                ids=[],
-            )
-        group.minutes += int(entry["minutes"])
-        group.amount_minor += int(entry["amount_minor"])
-        group.tran_date = max(group.tran_date, post_date)
-        assert group.ids is not None
-        group.ids.append(entry["source_id"])
-        updates.append(
-            {"sid": entry["source_id"], "status": "assigned", "reason": None, "key": gkey, "post": post_date}
-        )
-        stats["valid"] += 1
-    stats["redated"] = len(redated)
-
-    prefix = {"time": "Q2C-T", "expense": "Q2C-E"}[kind]
-    keys: dict[tuple[Any, ...], str] = {}
-    posting_rows = []
-    for gkey, group in groups.items():
-        digest = hashlib.sha1(repr(gkey).encode()).hexdigest()[:12]
-        key = f"{prefix}-{digest}-{run_id.rsplit(':', 1)[-1]}"
-        keys[gkey] = key
-        tran = (
-            group.tran_date
-            if policy.mode == "detail"
-            else min(_month_end(group.post_period_start), max(group.tran_date, group.post_period_start))
-        )
-        assert group.ids is not None
-        posting_rows.append(
-            {
-                "key": key,
-                "kind": kind,
-                "mode": policy.mode,
-                "run_id": run_id,
-                "project": group.project,
-                "task_id": group.task,
-                "legal_entity": group.legal_entity,
-                "subsidiary": group.subsidiary,
-                "period": group.period,
-                "billable": group.billable,
-                "reversal_of": None,
-                "currency": group.currency,
-                "minutes": group.minutes,
-                "amount_minor": group.amount_minor,
-                "entries": len(group.ids),
-                "tran_date": tran,
-                "status": "pending",
-                "created_at": repo.now(),
-            }
-        )
-    if posting_rows:
-        conn.execute(sa.insert(posting), posting_rows)
-    stmt = (
-        sa.update(work_entry)
-        .where(work_entry.c.kind == kind, work_entry.c.source_id == sa.bindparam("sid"))
-        .values(
-            status=sa.bindparam("status"),
-            reason_code=sa.bindparam("reason"),
-            posting_key=sa.bindparam("key"),
-            post_date=sa.bindparam("post"),
-        )
-    )
-    params = [{**u, "key": keys[u["key"]] if u["key"] else None} for u in updates]
-    for chunk in range(0, len(params), 50_000):
-        conn.execute(stmt, params[chunk : chunk + 50_000])
-    stats["postings"] = len(posting_rows)
-    stats["redated_ids"] = redated[:100]
-    return stats
 
 
 def journal(
@@ -428,17 +227,7 @@ def confirm(
             .values(status="posted", erp_id=sa.bindparam("i"), posted_at=now, error=None),
             [{"k": k, "i": i} for k, i in ok],
         )
-        conn.execute(
-            sa.update(work_entry)
-            .where(work_entry.c.kind == kind, work_entry.c.posting_key.in_([k for k, _ in ok]))
-            .values(
-                status="posted",
-                posted_version=work_entry.c.version,
-                posted_minutes=work_entry.c.minutes,
-                posted_amount_minor=work_entry.c.amount_minor,
-                posted_at=now,
-            )
-        )
+        # The entries are not rewritten: an entry is posted when the posting it is assigned to is.
     failed = [(k, e) for k, _, e in results if e is not None]
     for key, err in failed:
         conn.execute(sa.update(posting).where(posting.c.key == key).values(status="failed", error=err))
@@ -455,6 +244,16 @@ def confirm(
             .where(work_entry.c.kind == kind, work_entry.c.posting_key == key)
             .values(status="quarantined", reason_code=err["code"], posting_key=None)
         )
+        if not sids:  # a reversal: the posting itself is the case
+            _case(
+                conn,
+                kind,
+                key,
+                err["code"],
+                f"the ERP refused reversal {key}: {err['message']}",
+                Owner.FINANCE,
+                correlation_id,
+            )
         for sid in sids:
             _case(
                 conn,

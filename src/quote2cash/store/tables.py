@@ -204,15 +204,16 @@ work_entry = sa.Table(
     sa.Column("reimbursable", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("category", sa.String(60), nullable=True),
     sa.Column("seen_at", UtcDateTime, nullable=False),  # when the hub first saw this version approved
-    # staged | valid | quarantined | held | assigned | posted | reverse | reversed
+    # staged: to validate | quarantined | held: closed period | assigned: in posting_key (posted once
+    # that posting is) | reverse: changed after posting | withdrawn: unapproved or deleted, never posted
     sa.Column("status", sa.String(12), nullable=False),
+    sa.Column("run_id", sa.String(120), nullable=True),  # the posting run that last classified it
     sa.Column("reason_code", sa.String(60), nullable=True),
     sa.Column("post_date", sa.Date, nullable=True),  # differs from work_date when re-dated
     sa.Column("posting_key", sa.String(80), nullable=True, index=True),
     sa.Column("posted_version", sa.String(40), nullable=True),
     sa.Column("posted_minutes", sa.Integer, nullable=True),
     sa.Column("posted_amount_minor", sa.BigInteger, nullable=True),
-    sa.Column("posted_at", UtcDateTime, nullable=True),
     sa.Index(None, "kind", "status"),
 )
 

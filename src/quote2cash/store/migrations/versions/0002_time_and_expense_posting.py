@@ -104,13 +104,13 @@ def upgrade() -> None:
         sa.Column("category", sa.String(length=60), nullable=True),
         sa.Column("seen_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("status", sa.String(length=12), nullable=False),
+        sa.Column("run_id", sa.String(length=120), nullable=True),
         sa.Column("reason_code", sa.String(length=60), nullable=True),
         sa.Column("post_date", sa.Date(), nullable=True),
         sa.Column("posting_key", sa.String(length=80), nullable=True),
         sa.Column("posted_version", sa.String(length=40), nullable=True),
         sa.Column("posted_minutes", sa.Integer(), nullable=True),
         sa.Column("posted_amount_minor", sa.BigInteger(), nullable=True),
-        sa.Column("posted_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("kind", "source_id", name=op.f("pk_work_entry")),
     )
     with op.batch_alter_table("work_entry", schema=None) as batch_op:
