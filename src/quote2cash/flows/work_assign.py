@@ -51,6 +51,7 @@ class Classifier:
     keys: dict[tuple[Any, ...], str] = field(default_factory=dict)
     periods: dict[date, Period | None] = field(default_factory=dict)
     counts: Counter[str] = field(default_factory=Counter)
+    cases: list[tuple[dict[str, Any], str, str, str | None]] = field(default_factory=list)
 
     def _period(self, day: date) -> Period | None:
         if day not in self.periods:
@@ -112,22 +113,19 @@ class Classifier:
             "run_id": self.run_id,
         }, None
 
-    def open_case(self, conn: sa.Connection, entry: dict[str, Any], violation: Violation) -> None:
-        """An exception case for an entry that cannot be posted."""
+    def open_case(self, entry: dict[str, Any], violation: Violation) -> None:
+        """Note an exception case for an entry that cannot be posted (written by :meth:`flush_cases`)."""
+        subject = f"{self.kind}/{entry['source_id']}"
         err = BusinessRuleError(
-            violation.message,
-            code=violation.code,
-            owner=violation.owner,
-            system="kantata",
-            record=f"{self.kind}/{entry['source_id']}",
+            violation.message, code=violation.code, owner=violation.owner, system="kantata", record=subject
         )
-        exceptions.open_case(
-            conn,
-            err,
-            flow=FLOW,
-            subject=f"{self.kind}/{entry['source_id']}",
-            correlation_id=self.correlation_id,
-        )
+        self.cases.append((err.to_dict(), FLOW, subject, self.correlation_id))
+
+    def flush_cases(self, conn: sa.Connection) -> int:
+        """Write the noted cases in one go, in the caller's transaction."""
+        written = exceptions.open_cases(conn, self.cases) if self.cases else 0
+        self.cases = []
+        return written
 
 
 _COLUMNS = (
@@ -165,7 +163,8 @@ def classify_staged(conn: sa.Connection, classifier: Classifier) -> int:
             .values(**decision)
         )
         if violation is not None:  # a case already open for the same cause only counts another occurrence
-            classifier.open_case(conn, entry, violation)
+            classifier.open_case(entry, violation)
+    classifier.flush_cases(conn)
     return len(rows)
 
 

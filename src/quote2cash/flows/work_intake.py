@@ -9,6 +9,10 @@ it for reversal; it is never overwritten in the ERP.
 
 from __future__ import annotations
 
+import contextlib
+import queue
+import threading
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -18,12 +22,12 @@ from quote2cash.errors import VendorPayloadError
 from quote2cash.flows.work_assign import Classifier
 from quote2cash.ops import exceptions
 from quote2cash.runtime.hub import Hub
-from quote2cash.store import repo
+from quote2cash.store import bulk, repo
 from quote2cash.store.tables import work_entry
 
 RESOURCES = {"time": "time_entries", "expense": "expenses"}
 PAGE = 200
-PAGES_PER_COMMIT = 10
+PAGES_PER_COMMIT = 25
 EPOCH = "1970-01-01T00:00:00.000000Z"
 #: Statuses whose figures are (or are being) posted to the ERP. Posting runs never overlap, so
 #: an entry assigned in an earlier run is in a posting that run sent (or failed and quarantined).
@@ -88,38 +92,52 @@ def to_row(kind: str, raw: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def _apply(conn: sa.Connection, classifier: Classifier, rows: list[dict[str, Any]]) -> dict[str, int]:
-    """Merge one batch of changes into the ledger, classifying new entries; returns counts by outcome."""
+_DECISION = ("status", "reason_code", "posting_key", "post_date", "run_id")
+
+
+def _apply(
+    conn: sa.Connection, classifier: Classifier, rows: list[dict[str, Any]], maybe_known: list[str]
+) -> dict[str, int]:
+    """Merge one batch of changes into the ledger, classifying new entries; returns counts by outcome.
+
+    ``maybe_known`` are the entries created before the cursor: only those can already be in the ledger.
+    """
     kind = classifier.kind
     counts = {"new": 0, "changed": 0, "reverse": 0, "withdrawn": 0, "same": 0, "ignored": 0}
-    ids = [r["source_id"] for r in rows]
-    known: dict[str, dict[str, Any]] = {}
+    # An entry changed while the feed was read shows up twice: its latest version wins.
+    rows = list({r["source_id"]: r for r in rows}.values())
+    ids = maybe_known
+    known: dict[str, tuple[str, str]] = {}
     for chunk in range(0, len(ids), 900):
-        for r in conn.execute(
+        for sid, version, status in conn.execute(
             sa.select(work_entry.c.source_id, work_entry.c.version, work_entry.c.status).where(
                 work_entry.c.kind == kind, work_entry.c.source_id.in_(ids[chunk : chunk + 900])
             )
-        ).mappings():
-            known[r["source_id"]] = dict(r)
-    inserts: list[dict[str, Any]] = []
+        ):
+            known[sid] = (version, status)
+    columns: tuple[str, ...] | None = None
+    inserts: list[tuple[Any, ...]] = []
     for row in rows:
         live = row["approved"] and not row["deleted"]
         old = known.get(row["source_id"])
         if old is None:
             if live:
                 decision, violation = classifier.classify(row)
-                inserts.append({**row, **decision})
+                if columns is None:
+                    columns = (*row, *_DECISION)
+                inserts.append((*row.values(), *(decision[k] for k in _DECISION)))
                 if violation is not None:
-                    classifier.open_case(conn, row, violation)
+                    classifier.open_case(row, violation)
                 counts["new"] += 1
             else:
                 counts["ignored"] += 1  # drafts and deletions the hub never posted
             continue
-        if old["version"] == row["version"]:
+        old_version, old_status = old
+        if old_version == row["version"]:
             counts["same"] += 1
             continue
         values: dict[str, Any] = {k: v for k, v in row.items() if k not in ("kind", "source_id")}
-        if old["status"] in IN_ERP:
+        if old_status in IN_ERP:
             # What was posted is kept for the reversal (the right-hand sides read the old row).
             values.update(
                 status="reverse",
@@ -129,15 +147,71 @@ def _apply(conn: sa.Connection, classifier: Classifier, rows: list[dict[str, Any
             )
         else:
             values.update(status="staged" if live else "withdrawn", posting_key=None)
-        counts["reverse" if old["status"] in IN_ERP else "changed" if live else "withdrawn"] += 1
+        counts["reverse" if old_status in IN_ERP else "changed" if live else "withdrawn"] += 1
         conn.execute(
             sa.update(work_entry)
             .where(work_entry.c.kind == kind, work_entry.c.source_id == row["source_id"])
             .values(**values, reason_code=None)
         )
-    if inserts:
-        conn.execute(sa.insert(work_entry), inserts)
+    if inserts and columns is not None:
+        bulk.insert_rows(conn, work_entry, columns, inserts)
+    classifier.flush_cases(conn)
     return counts
+
+
+def _pages(hub: Hub, kind: str, since: str) -> Iterator[list[dict[str, Any]]]:
+    """Pages of changes since ``since``, read one page ahead in a thread.
+
+    Each request needs the last change stamp of the page before, so pages
+    cannot be fetched in parallel; reading ahead overlaps the PSA's time with
+    the hub's work on the previous page.
+    """
+    ahead: queue.Queue[list[dict[str, Any]] | BaseException | None] = queue.Queue(maxsize=3)
+    stop = threading.Event()
+
+    def reader() -> None:
+        last = since
+        try:
+            while not stop.is_set():
+                envelope = hub.psa.fetch_page(
+                    RESOURCES[kind],
+                    page=1,
+                    per_page=PAGE,
+                    updated_after=last,
+                    order="updated_at:asc",
+                    include_deleted="true",
+                )
+                records = hub.psa.resolve(envelope)
+                if records:
+                    stamp = records[-1].get("updated_at")
+                    if not stamp:
+                        ahead.put(records)  # the consumer reports the missing stamp
+                        break
+                    last = str(stamp)
+                    ahead.put(records)
+                if len(records) < PAGE:
+                    break
+        except BaseException as exc:  # handed to the consumer, which raises it
+            ahead.put(exc)
+            return
+        ahead.put(None)
+
+    thread = threading.Thread(target=reader, name=f"pull:{kind}", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = ahead.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a reader waiting on a full queue
+            with contextlib.suppress(queue.Empty):
+                ahead.get_nowait()
+            thread.join(timeout=0.05)
 
 
 def pull_changes(hub: Hub, classifier: Classifier) -> dict[str, int]:
@@ -145,16 +219,28 @@ def pull_changes(hub: Hub, classifier: Classifier) -> dict[str, int]:
     kind = classifier.kind
     name = cursor_name(kind)
     since = hub.read(repo.get_cursor, name) or EPOCH
+    # Every ledger entry was created no later than its version stamp, so an entry created after the
+    # newest stamp in the ledger (or read so far) cannot be there yet, and skips the look-up. This
+    # comes from the ledger itself, so a lost or rewound cursor only costs look-ups, never a duplicate.
+    created_max = (
+        hub.read(
+            lambda c: c.execute(
+                sa.select(sa.func.max(work_entry.c.version)).where(work_entry.c.kind == kind)
+            ).scalar_one_or_none()
+        )
+        or EPOCH
+    )
     totals: dict[str, int] = {"pages": 0}
     pending: list[dict[str, Any]] = []
+    maybe_known: list[str] = []
     poison: list[tuple[VendorPayloadError, dict[str, Any]]] = []
     last = since
 
     def commit() -> None:
-        nonlocal pending, poison
+        nonlocal pending, poison, maybe_known
 
         def write(conn: sa.Connection) -> dict[str, int]:
-            counts = _apply(conn, classifier, pending)
+            counts = _apply(conn, classifier, pending, maybe_known)
             # A record that cannot be read is dead-lettered with its payload, not allowed to block the feed.
             for exc, record in poison:
                 exceptions.open_case(
@@ -172,22 +258,16 @@ def pull_changes(hub: Hub, classifier: Classifier) -> dict[str, int]:
         with hub.engine.begin() as conn:
             for key, n in write(conn).items():
                 totals[key] = totals.get(key, 0) + n
-        pending, poison = [], []
+        pending, poison, maybe_known = [], [], []
 
-    while True:
-        envelope = hub.psa.fetch_page(
-            RESOURCES[kind],
-            page=1,
-            per_page=PAGE,
-            updated_after=last,
-            order="updated_at:asc",
-            include_deleted="true",
-        )
-        records = hub.psa.resolve(envelope)
+    for records in _pages(hub, kind, since):
         totals["pages"] += 1
-        if not records:
-            break
         for record in records:
+            created = str(record.get("created_at") or "")
+            if created > created_max:
+                created_max = created
+            else:
+                maybe_known.append(str(record.get("id")))
             try:
                 pending.append(to_row(kind, record))
             except VendorPayloadError as exc:
@@ -197,8 +277,6 @@ def pull_changes(hub: Hub, classifier: Classifier) -> dict[str, int]:
         last = str(records[-1]["updated_at"])
         if totals["pages"] % PAGES_PER_COMMIT == 0:
             commit()
-        if len(records) < PAGE:
-            break
     if pending or poison or last != since:
         commit()
     return totals

@@ -68,6 +68,60 @@ def open_case(
     return int(pk[0])
 
 
+def open_cases(conn: sa.Connection, items: list[tuple[dict[str, Any], str, str, str | None]]) -> int:
+    """Open many cases at once: ``(error dict, flow, subject, correlation id)`` each.
+
+    Same semantics as :func:`open_case` (a case already known counts another
+    occurrence), in a handful of statements for thousands of cases.
+    """
+    by_key = {
+        f"{flow}:{subject}:{data['code']}": (data, flow, subject, corr) for data, flow, subject, corr in items
+    }
+    keys = list(by_key)
+    existing: set[str] = set()
+    for i in range(0, len(keys), 500):
+        existing.update(
+            k
+            for (k,) in conn.execute(
+                sa.select(exception_case.c.dedupe_key).where(
+                    exception_case.c.dedupe_key.in_(keys[i : i + 500])
+                )
+            )
+        )
+    t = now()
+    new = [
+        {
+            "dedupe_key": k,
+            "code": d["code"],
+            "message": d["message"],
+            "owner": str(d.get("owner") or "integration"),
+            "flow": flow,
+            "subject": subject,
+            "system": d.get("system"),
+            "record": d.get("record"),
+            "correlation_id": corr,
+            "status": "open",
+            "occurrences": 1,
+            "details": d,
+            "payload": None,
+            "created_at": t,
+            "updated_at": t,
+        }
+        for k, (d, flow, subject, corr) in by_key.items()
+        if k not in existing
+    ]
+    if new:
+        conn.execute(sa.insert(exception_case), new)
+    if existing:
+        conn.execute(
+            sa.update(exception_case)
+            .where(exception_case.c.dedupe_key == sa.bindparam("k"))
+            .values(occurrences=exception_case.c.occurrences + 1, status="open", updated_at=t),
+            [{"k": k} for k in existing],
+        )
+    return len(new)
+
+
 def close_cases(conn: sa.Connection, flow: str, subject: str, resolution: dict[str, Any]) -> int:
     """Resolve every open case of a subject once its flow completed; returns how many."""
     result = conn.execute(
