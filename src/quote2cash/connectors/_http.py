@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import orjson
 import structlog
 
 from quote2cash.errors import AuthError, HubError, TransientError, VendorPayloadError
@@ -233,7 +234,8 @@ class VendorClient:
     def json(self, response: httpx.Response, record: str | None = None) -> Any:
         """Decode a JSON body, or raise :class:`VendorPayloadError` naming the call."""
         try:
-            return response.json()
+            # orjson: month-end pulls decode thousands of pages; it is several times faster than json.
+            return orjson.loads(response.content)
         except ValueError as exc:
             raise VendorPayloadError(
                 f"{self.system} answered {response.request.method} {response.request.url.path} "

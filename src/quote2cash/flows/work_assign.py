@@ -52,6 +52,8 @@ class Classifier:
     periods: dict[date, Period | None] = field(default_factory=dict)
     counts: Counter[str] = field(default_factory=Counter)
     cases: list[tuple[dict[str, Any], str, str, str | None]] = field(default_factory=list)
+    # Whether entries with the same rule-relevant fields pass: a month-end batch repeats them a lot.
+    verdicts: dict[tuple[Any, ...], bool] = field(default_factory=dict)
 
     def _period(self, day: date) -> Period | None:
         if day not in self.periods:
@@ -60,7 +62,19 @@ class Classifier:
 
     def classify(self, entry: dict[str, Any]) -> tuple[dict[str, Any], Violation | None]:
         """The ledger columns that record the decision, and the violation if any."""
-        violation = check_entry(self.kind, entry, self.md)
+        signature = (
+            entry["workspace_id"],
+            entry["task_id"],
+            entry["billable"],
+            entry["user_id"],
+            entry["rate_minor"],
+            entry["currency"],
+            entry["category"],
+        )
+        violation = None
+        if not self.verdicts.get(signature, False):
+            violation = check_entry(self.kind, entry, self.md)
+            self.verdicts[signature] = violation is None
         if violation is not None:
             return {
                 "status": "quarantined",
@@ -95,9 +109,11 @@ class Classifier:
             project.canonical_id,
             entry["task_id"] if self.kind == "time" else entry.get("category"),
             project.legal_entity,
-            period_label(work_date),
+            work_date.year,
+            work_date.month,
             bool(entry["billable"]),
-            period_label(post_date),
+            post_date.year,
+            post_date.month,
             bool(entry.get("reimbursable")),
             entry["source_id"] if self.policy.mode == "detail" else None,
         )

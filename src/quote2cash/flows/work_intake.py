@@ -10,6 +10,7 @@ it for reversal; it is never overwritten in the ERP.
 from __future__ import annotations
 
 import contextlib
+import functools
 import queue
 import threading
 from collections.abc import Iterator
@@ -44,6 +45,12 @@ def parse_time(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
 
 
+@functools.lru_cache(maxsize=4096)
+def _day(value: str) -> date:
+    # A month of entries has a few dozen distinct dates.
+    return date.fromisoformat(value)
+
+
 def to_row(kind: str, raw: dict[str, Any]) -> dict[str, Any]:
     """A PSA record as a ``work_entry`` row; raises VendorPayloadError naming the field."""
     try:
@@ -63,7 +70,7 @@ def to_row(kind: str, raw: dict[str, Any]) -> dict[str, Any]:
         if kind == "time":
             row.update(
                 task_id=None if raw.get("story_id") is None else str(raw["story_id"]),
-                work_date=date.fromisoformat(str(raw["date_performed"])),
+                work_date=_day(str(raw["date_performed"])),
                 minutes=int(raw["time_in_minutes"]),
                 rate_minor=int(raw.get("rate_in_cents") or 0),
                 reimbursable=False,
@@ -73,7 +80,7 @@ def to_row(kind: str, raw: dict[str, Any]) -> dict[str, Any]:
         else:
             row.update(
                 task_id=None,
-                work_date=date.fromisoformat(str(raw["date"])),
+                work_date=_day(str(raw["date"])),
                 minutes=0,
                 rate_minor=0,
                 amount_minor=int(raw["amount_in_cents"]),

@@ -41,6 +41,11 @@ def make_engine(url: str, **kwargs: Any) -> sa.Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA busy_timeout=30000")
+            # A month-end batch touches a million ledger rows: keep the hot pages in memory.
+            cur.execute("PRAGMA cache_size=-131072")  # 128 MiB
+            cur.execute("PRAGMA temp_store=MEMORY")
+            # Checkpoint the WAL every ~40 MiB rather than every 4 MiB: fewer fsyncs in bulk loads.
+            cur.execute("PRAGMA wal_autocheckpoint=10000")
             cur.close()
 
         return engine

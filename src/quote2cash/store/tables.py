@@ -210,7 +210,9 @@ work_entry = sa.Table(
     sa.Column("run_id", sa.String(120), nullable=True),  # the posting run that last classified it
     sa.Column("reason_code", sa.String(60), nullable=True),
     sa.Column("post_date", sa.Date, nullable=True),  # differs from work_date when re-dated
-    sa.Column("posting_key", sa.String(80), nullable=True, index=True),
+    # Not indexed: entries are found by posting through the posting's key (its primary key), and an
+    # index of hashed keys makes every month-end insert a random B-tree write.
+    sa.Column("posting_key", sa.String(80), nullable=True),
     sa.Column("posted_version", sa.String(40), nullable=True),
     sa.Column("posted_minutes", sa.Integer, nullable=True),
     sa.Column("posted_amount_minor", sa.BigInteger, nullable=True),

@@ -115,13 +115,11 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("work_entry", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_work_entry_kind_status"), ["kind", "status"], unique=False)
-        batch_op.create_index(batch_op.f("ix_work_entry_posting_key"), ["posting_key"], unique=False)
 
 
 def downgrade() -> None:
 
     with op.batch_alter_table("work_entry", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_work_entry_posting_key"))
         batch_op.drop_index(batch_op.f("ix_work_entry_kind_status"))
 
     op.drop_table("work_entry")
