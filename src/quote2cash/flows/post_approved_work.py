@@ -10,7 +10,7 @@ validation + assignment), so a crash anywhere resumes without posting twice.
 
 from __future__ import annotations
 
-import statistics
+import bisect
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -190,33 +190,26 @@ def record_kpis(
     conn: sa.Connection, kind: str, run_id: str, sla_hours: float, quarantined: dict[str, int]
 ) -> dict[str, Any]:
     """Approval → posted latency and % within SLA for the entries this run posted."""
-    latencies = sorted(
-        float(v)
-        for (v,) in conn.execute(
-            sa.select(_latency_seconds(conn))
-            .select_from(work_entry.join(posting, posting.c.key == work_entry.c.posting_key))
-            .where(
-                posting.c.run_id == run_id,
-                posting.c.status == "posted",
-                work_entry.c.kind == kind,
-                work_entry.c.status == "assigned",
-            )
+    query = (
+        sa.select(_latency_seconds(conn))
+        .select_from(work_entry.join(posting, posting.c.key == work_entry.c.posting_key))
+        .where(
+            posting.c.run_id == run_id,
+            posting.c.status == "posted",
+            work_entry.c.kind == kind,
+            work_entry.c.status == "assigned",
         )
-        if v is not None
     )
+    latencies = [v for v in conn.execute(query).scalars().all() if v is not None]
+    latencies.sort()
     figures: dict[str, Any] = {"posted_entries": len(latencies)}
     if latencies:
-        q = (
-            statistics.quantiles(latencies, n=100, method="inclusive")
-            if len(latencies) > 1
-            else latencies * 99
-        )
+        n = len(latencies)
+        sla = sla_hours * 3600
         figures.update(
-            approval_to_posted_p50_s=round(q[49], 3),
-            approval_to_posted_p95_s=round(q[94], 3),
-            posted_within_sla_pct=round(
-                100.0 * sum(v <= sla_hours * 3600 for v in latencies) / len(latencies), 2
-            ),
+            approval_to_posted_p50_s=round(latencies[min(n - 1, int(0.50 * n))], 3),
+            approval_to_posted_p95_s=round(latencies[min(n - 1, int(0.95 * n))], 3),
+            posted_within_sla_pct=round(100.0 * bisect.bisect_right(latencies, sla) / n, 2),
         )
     samples = {f"{kind}.{k}": float(v) for k, v in figures.items()}
     samples.update({f"{kind}.quarantined.{code}": float(n) for code, n in quarantined.items()})
@@ -233,26 +226,47 @@ def record_kpis(
 
 def resolve_cases(conn: sa.Connection, kind: str) -> int:
     """Close the cases of entries that have now been posted (fixed in the PSA, period reopened)."""
-    posted = (
-        sa.select(sa.literal(f"{kind}/") + work_entry.c.source_id)
-        .select_from(work_entry.join(posting, posting.c.key == work_entry.c.posting_key))
-        .where(work_entry.c.kind == kind, work_entry.c.status == "assigned", posting.c.status == "posted")
-    )
-    return int(
-        conn.execute(
-            sa.update(exception_case)
-            .where(
+    prefix = f"{kind}/"
+    open_ids = [
+        subject[len(prefix) :]
+        for (subject,) in conn.execute(
+            sa.select(exception_case.c.subject).where(
                 exception_case.c.flow == FLOW,
                 exception_case.c.status.in_(exceptions.OPEN_STATES),
-                exception_case.c.subject.in_(posted),
+                exception_case.c.subject.startswith(prefix),
             )
-            .values(
-                status="resolved",
-                resolution={"by": f"flow:{FLOW}", "note": "entry posted"},
-                updated_at=repo.now(),
+        )
+    ]
+    resolved = 0
+    for i in range(0, len(open_ids), 500):
+        posted = [
+            prefix + sid
+            for (sid,) in conn.execute(
+                sa.select(work_entry.c.source_id)
+                .select_from(work_entry.join(posting, posting.c.key == work_entry.c.posting_key))
+                .where(
+                    work_entry.c.kind == kind,
+                    work_entry.c.source_id.in_(open_ids[i : i + 500]),
+                    work_entry.c.status == "assigned",
+                    posting.c.status == "posted",
+                )
             )
-        ).rowcount
-    )
+        ]
+        if posted:
+            resolved += conn.execute(
+                sa.update(exception_case)
+                .where(
+                    exception_case.c.flow == FLOW,
+                    exception_case.c.status.in_(exceptions.OPEN_STATES),
+                    exception_case.c.subject.in_(posted),
+                )
+                .values(
+                    status="resolved",
+                    resolution={"by": f"flow:{FLOW}", "note": "entry posted"},
+                    updated_at=repo.now(),
+                )
+            ).rowcount
+    return resolved
 
 
 def _finish(conn: sa.Connection, run_id: str, kind: str, summary: dict[str, Any]) -> None:

@@ -62,11 +62,12 @@ class Classifier:
 
     def classify(self, entry: dict[str, Any]) -> tuple[dict[str, Any], Violation | None]:
         """The ledger columns that record the decision, and the violation if any."""
+        # Keyed by role, not person: the rules see a person only through their role's rate.
         signature = (
             entry["workspace_id"],
             entry["task_id"],
             entry["billable"],
-            entry["user_id"],
+            self.md.roles.get(str(entry["user_id"])),
             entry["rate_minor"],
             entry["currency"],
             entry["category"],
