@@ -239,19 +239,25 @@ def resolve_cases(conn: sa.Connection, kind: str) -> int:
     ]
     resolved = 0
     for i in range(0, len(open_ids), 500):
-        posted = [
-            prefix + sid
-            for (sid,) in conn.execute(
-                sa.select(work_entry.c.source_id)
-                .select_from(work_entry.join(posting, posting.c.key == work_entry.c.posting_key))
-                .where(
+        # Two look-ups by primary key (a join would let the planner scan the ledger).
+        assigned: dict[str, str] = {
+            str(sid): str(key)
+            for sid, key in conn.execute(
+                sa.select(work_entry.c.source_id, work_entry.c.posting_key).where(
                     work_entry.c.kind == kind,
                     work_entry.c.source_id.in_(open_ids[i : i + 500]),
                     work_entry.c.status == "assigned",
-                    posting.c.status == "posted",
                 )
             )
-        ]
+        }
+        done = set(
+            conn.execute(
+                sa.select(posting.c.key).where(
+                    posting.c.key.in_(set(assigned.values())), posting.c.status == "posted"
+                )
+            ).scalars()
+        )
+        posted = [prefix + sid for sid, key in assigned.items() if key in done]
         if posted:
             resolved += conn.execute(
                 sa.update(exception_case)
