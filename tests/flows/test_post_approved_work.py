@@ -374,3 +374,23 @@ def test_fix_and_resubmit_a_quarantined_entry_posts_it_and_closes_its_case(firm:
     assert f.hub.read(exceptions.get_case, case["id"])["status"] == "resolved"
     assert _erp_totals(f) == _psa_totals(f)
     assert bad
+
+
+def test_a_backlog_is_read_by_the_reader_process_through_faults(firm: Callable[..., Firm]) -> None:
+    f = firm()
+    tasks = [
+        str(s["id"])
+        for s in f.boxes.kantata.records("stories")
+        if str(s["workspace_id"]) == f.tm["psa_workspace_id"] and s["story_type"] == "task"
+    ]
+    entries = [
+        _time(f, f.tm, story_id=tasks[i % len(tasks)], date_performed=f"2026-10-{1 + i % 28:02d}")
+        for i in range(650)
+    ]  # four pages: the first read here, the rest by the reader process
+    f.boxes.kantata.add_time_entries(entries)
+    f.boxes.kantata.inject("throttle", path="/time_entries", probability=0.3, retry_after=0.01)
+    f.boxes.kantata.inject("error", path="/time_entries", status=503, probability=0.2)
+    result = post_now("time")
+    assert result["pulled"]["pages"] == 4 and result["valid"] == 650
+    assert _erp_totals(f) == _psa_totals(f)
+    assert max(Counter(j["externalId"] for j in _journals(f)).values()) == 1

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from dbos import DBOS
 
 from quote2cash.errors import BusinessRuleError, ConfigError, Owner
-from quote2cash.flows.work_intake import RESOURCES
+from quote2cash.flows.work_feed import RESOURCES
 from quote2cash.ops import exceptions
 from quote2cash.runtime.hub import Hub, current
 from quote2cash.store.tables import posting, project_registry, work_entry

@@ -9,25 +9,18 @@ it for reversal; it is never overwritten in the ERP.
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import queue
-import threading
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
 
-from quote2cash.errors import VendorPayloadError
 from quote2cash.flows.work_assign import Classifier
+from quote2cash.flows.work_feed import PAGE, RESOURCES, Page, convert, process_pages, reader_settings
 from quote2cash.ops import exceptions
 from quote2cash.runtime.hub import Hub
 from quote2cash.store import bulk, repo
 from quote2cash.store.tables import work_entry
 
-RESOURCES = {"time": "time_entries", "expense": "expenses"}
-PAGE = 200
 PAGES_PER_COMMIT = 25
 EPOCH = "1970-01-01T00:00:00.000000Z"
 #: Statuses whose figures are (or are being) posted to the ERP. Posting runs never overlap, so
@@ -38,65 +31,6 @@ IN_ERP = ("assigned",)
 def cursor_name(kind: str) -> str:
     """The durable cursor of a kind's change feed."""
     return f"kantata.{RESOURCES[kind]}.changes"
-
-
-def parse_time(value: str) -> datetime:
-    """Kantata's ``2025-01-23T10:00:00.123456Z`` as an aware datetime."""
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
-
-
-@functools.lru_cache(maxsize=4096)
-def _day(value: str) -> date:
-    # A month of entries has a few dozen distinct dates.
-    return date.fromisoformat(value)
-
-
-def to_row(kind: str, raw: dict[str, Any]) -> dict[str, Any]:
-    """A PSA record as a ``work_entry`` row; raises VendorPayloadError naming the field."""
-    try:
-        version = str(raw["updated_at"])
-        row: dict[str, Any] = {
-            "kind": kind,
-            "source_id": str(raw["id"]),
-            "version": version,
-            "approved": bool(raw.get("approved")),
-            "deleted": bool(raw.get("deleted_at")),
-            "workspace_id": str(raw["workspace_id"]),
-            "user_id": None if raw.get("user_id") is None else str(raw["user_id"]),
-            "currency": str(raw.get("currency") or ""),
-            "billable": bool(raw.get("billable")),
-            "seen_at": parse_time(version),
-        }
-        if kind == "time":
-            row.update(
-                task_id=None if raw.get("story_id") is None else str(raw["story_id"]),
-                work_date=_day(str(raw["date_performed"])),
-                minutes=int(raw["time_in_minutes"]),
-                rate_minor=int(raw.get("rate_in_cents") or 0),
-                reimbursable=False,
-                category=None,
-            )
-            row["amount_minor"] = round(row["minutes"] * row["rate_minor"] / 60)
-        else:
-            row.update(
-                task_id=None,
-                work_date=_day(str(raw["date"])),
-                minutes=0,
-                rate_minor=0,
-                amount_minor=int(raw["amount_in_cents"]),
-                reimbursable=bool(raw.get("reimbursable")),
-                category=raw.get("category") or None,
-            )
-    except (KeyError, TypeError, ValueError) as exc:
-        field = exc.args[0] if isinstance(exc, KeyError) else str(exc)
-        raise VendorPayloadError(
-            f"kantata sent a {RESOURCES[kind]} record that cannot be read ({field!s}): "
-            f"{ {k: raw.get(k) for k in list(raw)[:8]} }",
-            system="kantata",
-            record=str(raw.get("id")),
-            details={"field": str(field)},
-        ) from exc
-    return row
 
 
 _DECISION = ("status", "reason_code", "posting_key", "post_date", "run_id")
@@ -166,59 +100,26 @@ def _apply(
     return counts
 
 
-def _pages(hub: Hub, kind: str, since: str) -> Iterator[list[dict[str, Any]]]:
-    """Pages of changes since ``since``, read one page ahead in a thread.
-
-    Each request needs the last change stamp of the page before, so pages
-    cannot be fetched in parallel; reading ahead overlaps the PSA's time with
-    the hub's work on the previous page.
-    """
-    ahead: queue.Queue[list[dict[str, Any]] | BaseException | None] = queue.Queue(maxsize=3)
-    stop = threading.Event()
-
-    def reader() -> None:
-        last = since
-        try:
-            while not stop.is_set():
-                envelope = hub.psa.fetch_page(
-                    RESOURCES[kind],
-                    page=1,
-                    per_page=PAGE,
-                    updated_after=last,
-                    order="updated_at:asc",
-                    include_deleted="true",
-                )
-                records = hub.psa.resolve(envelope)
-                if records:
-                    stamp = records[-1].get("updated_at")
-                    if not stamp:
-                        ahead.put(records)  # the consumer reports the missing stamp
-                        break
-                    last = str(stamp)
-                    ahead.put(records)
-                if len(records) < PAGE:
-                    break
-        except BaseException as exc:  # handed to the consumer, which raises it
-            ahead.put(exc)
-            return
-        ahead.put(None)
-
-    thread = threading.Thread(target=reader, name=f"pull:{kind}", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = ahead.get()
-            if item is None:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        while thread.is_alive():  # unblock a reader waiting on a full queue
-            with contextlib.suppress(queue.Empty):
-                ahead.get_nowait()
-            thread.join(timeout=0.05)
+def _pages(hub: Hub, kind: str, since: str) -> Iterator[Page]:
+    """Pages of changes after ``since``: the first read here, a backlog by a reader process."""
+    envelope = hub.psa.fetch_page(
+        RESOURCES[kind],
+        page=1,
+        per_page=PAGE,
+        updated_after=since,
+        order="updated_at:asc",
+        include_deleted="true",
+    )
+    records = hub.psa.resolve(envelope)
+    if not records:
+        return
+    page = convert(kind, records)
+    yield page
+    if len(records) < PAGE:
+        return
+    psa = hub.config.system("kantata")
+    settings = reader_settings(psa.base_url, psa.secret("token"), psa.timeout_seconds, hub.retry)
+    yield from process_pages(settings, kind, page[3])
 
 
 def pull_changes(hub: Hub, classifier: Classifier) -> dict[str, int]:
@@ -240,7 +141,7 @@ def pull_changes(hub: Hub, classifier: Classifier) -> dict[str, int]:
     totals: dict[str, int] = {"pages": 0}
     pending: list[dict[str, Any]] = []
     maybe_known: list[str] = []
-    poison: list[tuple[VendorPayloadError, dict[str, Any]]] = []
+    poison: list[tuple[dict[str, Any], dict[str, Any]]] = []
     last = since
 
     def commit() -> None:
@@ -249,10 +150,10 @@ def pull_changes(hub: Hub, classifier: Classifier) -> dict[str, int]:
         def write(conn: sa.Connection) -> dict[str, int]:
             counts = _apply(conn, classifier, pending, maybe_known)
             # A record that cannot be read is dead-lettered with its payload, not allowed to block the feed.
-            for exc, record in poison:
+            for error, record in poison:
                 exceptions.open_case(
                     conn,
-                    exc,
+                    error,
                     flow="post_approved_work",
                     subject=f"{kind}/{record.get('id')}",
                     correlation_id=None,
@@ -267,21 +168,16 @@ def pull_changes(hub: Hub, classifier: Classifier) -> dict[str, int]:
                 totals[key] = totals.get(key, 0) + n
         pending, poison, maybe_known = [], [], []
 
-    for records in _pages(hub, kind, since):
+    for rows, created, bad, page_last in _pages(hub, kind, since):
+        last = page_last
         totals["pages"] += 1
-        for record in records:
-            created = str(record.get("created_at") or "")
-            if created > created_max:
-                created_max = created
+        for row, stamp in zip(rows, created, strict=True):
+            if stamp > created_max:
+                created_max = stamp
             else:
-                maybe_known.append(str(record.get("id")))
-            try:
-                pending.append(to_row(kind, record))
-            except VendorPayloadError as exc:
-                if not record.get("updated_at"):
-                    raise  # without its change stamp the cursor cannot move past it safely
-                poison.append((exc, record))
-        last = str(records[-1]["updated_at"])
+                maybe_known.append(row["source_id"])
+        pending.extend(rows)
+        poison.extend(bad)
         if totals["pages"] % PAGES_PER_COMMIT == 0:
             commit()
     if pending or poison or last != since:

@@ -1,0 +1,192 @@
+"""The PSA change feed as ledger rows, read ahead of the hub's work.
+
+Each request needs the last change stamp of the page before, so pages cannot
+be fetched in parallel. Reading ahead overlaps the PSA's time with the hub's
+work on the previous page: in a thread for a short feed, and — for a backlog
+such as a month-end — in a separate process, which decodes and converts the
+pages on the second core while the hub classifies and stores.
+"""
+
+from __future__ import annotations
+
+import functools
+import multiprocessing
+import queue
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from typing import Any
+
+from quote2cash import errors
+from quote2cash.connectors._http import RetryPolicy
+from quote2cash.connectors.kantata import KantataClient
+from quote2cash.errors import HubError, VendorPayloadError
+
+RESOURCES = {"time": "time_entries", "expense": "expenses"}
+PAGE = 200
+#: A page's rows as the reader hands them over: (ledger rows, their creation stamps,
+#: unreadable records with their error, the page's last change stamp).
+Page = tuple[list[dict[str, Any]], list[str], list[tuple[dict[str, Any], dict[str, Any]]], str]
+
+
+def parse_time(value: str) -> datetime:
+    """Kantata's ``2025-01-23T10:00:00.123456Z`` as an aware datetime."""
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+
+
+@functools.lru_cache(maxsize=4096)
+def _day(value: str) -> date:
+    # A month of entries has a few dozen distinct dates.
+    return date.fromisoformat(value)
+
+
+def to_row(kind: str, raw: dict[str, Any]) -> dict[str, Any]:
+    """A PSA record as a ``work_entry`` row; raises VendorPayloadError naming the field."""
+    try:
+        version = str(raw["updated_at"])
+        row: dict[str, Any] = {
+            "kind": kind,
+            "source_id": str(raw["id"]),
+            "version": version,
+            "approved": bool(raw.get("approved")),
+            "deleted": bool(raw.get("deleted_at")),
+            "workspace_id": str(raw["workspace_id"]),
+            "user_id": None if raw.get("user_id") is None else str(raw["user_id"]),
+            "currency": str(raw.get("currency") or ""),
+            "billable": bool(raw.get("billable")),
+            "seen_at": parse_time(version),
+        }
+        if kind == "time":
+            row.update(
+                task_id=None if raw.get("story_id") is None else str(raw["story_id"]),
+                work_date=_day(str(raw["date_performed"])),
+                minutes=int(raw["time_in_minutes"]),
+                rate_minor=int(raw.get("rate_in_cents") or 0),
+                reimbursable=False,
+                category=None,
+            )
+            row["amount_minor"] = round(row["minutes"] * row["rate_minor"] / 60)
+        else:
+            row.update(
+                task_id=None,
+                work_date=_day(str(raw["date"])),
+                minutes=0,
+                rate_minor=0,
+                amount_minor=int(raw["amount_in_cents"]),
+                reimbursable=bool(raw.get("reimbursable")),
+                category=raw.get("category") or None,
+            )
+    except (KeyError, TypeError, ValueError) as exc:
+        field = exc.args[0] if isinstance(exc, KeyError) else str(exc)
+        raise VendorPayloadError(
+            f"kantata sent a {RESOURCES[kind]} record that cannot be read ({field!s}): "
+            f"{ {k: raw.get(k) for k in list(raw)[:8]} }",
+            system="kantata",
+            record=str(raw.get("id")),
+            details={"field": str(field)},
+        ) from exc
+    return row
+
+
+def convert(kind: str, records: list[dict[str, Any]]) -> Page:
+    """A page of PSA records as ledger rows; unreadable ones are set aside with their error."""
+    rows: list[dict[str, Any]] = []
+    created: list[str] = []
+    poison: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    for record in records:
+        try:
+            rows.append(to_row(kind, record))
+            created.append(str(record.get("created_at") or ""))
+        except VendorPayloadError as exc:
+            if not record.get("updated_at"):
+                raise  # without its change stamp the cursor cannot move past it safely
+            poison.append((exc.to_dict(), record))
+    return rows, created, poison, str(records[-1]["updated_at"])
+
+
+def _error(exc: BaseException) -> dict[str, Any]:
+    if isinstance(exc, HubError):
+        return {"class": type(exc).__name__, **exc.to_dict()}
+    return {
+        "class": "TransientError",
+        "code": "kantata.reader_failed",
+        "message": f"{type(exc).__name__}: {exc}",
+        "system": "kantata",
+        "record": None,
+        "details": {},
+    }
+
+
+def _raise(data: dict[str, Any]) -> None:
+    cls = getattr(errors, str(data.get("class")), HubError)
+    raise cls(
+        data["message"],
+        code=data["code"],
+        system=data.get("system"),
+        record=data.get("record"),
+        details=data.get("details") or {},
+    )
+
+
+def _reader(settings: dict[str, Any], kind: str, since: str, out: Any) -> None:
+    """Process entry point: fetch, decode and convert pages; hand them over through ``out``."""
+    client = KantataClient(
+        settings["base_url"], settings["token"], timeout=settings["timeout"], retry=settings["retry"]
+    )
+    last = since
+    try:
+        while True:
+            envelope = client.fetch_page(
+                RESOURCES[kind],
+                page=1,
+                per_page=PAGE,
+                updated_after=last,
+                order="updated_at:asc",
+                include_deleted="true",
+            )
+            records = client.resolve(envelope)
+            if records:
+                page = convert(kind, records)
+                last = page[3]
+                out.put(("page", page))
+            if len(records) < PAGE:
+                break
+        out.put(("end", None))
+    except BaseException as exc:  # handed to the hub, which raises it
+        out.put(("error", _error(exc)))
+    finally:
+        client.close()
+
+
+def process_pages(settings: dict[str, Any], kind: str, since: str) -> Iterator[Page]:
+    """Pages after ``since``, read by a separate process (started here, always stopped)."""
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue(maxsize=8)
+    proc = ctx.Process(target=_reader, args=(settings, kind, since, out), name=f"pull:{kind}", daemon=True)
+    proc.start()
+    try:
+        while True:
+            try:
+                what, item = out.get(timeout=1.0)
+            except queue.Empty:
+                if not proc.is_alive():
+                    raise errors.TransientError(
+                        f"the PSA reader process stopped unexpectedly (exit code {proc.exitcode})",
+                        code="kantata.reader_died",
+                        system="kantata",
+                    ) from None
+                continue
+            if what == "end":
+                return
+            if what == "error":
+                _raise(item)
+            yield item
+    finally:
+        if proc.is_alive():
+            proc.terminate()
+        proc.join(timeout=5)
+        out.close()
+
+
+def reader_settings(base_url: str, token: str, timeout: float, retry: RetryPolicy) -> dict[str, Any]:
+    """What the reader process needs to talk to the PSA (picklable)."""
+    return {"base_url": base_url, "token": token, "timeout": timeout, "retry": retry}
