@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import multiprocessing
 import queue
+import threading
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from typing import Any
@@ -128,28 +129,50 @@ def _raise(data: dict[str, Any]) -> None:
 
 
 def _reader(settings: dict[str, Any], kind: str, since: str, out: Any) -> None:
-    """Process entry point: fetch, decode and convert pages; hand them over through ``out``."""
+    """Process entry point: fetch pages in one thread, convert them in another, hand them over.
+
+    The next request goes out as soon as a page's last change stamp is known,
+    so converting a page overlaps the PSA preparing the next one.
+    """
     client = KantataClient(
         settings["base_url"], settings["token"], timeout=settings["timeout"], retry=settings["retry"]
     )
-    last = since
+    fetched: queue.Queue[list[dict[str, Any]] | None] = queue.Queue(maxsize=4)
+    failure: list[BaseException] = []
+
+    def fetch() -> None:
+        last = since
+        try:
+            while True:
+                envelope = client.fetch_page(
+                    RESOURCES[kind],
+                    page=1,
+                    per_page=PAGE,
+                    updated_after=last,
+                    order="updated_at:asc",
+                    include_deleted="true",
+                )
+                records = client.resolve(envelope)
+                if records:
+                    stamp = records[-1].get("updated_at")
+                    fetched.put(records)
+                    if not stamp:
+                        break  # convert() reports the missing stamp
+                    last = str(stamp)
+                if len(records) < PAGE:
+                    break
+        except BaseException as exc:
+            failure.append(exc)
+        finally:
+            fetched.put(None)
+
+    fetcher = threading.Thread(target=fetch, name="fetch", daemon=True)
+    fetcher.start()
     try:
-        while True:
-            envelope = client.fetch_page(
-                RESOURCES[kind],
-                page=1,
-                per_page=PAGE,
-                updated_after=last,
-                order="updated_at:asc",
-                include_deleted="true",
-            )
-            records = client.resolve(envelope)
-            if records:
-                page = convert(kind, records)
-                last = page[3]
-                out.put(("page", page))
-            if len(records) < PAGE:
-                break
+        while (records := fetched.get()) is not None:
+            out.put(("page", convert(kind, records)))
+        if failure:
+            raise failure[0]
         out.put(("end", None))
     except BaseException as exc:  # handed to the hub, which raises it
         out.put(("error", _error(exc)))
