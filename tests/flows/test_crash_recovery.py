@@ -89,6 +89,11 @@ def test_sigkill_mid_flow_then_restart_finishes_without_duplicates(
         restarted.wait(timeout=30)
         engine.dispose()
 
+    with make_engine(db_url).connect() as conn:
+        ledger = dict(
+            conn.execute(sa.text("SELECT status, COUNT(*) FROM idempotency_ledger GROUP BY status")).all()
+        )
+    assert ledger == {"done": 3 * DEALS}  # no write is left in doubt after the restart
     ns = boxes.netsuite
     assert len(ns.records("customer")) == DEALS
     assert len(ns.records("job")) == DEALS

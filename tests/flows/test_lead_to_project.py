@@ -70,6 +70,10 @@ def test_closed_won_deal_becomes_customer_project_workspace_and_staffing(
 
     report = hub.read(audit.verify)
     assert report.ok and report.entries >= 4
+    # Every outbound write is in the idempotency ledger, and none is left in doubt.
+    for key in (f"netsuite:customer:{account}", f"netsuite:job:{opp}", f"kantata:workspace:{opp}"):
+        row = hub.read(repo.ledger_get, key)
+        assert row is not None and row["status"] == "done" and row["result"]["id"], key
     latencies = hub.read(lambda c: list(c.execute(sa.select(kpi_sample.c.value))))
     assert len(latencies) == 1 and 0 <= latencies[0][0] < 60
 

@@ -100,6 +100,7 @@ def _record_customer(
     after: dict[str, Any],
 ) -> None:
     repo.put_xref(conn, "netsuite", CUSTOMER, canonical_id, erp_id)
+    repo.ledger_done(conn, f"netsuite:{CUSTOMER}:{canonical_id}", {"id": erp_id})
     repo.record_step(conn, "lead_to_project", subject, "erp_customer", "netsuite", erp_id)
     audit.append(
         conn,
@@ -206,6 +207,13 @@ def sync_customer(customer: Customer, *, subject: str, correlation_id: str) -> d
             "terms": terms_id,
             "external_id": key,
         },
+    )
+    hub.tx(
+        repo.ledger_begin,
+        f"netsuite:{CUSTOMER}:{canonical_id}",
+        "netsuite",
+        "upsert customer",
+        correlation_id,
     )
     erp_id = upsert_erp_customer(key, body)
     hub.tx(_record_customer, canonical_id, erp_id, "created", subject, correlation_id, body)

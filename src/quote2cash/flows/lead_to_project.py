@@ -42,6 +42,16 @@ def project_key(opportunity_id: str) -> str:
     return f"Q2C-P-{opportunity_id}"
 
 
+def write_key(system: str, object_type: str, canonical_id: str) -> str:
+    """Idempotency-ledger key of the hub's write of a record to a system.
+
+    The row is ``in_doubt`` from just before the call until the result is
+    recorded with the cross-reference; one left in doubt is a write a crash
+    interrupted, which the next attempt looks up before repeating.
+    """
+    return f"{system}:{object_type}:{canonical_id}"
+
+
 def workflow_id(opportunity_id: str, attempt: int = 1) -> str:
     """DBOS workflow id of a run: the same deal never starts two first runs."""
     return f"{FLOW}:{opportunity_id}" + ("" if attempt == 1 else f":r{attempt}")
@@ -174,6 +184,7 @@ def _record(
 ) -> None:
     repo.put_xref(conn, system, object_type, canonical_id, external_id)
     repo.record_step(conn, FLOW, subject, step, system, external_id)
+    repo.ledger_done(conn, write_key(system, object_type, canonical_id), {"id": external_id})
     audit.append(
         conn,
         actor=f"flow:{FLOW}",
@@ -364,6 +375,7 @@ def _run_steps(opp_id: str, subject: str, corr: str) -> dict[str, Any]:
                 "external_id": project_key(opp_id),
             },
         )
+        hub.tx(repo.ledger_begin, write_key("netsuite", "job", opp_id), "netsuite", "upsert job", corr)
         job_id = upsert_erp_project(project_key(opp_id), body)
         hub.tx(_record, subject, "erp_project", "netsuite", "job", opp_id, job_id, corr, body)
 
@@ -382,6 +394,9 @@ def _run_steps(opp_id: str, subject: str, corr: str) -> dict[str, Any]:
                 "price_in_cents": int(amount * 100),
                 "description": f"{customer.name} — {opportunity.billing_model.value.replace('_', ' ')}",
             },
+        )
+        hub.tx(
+            repo.ledger_begin, write_key("kantata", "workspace", opp_id), "kantata", "create workspace", corr
         )
         ws_id = ensure_workspace(opp_id, body)
         hub.tx(_record, subject, "psa_workspace", "kantata", "workspace", opp_id, ws_id, corr, body)
