@@ -305,8 +305,3 @@ def load_config(
         raise ConfigError(_format_validation(exc, source), code="config.invalid", record=source) from exc
     config.source = source
     return config
-
-
-def env_value(name: str, default: str | None = None) -> str | None:
-    """Read one ``Q2C_*`` setting from the environment."""
-    return os.environ.get(name, default)

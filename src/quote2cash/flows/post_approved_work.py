@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import bisect
 from datetime import UTC, date, datetime
-from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
 import structlog
 from dbos import DBOS, SetWorkflowID
 
-from quote2cash.errors import BusinessRuleError, TransientError
+from quote2cash.errors import BusinessRuleError
 from quote2cash.flows.customer_sync import erp_master_data, remote_step
 from quote2cash.flows.work_assign import Classifier, build_postings, classify_staged, run_figures
 from quote2cash.flows.work_intake import pull_changes
@@ -346,13 +345,3 @@ def post_now(kind: str, run_id: str | None = None) -> dict[str, Any]:
         handle = hub.queue("posting").enqueue(post_approved_work, kind, run_id)
     result: dict[str, Any] = handle.get_result()
     return result
-
-
-def transient(error: BaseException) -> bool:
-    """Whether an error is worth retrying."""
-    return isinstance(error, TransientError)
-
-
-def decimal_hours(minutes: int) -> Decimal:
-    """Minutes as hours with two decimals."""
-    return (Decimal(minutes) / 60).quantize(Decimal("0.01"))

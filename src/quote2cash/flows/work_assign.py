@@ -11,9 +11,8 @@ entries is written once and never rewritten on the way to the ERP.
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
@@ -34,11 +33,6 @@ def period_label(day: date) -> str:
     return f"{day.year:04d}-{day.month:02d}"
 
 
-def month_end(day: date) -> date:
-    """The last day of a day's month."""
-    return (day.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
-
-
 @dataclass
 class Classifier:
     """Decides, entry by entry, what happens to it in this run."""
@@ -50,7 +44,6 @@ class Classifier:
     correlation_id: str
     keys: dict[tuple[Any, ...], str] = field(default_factory=dict)
     periods: dict[date, Period | None] = field(default_factory=dict)
-    counts: Counter[str] = field(default_factory=Counter)
     cases: list[tuple[dict[str, Any], str, str, str | None]] = field(default_factory=list)
     # Whether entries with the same rule-relevant fields pass: a month-end batch repeats them a lot.
     verdicts: dict[tuple[Any, ...], bool] = field(default_factory=dict)

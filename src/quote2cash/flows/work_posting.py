@@ -18,7 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from quote2cash.errors import BusinessRuleError, HubError, Owner
+from quote2cash.errors import BusinessRuleError, Owner
 from quote2cash.ops import exceptions
 from quote2cash.runtime.hub import Hub
 from quote2cash.store import repo
@@ -287,8 +287,3 @@ def send_detail(
 
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         return list(pool.map(one, records))
-
-
-def erp_error(error: HubError) -> dict[str, Any]:
-    """The error dict kept on a failed posting."""
-    return {"code": error.code, "message": error.message}
