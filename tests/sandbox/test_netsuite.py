@@ -5,7 +5,6 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +18,9 @@ from quote2cash.errors import AuthError, BusinessRuleError, TransientError, Vend
 from quote2cash.sandbox.netsuite import NetSuiteSandbox
 from quote2cash.sandbox.netsuite.oauth import TbaVerifier
 
-CREDS = TbaCredentials("1234567_SB1", "q2c-ck", "q2c-cs", "q2c-tid", "q2c-ts")
-FAST = RetryPolicy(initial_interval=0.01, max_interval=0.05)
+from .netsuite_fixtures import CREDS, FAST, client, sandbox
+
+__all__ = ["client", "sandbox"]  # fixtures used by the tests below
 
 
 def _seed(sandbox: NetSuiteSandbox) -> dict[str, str]:
@@ -42,24 +42,9 @@ def _seed(sandbox: NetSuiteSandbox) -> dict[str, str]:
 
 
 @pytest.fixture
-def sandbox(tmp_path: Path) -> Iterator[NetSuiteSandbox]:
-    sb = NetSuiteSandbox(tmp_path / "netsuite.db")
-    sb.start()
-    yield sb
-    sb.stop()
-    sb.store.close()
-
-
-@pytest.fixture
 def ids(sandbox: NetSuiteSandbox) -> dict[str, str]:
     """Master data: currencies, subsidiaries, terms, dimensions, Jan 2026 closed, Feb-Mar open."""
     return _seed(sandbox)
-
-
-@pytest.fixture
-def client(sandbox: NetSuiteSandbox, ids: dict[str, str]) -> Iterator[NetSuiteClient]:
-    with NetSuiteClient(sandbox.url, CREDS, retry=FAST, timeout=2.0) as c:
-        yield c
 
 
 def raw(sandbox: NetSuiteSandbox, method: str, path: str, **kw: Any) -> httpx.Response:

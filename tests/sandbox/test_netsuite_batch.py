@@ -6,7 +6,6 @@ import json
 import secrets
 import threading
 import time
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -20,8 +19,9 @@ from quote2cash.connectors.netsuite.oauth1 import authorization_header
 from quote2cash.errors import AuthError, BusinessRuleError
 from quote2cash.sandbox.netsuite import NetSuiteSandbox
 
-CREDS = TbaCredentials("1234567_SB1", "q2c-ck", "q2c-cs", "q2c-tid", "q2c-ts")
-FAST = RetryPolicy(initial_interval=0.01, max_interval=0.05)
+from .netsuite_fixtures import CREDS, FAST, client, sandbox
+
+__all__ = ["client", "sandbox"]  # fixtures used by the tests below
 RESTLET = "/app/site/hosting/restlet.nl?script=customscript_q2c_batch_upsert&deploy=1"
 
 
@@ -36,24 +36,9 @@ def _seed(sandbox: NetSuiteSandbox) -> dict[str, str]:
 
 
 @pytest.fixture
-def sandbox(tmp_path: Path) -> Iterator[NetSuiteSandbox]:
-    sb = NetSuiteSandbox(tmp_path / "netsuite.db")
-    sb.start()
-    yield sb
-    sb.stop()
-    sb.store.close()
-
-
-@pytest.fixture
 def ids(sandbox: NetSuiteSandbox) -> dict[str, str]:
     """Two subsidiaries; January 2026 closed, February and March open."""
     return _seed(sandbox)
-
-
-@pytest.fixture
-def client(sandbox: NetSuiteSandbox, ids: dict[str, str]) -> Iterator[NetSuiteClient]:
-    with NetSuiteClient(sandbox.url, CREDS, retry=FAST, timeout=2.0) as c:
-        yield c
 
 
 def journal(

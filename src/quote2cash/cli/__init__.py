@@ -50,11 +50,20 @@ def _load(path: Path) -> Any:
 
 
 # -- demo -----------------------------------------------------------------------------
-def render_summary(summary: dict[str, Any]) -> Table:
-    """The demo's closing table."""
-    table = Table(title="What the hub just did", show_header=True, header_style="bold")
+def figures_table(title: str, rows: list[tuple[str, Any]], counts: dict[str, int], prefix: str) -> Table:
+    """A two-column table of figures, then counts by code (``prefix: code``); None shows as a dash."""
+    table = Table(title=title, show_header=True, header_style="bold")
     table.add_column("figure")
     table.add_column("value", justify="right")
+    for label, value in rows:
+        table.add_row(label, "—" if value is None else str(value))
+    for code, n in sorted(counts.items()):
+        table.add_row(f"  {prefix}: {code}", str(n))
+    return table
+
+
+def render_summary(summary: dict[str, Any]) -> Table:
+    """The demo's closing table."""
     rows = [
         ("Deals in the CRM", summary["deals"]),
         ("Deals won (terms approved)", summary["deals_won_terms_approved"]),
@@ -78,19 +87,12 @@ def render_summary(summary: dict[str, Any]) -> Table:
             f"{summary['audit_entries']} ({'ok' if summary['audit_chain_verified'] else 'BROKEN'})",
         ),
     ]
-    for label, value in rows:
-        table.add_row(label, "—" if value is None else str(value))
-    for code, n in sorted(summary["exceptions_by_code"].items()):
-        table.add_row(f"  exception: {code}", str(n))
-    return table
+    return figures_table("What the hub just did", rows, summary["exceptions_by_code"], "exception")
 
 
 def render_work(kind: str, figures: dict[str, Any]) -> Table:
     """The demo's table for posted time or expenses."""
     label = "Time entries" if kind == "time" else "Expenses"
-    table = Table(title=f"{label}: approved in the PSA → posted to the ERP → reconciled", header_style="bold")
-    table.add_column("figure")
-    table.add_column("value", justify="right")
     breaks = figures["reconciliation_breaks"]
     rows = [
         (f"{label} approved", figures["approved"]),
@@ -111,11 +113,8 @@ def render_work(kind: str, figures: dict[str, Any]) -> Table:
         ("Reconciliation breaks", ", ".join(f"{k} {v}" for k, v in sorted(breaks.items())) or "none"),
         ("  of which explained by quarantined or held entries", figures["reconciliation_breaks_explained"]),
     ]
-    for name, value in rows:
-        table.add_row(name, "—" if value is None else str(value))
-    for code, n in sorted(figures["quarantined_by_reason"].items()):
-        table.add_row(f"  quarantined: {code}", str(n))
-    return table
+    title = f"{label}: approved in the PSA → posted to the ERP → reconciled"
+    return figures_table(title, rows, figures["quarantined_by_reason"], "quarantined")
 
 
 @app.command()
