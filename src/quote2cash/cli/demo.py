@@ -194,7 +194,7 @@ def run_month(
     work: list[WorkProject] = []
     for p in projects:
         tasks = stories.get(p["psa_workspace_id"], [])
-        closed = tasks[:1] if tasks and rng.random() < 0.2 else []
+        closed = tasks[:1] if len(tasks) > 1 and rng.random() < 0.2 else []
         for task in closed:  # the PM closes a finished task; late time on it must be caught
             hub.psa.update("stories", task, {"state": "completed"})
         work.append(
