@@ -15,10 +15,9 @@ from quote2cash.errors import VendorPayloadError
 from quote2cash.flows.intake import CURSOR, poll_closed_won
 from quote2cash.flows.post_approved_work import post_now
 from quote2cash.flows.work_intake import cursor_name
-from quote2cash.ops import exceptions
 from quote2cash.runtime.hub import Hub
 from quote2cash.sandbox.seed import Sandboxes
-from quote2cash.store import repo
+from quote2cash.store import cases, repo
 
 from .conftest import add_deal
 
@@ -60,7 +59,7 @@ def test_unreadable_psa_entry_is_dead_lettered_with_its_payload_and_the_feed_goe
     }
     boxes.kantata.inject("reject", path="/time_entries", status=200, body=body, count=1)
     assert post_now("time")["pulled"]["dead_lettered"] == 1
-    [case] = hub.read(exceptions.list_cases, code="vendor.malformed_payload")
+    [case] = hub.read(cases.list_cases, code="vendor.malformed_payload")
     assert "date_performed" in case["message"] and case["payload"] == record  # nothing lost
     assert hub.read(repo.get_cursor, cursor_name("time")) == record["updated_at"]
 

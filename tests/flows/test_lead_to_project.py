@@ -7,13 +7,12 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 
-from quote2cash.flows import cases
+from quote2cash.flows import cases as case_ops
 from quote2cash.flows.intake import CURSOR, closed_won_event, deliver, dispatch, poll_closed_won
 from quote2cash.flows.lead_to_project import FLOW, workflow_id
-from quote2cash.ops import audit, exceptions
 from quote2cash.runtime.hub import Hub
 from quote2cash.sandbox.seed import Sandboxes
-from quote2cash.store import repo
+from quote2cash.store import audit, cases, repo
 from quote2cash.store.tables import kpi_sample
 
 from .conftest import add_deal, result_of, wait_for_flows
@@ -42,7 +41,7 @@ def test_closed_won_deal_becomes_customer_project_workspace_and_staffing(
     polled = poll_closed_won(hub)
     assert (polled.seen, polled.accepted, polled.dispatched) == (1, 1, 1)
     result = result_of(workflow_id(opp))
-    assert result["status"] == "completed", (result, hub.read(exceptions.list_cases))
+    assert result["status"] == "completed", (result, hub.read(cases.list_cases))
 
     ns, kt, sf = boxes.netsuite, boxes.kantata, boxes.salesforce
     [customer] = ns.records("customer")
@@ -131,7 +130,7 @@ def test_transient_faults_are_retried_to_success_without_duplicates(
     statuses = wait_for_flows(hub, 4, timeout=120)
     assert set(statuses.values()) == {"completed"}, (
         statuses,
-        [(c["code"], c["message"]) for c in hub.read(exceptions.list_cases)],
+        [(c["code"], c["message"]) for c in hub.read(cases.list_cases)],
     )
     assert hub.erp.retries + hub.psa.retries + hub.crm.retries > 0
     assert len(boxes.netsuite.records("job")) == 4
@@ -151,7 +150,7 @@ def test_inactive_subsidiary_becomes_a_case_then_fix_and_resubmit_completes(
     result = result_of(workflow_id(opp))
     assert result["status"] == "exception" and result["code"] == "customer.subsidiary_inactive"
 
-    [case] = hub.read(exceptions.list_cases)
+    [case] = hub.read(cases.list_cases)
     assert case["owner"] == "finance"
     assert "Northwind Canada ULC" in case["message"] and "inactive" in case["message"]
     assert boxes.netsuite.records("customer") == []  # nothing written, and not retried blindly
@@ -160,10 +159,10 @@ def test_inactive_subsidiary_becomes_a_case_then_fix_and_resubmit_completes(
     assert deal["Integration_Status__c"] == "Exception"
 
     boxes.netsuite.set_inactive("subsidiary", "5", False)  # finance reactivates the subsidiary
-    wf = cases.resubmit(hub, case["id"], actor="user:finance")
+    wf = case_ops.resubmit(hub, case["id"], actor="user:finance")
     assert result_of(wf)["status"] == "completed"
     assert len(boxes.netsuite.records("customer")) == 1
-    assert hub.read(exceptions.get_case, case["id"])["status"] == "resolved"
+    assert hub.read(cases.get_case, case["id"])["status"] == "resolved"
     assert hub.read(audit.verify).ok
 
 
@@ -182,11 +181,11 @@ def test_probable_duplicate_customer_is_a_case_not_a_second_customer(
     poll_closed_won(hub)
     result = result_of(workflow_id(opp))
     assert result["code"] == "customer.probable_duplicate"
-    [case] = hub.read(exceptions.list_cases)
+    [case] = hub.read(cases.list_cases)
     assert "Globex Corporation" in case["message"] and f"id {existing}" in case["message"]
     assert len(boxes.netsuite.records("customer")) == 1
 
-    wf = cases.resubmit(hub, case["id"], actor="user:sales-ops", link_to=str(existing))
+    wf = case_ops.resubmit(hub, case["id"], actor="user:sales-ops", link_to=str(existing))
     assert result_of(wf)["status"] == "completed"
     customers = boxes.netsuite.records("customer")
     assert len(customers) == 1
@@ -204,8 +203,8 @@ def test_failure_half_way_keeps_written_systems_and_resumes_from_failed_step(
     run = hub.read(repo.get_run, FLOW, f"Opportunity/{opp}")
     assert set(run["steps"]) == {"erp_customer", "erp_project", "psa_workspace"}  # what was written, recorded
     boxes.kantata.add_role("Quantum Whisperer")
-    [case] = hub.read(exceptions.list_cases)
-    assert result_of(cases.resubmit(hub, case["id"], actor="user:pmo"))["status"] == "completed"
+    [case] = hub.read(cases.list_cases)
+    assert result_of(case_ops.resubmit(hub, case["id"], actor="user:pmo"))["status"] == "completed"
     assert len(boxes.netsuite.records("job")) == 1 and len(boxes.kantata.records("workspaces")) == 1
     assert len(boxes.kantata.records("resource_requests")) == 1
     _no_duplicates(boxes)

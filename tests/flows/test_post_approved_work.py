@@ -16,9 +16,9 @@ from quote2cash.flows.intake import poll_closed_won
 from quote2cash.flows.lead_to_project import workflow_id
 from quote2cash.flows.post_approved_work import post_now
 from quote2cash.flows.reconcile_work import reconcile
-from quote2cash.ops import exceptions
 from quote2cash.runtime.hub import Hub
 from quote2cash.sandbox.seed import Sandboxes
+from quote2cash.store import cases
 from quote2cash.store.tables import project_registry, work_entry
 
 from .conftest import add_deal, result_of
@@ -138,12 +138,12 @@ def test_each_rule_quarantines_with_its_message_while_the_rest_posts(firm: Calla
     result = post_now("time")
     assert result["valid"] == 6 and result["quarantined"] == 4
     assert result["quarantined_by_reason"] == dict.fromkeys(bad, 1)
-    cases = {c["code"]: c for c in f.hub.read(exceptions.list_cases, flow="post_approved_work")}
-    assert set(cases) == set(bad)
-    assert "rate card STD-USD gives 180.00 USD/h for Consultant" in cases["time.rate_mismatch"]["message"]
-    assert "is completed and takes no more time" in cases["time.task_closed"]["message"]
-    assert "billed as fixed fee" in cases["time.billable_mismatch"]["message"]
-    assert "has no project in the ERP" in cases["time.project_unknown"]["message"]
+    by_code = {c["code"]: c for c in f.hub.read(cases.list_cases, flow="post_approved_work")}
+    assert set(by_code) == set(bad)
+    assert "rate card STD-USD gives 180.00 USD/h for Consultant" in by_code["time.rate_mismatch"]["message"]
+    assert "is completed and takes no more time" in by_code["time.task_closed"]["message"]
+    assert "billed as fixed fee" in by_code["time.billable_mismatch"]["message"]
+    assert "has no project in the ERP" in by_code["time.project_unknown"]["message"]
     # The valid ones were posted: one journal per project × task × entity × period × billable flag.
     journals = _journals(f)
     assert len(journals) == 2 and result["erp_calls"] == 1
@@ -193,7 +193,7 @@ def test_closed_period_hold_or_redate(firm: Callable[..., Firm], policy: str) ->
     result = post_now("time")
     if policy == "hold":
         assert (result["valid"], result["held"]) == (1, 1)
-        [case] = f.hub.read(exceptions.list_cases, flow="post_approved_work")
+        [case] = f.hub.read(cases.list_cases, flow="post_approved_work")
         assert case["code"] == "erp.period_closed" and "closed accounting period Sep 2026" in case["message"]
         f.boxes.netsuite.reopen_period(2026, 9)  # finance reopens September: the held entry goes through
         again = post_now("time")
@@ -313,7 +313,7 @@ def test_reconciliation_finds_each_planted_break_and_none_when_clean(
     causes = " | ".join(b.cause for b in report.breaks)
     assert "is not in the ERP" in causes and "exists 2 times in the ERP" in causes
     assert "was changed in the ERP" in causes and "no longer approved" in causes
-    codes = {c["code"] for c in f.hub.read(exceptions.list_cases, flow="reconcile_work")}
+    codes = {c["code"] for c in f.hub.read(cases.list_cases, flow="reconcile_work")}
     assert codes == {
         "recon.missing",
         "recon.duplicated",
@@ -365,13 +365,13 @@ def test_fix_and_resubmit_a_quarantined_entry_posts_it_and_closes_its_case(firm:
     [bad] = f.boxes.kantata.add_time_entries([_time(f, f.tm, user_id=f.manager)])  # manager's rate is higher
     first = post_now("time")
     assert first["quarantined_by_reason"] == {"time.rate_mismatch": 1}
-    [case] = f.hub.read(exceptions.list_cases, flow="post_approved_work")
+    [case] = f.hub.read(cases.list_cases, flow="post_approved_work")
     # Finance agrees the manager bills at the consultant rate on this job: the rate card is fixed.
     f.hub.config.rate_cards["STD-USD"].rates["Engagement Manager"] = Decimal(180)
     assert cases.resubmit(f.hub, case["id"], actor="user:finance") is None  # picked up by the next run
     second = post_now("time")
     assert second["valid"] == 1 and second["cases_resolved"] == 1
-    assert f.hub.read(exceptions.get_case, case["id"])["status"] == "resolved"
+    assert f.hub.read(cases.get_case, case["id"])["status"] == "resolved"
     assert _erp_totals(f) == _psa_totals(f)
     assert bad
 

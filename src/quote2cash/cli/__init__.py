@@ -349,7 +349,7 @@ def exceptions_list(
     code: Annotated[str | None, typer.Option(help="only this error code")] = None,
 ) -> None:
     """List exception cases."""
-    from quote2cash.ops.exceptions import list_cases
+    from quote2cash.store.cases import list_cases
 
     with _engine(config).connect() as conn:
         cases = list_cases(conn, status=None if status == "all" else status, code=code)
@@ -368,7 +368,7 @@ def exceptions_show(
     case_id: int, config: Annotated[Path | None, typer.Option("--config", "-c")] = None
 ) -> None:
     """Show one case with its record and history."""
-    from quote2cash.ops.exceptions import get_case
+    from quote2cash.store.cases import get_case
 
     with _engine(config).connect() as conn:
         case = get_case(conn, case_id)
@@ -420,8 +420,8 @@ def exceptions_ignore(
     actor: Annotated[str, typer.Option(help="who is acting")] = os.environ.get("USER", "operator"),
 ) -> None:
     """Close a case without action, keeping the reason."""
-    from quote2cash.ops import audit
-    from quote2cash.ops.exceptions import get_case, set_status
+    from quote2cash.store import audit
+    from quote2cash.store.cases import get_case, set_status
 
     with _engine(config).begin() as conn:
         case = get_case(conn, case_id)
@@ -482,7 +482,7 @@ def workers_recover(
 @audit_app.command("verify")
 def audit_verify(config: Annotated[Path | None, typer.Option("--config", "-c")] = None) -> None:
     """Recompute the audit hash chain and report the first broken entry."""
-    from quote2cash.ops.audit import verify
+    from quote2cash.store.audit import verify
 
     with _engine(config).connect() as conn:
         report = verify(conn)

@@ -24,13 +24,12 @@ from quote2cash.flows import launch_hub
 from quote2cash.flows.intake import closed_won_event, deliver, poll_closed_won
 from quote2cash.flows.post_approved_work import post_now
 from quote2cash.flows.reconcile_work import reconcile
-from quote2cash.ops import audit, exceptions
 from quote2cash.runtime.hub import Hub
 from quote2cash.runtime.logs import configure_logging
 from quote2cash.sandbox.firm import generate, rate_cards
 from quote2cash.sandbox.seed import SANDBOX_ENV, Sandboxes, seed
 from quote2cash.sandbox.timesheets import WorkProject, generate_month
-from quote2cash.store import repo
+from quote2cash.store import audit, cases, repo
 from quote2cash.store.db import sqlite_url
 from quote2cash.store.tables import audit_log, flow_run, kpi_sample, project_registry
 
@@ -128,8 +127,8 @@ def summarise(hub: Hub, boxes: Sandboxes, plan: Plan, redelivered: int, elapsed:
             "created": actions.get("customer.created", 0),
             "matched": actions.get("customer.matched", 0),
             "latencies": latencies,
-            "exceptions": exceptions.counts_by_code(conn, "lead_to_project"),
-            "open_cases": len(exceptions.list_cases(conn, status="open")),
+            "exceptions": cases.counts_by_code(conn, "lead_to_project"),
+            "open_cases": len(cases.list_cases(conn, status="open")),
             "inbox_duplicates": repo.inbox_duplicates(conn),
             "audit_entries": chain.entries,
             "audit_ok": chain.ok,

@@ -9,16 +9,15 @@ import sqlalchemy as sa
 
 from quote2cash.errors import ConfigError
 from quote2cash.flows import lead_to_project, work_posting
-from quote2cash.ops import audit, exceptions
 from quote2cash.runtime.hub import Hub
-from quote2cash.store import repo
+from quote2cash.store import audit, cases, repo
 from quote2cash.store.tables import work_entry
 
 FLOWS = {lead_to_project.FLOW: lead_to_project}
 
 
 def _case(hub: Hub, case_id: int) -> dict[str, Any]:
-    case = hub.read(exceptions.get_case, case_id)
+    case = hub.read(cases.get_case, case_id)
     if case is None:
         raise ConfigError(f"there is no exception case {case_id}", code="case.not_found")
     return case
@@ -38,7 +37,7 @@ def _resubmit_entry(hub: Hub, case: dict[str, Any], actor: str) -> None:
             )
             .values(status="staged", reason_code=None)
         ).rowcount
-        exceptions.set_status(conn, case["id"], "resubmitted", {"by": actor, "action": "resubmit"})
+        cases.set_status(conn, case["id"], "resubmitted", {"by": actor, "action": "resubmit"})
         audit.append(
             conn,
             actor=actor,
@@ -67,7 +66,7 @@ def resubmit(
     ``link_to`` / ``create_new`` record the decision on a probable duplicate first.
     """
     case = _case(hub, case_id)
-    if case["status"] not in exceptions.OPEN_STATES:
+    if case["status"] not in cases.OPEN_STATES:
         raise ConfigError(
             f"case {case_id} is {case['status']}; only open cases can be resubmitted", code="case.not_open"
         )
@@ -94,7 +93,7 @@ def resubmit(
             repo.put_identity_decision(
                 conn, str(case["record"]), "link" if link_to else "create_new", link_to, actor
             )
-        exceptions.set_status(
+        cases.set_status(
             conn,
             case_id,
             "resubmitted",
@@ -121,7 +120,7 @@ def ignore(hub: Hub, case_id: int, *, actor: str, reason: str) -> None:
     case = _case(hub, case_id)
 
     def record(conn: sa.Connection) -> None:
-        exceptions.set_status(conn, case_id, "ignored", {"by": actor, "reason": reason})
+        cases.set_status(conn, case_id, "ignored", {"by": actor, "reason": reason})
         audit.append(
             conn,
             actor=actor,

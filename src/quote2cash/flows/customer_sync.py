@@ -16,10 +16,9 @@ from dbos import DBOS
 
 from quote2cash.errors import BusinessRuleError, Owner, ProbableDuplicateError, TransientError
 from quote2cash.model import Customer
-from quote2cash.ops import audit
 from quote2cash.rules import Candidate, domain_of, match_customer, validate_customer
 from quote2cash.runtime.hub import current
-from quote2cash.store import repo
+from quote2cash.store import audit, repo
 
 CUSTOMER = "customer"
 P = ParamSpec("P")

@@ -26,10 +26,9 @@ from dbos import DBOS, SetWorkflowID
 from quote2cash.errors import BusinessRuleError, HubError, Owner, TransientError
 from quote2cash.flows.customer_sync import erp_master_data, remote_step, sync_customer, write_back_account
 from quote2cash.model import BusinessEvent, Customer, Opportunity
-from quote2cash.ops import audit, exceptions
 from quote2cash.runtime.hub import current
 from quote2cash.runtime.logs import correlated
-from quote2cash.store import repo
+from quote2cash.store import audit, cases, repo
 from quote2cash.store.tables import kpi_sample, outbox, project_registry
 
 FLOW = "lead_to_project"
@@ -233,7 +232,7 @@ def _complete(
             created_at=datetime.now(UTC),
         )
     )
-    exceptions.close_cases(conn, FLOW, subject, {"by": f"flow:{FLOW}", "note": "flow completed"})
+    cases.close_cases(conn, FLOW, subject, {"by": f"flow:{FLOW}", "note": "flow completed"})
     project = summary["project"]
     repo.upsert(conn, project_registry, {**project, "updated_at": datetime.now(UTC)}, ["canonical_id"])
     audit.append(
@@ -255,7 +254,7 @@ def _fail(
     payload: Any,
     compensated: list[str],
 ) -> int:
-    case_id = exceptions.open_case(
+    case_id = cases.open_case(
         conn, error, flow=FLOW, subject=subject, correlation_id=correlation_id, payload=payload
     )
     for step in compensated:

@@ -31,11 +31,10 @@ from quote2cash.flows.work_posting import (
     plan_reversals,
     send_detail,
 )
-from quote2cash.ops import audit, exceptions
 from quote2cash.rules.work import MasterData, Period, Project
 from quote2cash.runtime.hub import current
 from quote2cash.runtime.logs import correlated
-from quote2cash.store import repo
+from quote2cash.store import audit, cases, repo
 from quote2cash.store.tables import exception_case, kpi_sample, posting, project_registry, work_entry
 
 KINDS = ("time", "expense")
@@ -231,7 +230,7 @@ def resolve_cases(conn: sa.Connection, kind: str) -> int:
         for (subject,) in conn.execute(
             sa.select(exception_case.c.subject).where(
                 exception_case.c.flow == FLOW,
-                exception_case.c.status.in_(exceptions.OPEN_STATES),
+                exception_case.c.status.in_(cases.OPEN_STATES),
                 exception_case.c.subject.startswith(prefix),
             )
         )
@@ -263,7 +262,7 @@ def resolve_cases(conn: sa.Connection, kind: str) -> int:
                 sa.update(exception_case)
                 .where(
                     exception_case.c.flow == FLOW,
-                    exception_case.c.status.in_(exceptions.OPEN_STATES),
+                    exception_case.c.status.in_(cases.OPEN_STATES),
                     exception_case.c.subject.in_(posted),
                 )
                 .values(

@@ -23,8 +23,8 @@ from dbos import DBOS
 
 from quote2cash.errors import BusinessRuleError, ConfigError, Owner
 from quote2cash.flows.work_feed import RESOURCES
-from quote2cash.ops import exceptions
 from quote2cash.runtime.hub import Hub, current
+from quote2cash.store import cases
 from quote2cash.store.tables import posting, project_registry, work_entry
 
 FLOW = "reconcile_work"
@@ -328,7 +328,7 @@ def _open_cases(conn: sa.Connection, report: Report) -> int:
             details=asdict(b),
         )
         subject = f"recon:{report.kind}:{report.period}:{b.project}:{b.cause[:60]}"
-        exceptions.open_case(conn, err, flow=FLOW, subject=subject, correlation_id=None)
+        cases.open_case(conn, err, flow=FLOW, subject=subject, correlation_id=None)
     return len(report.breaks)
 
 

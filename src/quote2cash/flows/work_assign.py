@@ -19,9 +19,8 @@ import sqlalchemy as sa
 
 from quote2cash.config import PostingConfig
 from quote2cash.errors import BusinessRuleError, Owner
-from quote2cash.ops import exceptions
 from quote2cash.rules.work import MasterData, Period, Violation, check_entry, describe
-from quote2cash.store import repo
+from quote2cash.store import cases, repo
 from quote2cash.store.tables import posting, work_entry
 
 FLOW = "post_approved_work"
@@ -133,7 +132,7 @@ class Classifier:
 
     def flush_cases(self, conn: sa.Connection) -> int:
         """Write the noted cases in one go, in the caller's transaction."""
-        written = exceptions.open_cases(conn, self.cases) if self.cases else 0
+        written = cases.open_cases(conn, self.cases) if self.cases else 0
         self.cases = []
         return written
 

@@ -16,9 +16,8 @@ import sqlalchemy as sa
 
 from quote2cash.flows.work_assign import Classifier
 from quote2cash.flows.work_feed import PAGE, RESOURCES, Page, convert, process_pages, reader_settings
-from quote2cash.ops import exceptions
 from quote2cash.runtime.hub import Hub
-from quote2cash.store import bulk, repo
+from quote2cash.store import bulk, cases, repo
 from quote2cash.store.tables import work_entry
 
 PAGES_PER_COMMIT = 25
@@ -151,7 +150,7 @@ def pull_changes(hub: Hub, classifier: Classifier) -> dict[str, int]:
             counts = _apply(conn, classifier, pending, maybe_known)
             # A record that cannot be read is dead-lettered with its payload, not allowed to block the feed.
             for error, record in poison:
-                exceptions.open_case(
+                cases.open_case(
                     conn,
                     error,
                     flow="post_approved_work",

@@ -19,9 +19,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from quote2cash.errors import BusinessRuleError, Owner
-from quote2cash.ops import exceptions
 from quote2cash.runtime.hub import Hub
-from quote2cash.store import repo
+from quote2cash.store import cases, repo
 from quote2cash.store.tables import posting, reversal_line, work_entry
 
 FLOW = "post_approved_work"
@@ -32,7 +31,7 @@ def _case(
     conn: sa.Connection, kind: str, source_id: str, code: str, message: str, owner: Owner, correlation_id: str
 ) -> None:
     err = BusinessRuleError(message, code=code, owner=owner, system="kantata", record=f"{kind}/{source_id}")
-    exceptions.open_case(conn, err, flow=FLOW, subject=f"{kind}/{source_id}", correlation_id=correlation_id)
+    cases.open_case(conn, err, flow=FLOW, subject=f"{kind}/{source_id}", correlation_id=correlation_id)
 
 
 def plan_reversals(

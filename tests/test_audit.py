@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from quote2cash.ops import audit
+from quote2cash.store import audit
 from quote2cash.store.db import make_engine, migrate
 from quote2cash.store.tables import audit_log
 
