@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from quote2cash.cli import app
-from quote2cash.model import BusinessEvent, Money
+from quote2cash.model import BusinessEvent, Money, from_minor, to_minor
 
 
 def test_money_refuses_floats_and_mixed_currencies() -> None:
@@ -38,3 +38,24 @@ def test_schema_command_writes_json_schemas(tmp_path: Path) -> None:
     names = {p.name for p in tmp_path.iterdir()}
     assert {"Customer.schema.json", "Opportunity.schema.json", "BusinessEvent.schema.json"} <= names
     assert '"currency"' in (tmp_path / "Money.schema.json").read_text()
+
+
+@pytest.mark.parametrize(
+    ("currency", "amount", "minor", "rounded"),
+    [
+        ("JPY", "1234.5", 1234, "1234"),  # zero decimals: half-even to the yen
+        ("JPY", "1235.5", 1236, "1236"),
+        ("USD", "10.005", 1000, "10.00"),
+        ("USD", "10.015", 1002, "10.02"),
+        ("BHD", "1.2345", 1234, "1.234"),  # three decimals: fils
+        ("BHD", "1.2355", 1236, "1.236"),
+    ],
+)
+def test_money_rounds_by_the_currency_minor_unit(
+    currency: str, amount: str, minor: int, rounded: str
+) -> None:
+    money = Money.of(amount, currency)
+    assert money.to_minor() == minor
+    assert str(money.rounded().amount) == rounded
+    assert Money.from_minor(minor, currency).amount == Decimal(rounded)
+    assert to_minor(Decimal(amount), currency) == minor and from_minor(minor, currency) == Decimal(rounded)

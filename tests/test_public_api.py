@@ -16,6 +16,8 @@ def test_public_names_are_exactly_all() -> None:
         "mappings",
         "model",
         "ops",
+        "ports",
+        "registry",
         "rules",
         "runtime",
         "sandbox",

@@ -16,7 +16,11 @@ A config file is YAML::
       psa: {kind: kantata, base_url: "https://api.mavenlink.com", token_env: Q2C_PSA_TOKEN}
       erp: {kind: netsuite, base_url: "https://1234567.suitetalk.api.netsuite.com", account: "1234567",
             consumer_key: ..., consumer_secret_env: ..., token_id: ..., token_secret_env: ...,
-            queue: {concurrency: 5}}
+            limits: {concurrency: 5}}
+    roles: {crm: crm, psa: psa, erp: erp}   # only needed where two systems could play a role
+    erp_routing:                            # only needed with more than one ERP
+      rules: [{system: erp_uk, legal_entities: [UK01]}]
+      default: erp
     legal_entities:
       US01: {name: "Acme Consulting Inc", country: US, base_currency: USD, erp_subsidiary: "1", ...}
 """
@@ -36,72 +40,39 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    SecretStr,
     ValidationError,
     field_validator,
     model_validator,
 )
 
 from quote2cash.errors import ConfigError
-
-SystemKind = Literal["salesforce", "kantata", "netsuite"]
-ROLES = {"salesforce": "crm", "kantata": "psa", "netsuite": "erp"}
+from quote2cash.ports import Role
+from quote2cash.registry import SystemSettings, connector, connectors
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class QueueConfig(_Strict):
-    """Limits of the DBOS queue that carries work for one target system.
-
-    Attributes:
-        concurrency: flows running at once against this system on one worker.
-        global_concurrency: flows running at once across all workers (vendor account limits).
-        rate_per_second: flows started per second (token bucket over one-second windows).
-    """
-
-    concurrency: int = Field(default=4, ge=1, le=200)
-    global_concurrency: int | None = Field(default=None, ge=1)
-    rate_per_second: float | None = Field(default=None, gt=0)
-
-
-class SystemConfig(_Strict):
-    """One connected system. Secrets are named by environment variable (``*_env``)."""
-
-    kind: SystemKind
-    base_url: str = Field(pattern=r"^https?://")
-    timeout_seconds: float = Field(default=10.0, gt=0)
-    queue: QueueConfig = Field(default_factory=QueueConfig)
-    # Salesforce
-    client_id: str | None = None
-    client_secret_env: str | None = None
-    # Kantata
-    token_env: str | None = None
-    # NetSuite token-based auth
-    account: str | None = None
-    consumer_key: str | None = None
-    consumer_secret_env: str | None = None
-    token_id: str | None = None
-    token_secret_env: str | None = None
-    # Resolved from the environment, never from the file.
-    secrets: dict[str, SecretStr] = Field(default_factory=dict, exclude=True)
-
-    @model_validator(mode="after")
-    def _required_for_kind(self) -> SystemConfig:
-        needed = {
-            "salesforce": ["client_id", "client_secret_env"],
-            "kantata": ["token_env"],
-            "netsuite": ["account", "consumer_key", "consumer_secret_env", "token_id", "token_secret_env"],
-        }[self.kind]
-        missing = [f for f in needed if getattr(self, f) is None]
-        if missing:
-            raise ValueError(f"a {self.kind} system needs: {', '.join(missing)}")
-        return self
-
-    def secret(self, name: str) -> str:
-        """The value of a secret (e.g. ``client_secret``)."""
-        return self.secrets[name].get_secret_value()
+def _system(name: str, raw: Any) -> SystemSettings:
+    """Validate one system's settings with its connector's model, found by ``kind``."""
+    if not isinstance(raw, dict):
+        raise ValueError(f"systems.{name} must be a mapping with a 'kind'")
+    kind = raw.get("kind")
+    if not isinstance(kind, str):
+        raise ValueError(f"systems.{name} needs a 'kind' (installed: {', '.join(sorted(connectors()))})")
+    try:
+        found = connector(kind)
+    except ConfigError as exc:
+        raise ValueError(f"systems.{name}.kind: {exc.message}") from exc
+    try:
+        return found.settings.model_validate(raw)
+    except ValidationError as exc:
+        lines = [
+            f"systems.{name}.{'.'.join(str(p) for p in item['loc']) or '(system)'}: {item['msg']}"
+            for item in exc.errors()
+        ]
+        raise ValueError("; ".join(lines)) from None
 
 
 class LegalEntityConfig(_Strict):
@@ -126,6 +97,10 @@ class FlowPolicy(_Strict):
     """
 
     compensate: bool = False
+    systems: dict[Role, str] = Field(
+        default_factory=dict, description="role -> system name, where this flow differs from `roles`"
+    )
+    concurrency: int = Field(default=8, ge=1, le=200, description="runs of this flow at once per worker")
 
 
 class RateCardConfig(_Strict):
@@ -180,6 +155,41 @@ class PostingConfig(_Strict):
         return value
 
 
+class ErpRule(_Strict):
+    """One routing rule: postings matching every condition given go to ``system``.
+
+    Attributes:
+        system: the ERP system's name.
+        legal_entities: the project's legal entity is one of these.
+        projects_starting_from: the project starts on or after this date (a cutover).
+    """
+
+    system: str
+    legal_entities: list[str] | None = None
+    projects_starting_from: date | None = None
+
+    def matches(self, legal_entity: str, start: date | None) -> bool:
+        """Whether a project of this legal entity starting on ``start`` is routed here."""
+        if self.legal_entities is not None and legal_entity not in self.legal_entities:
+            return False
+        return not (
+            self.projects_starting_from is not None and (start is None or start < self.projects_starting_from)
+        )
+
+
+class ErpRouting(_Strict):
+    """Which ERP a project (and so its postings) belongs to.
+
+    Rules are tried in order; the first that matches wins, else ``default``.
+    ``shadow`` names an ERP that receives a copy of every posting (dual-post
+    during a migration); its answers are recorded but never decide the outcome.
+    """
+
+    rules: list[ErpRule] = Field(default_factory=list)
+    default: str | None = None
+    shadow: str | None = None
+
+
 class HubSection(_Strict):
     """The hub's own settings."""
 
@@ -198,7 +208,12 @@ class HubConfig(_Strict):
     """The whole configuration."""
 
     hub: HubSection = Field(default_factory=HubSection)
-    systems: dict[str, SystemConfig]
+    systems: dict[str, SystemSettings]
+    roles: dict[Role, str] = Field(
+        default_factory=dict,
+        description="role -> system name; a role only one system can play needs no entry",
+    )
+    erp_routing: ErpRouting = Field(default_factory=ErpRouting)
     legal_entities: dict[str, LegalEntityConfig]
     policies: dict[str, FlowPolicy] = Field(default_factory=dict)
     rate_cards: dict[str, RateCardConfig] = Field(
@@ -207,21 +222,67 @@ class HubConfig(_Strict):
     posting: PostingConfig = Field(default_factory=PostingConfig)
     source: str = Field(default="<arguments>", exclude=True)
 
+    @field_validator("systems", mode="before")
+    @classmethod
+    def _by_kind(cls, value: Any) -> Any:
+        if not isinstance(value, dict) or not value:
+            raise ValueError("at least one system is needed, keyed by name")
+        return {name: _system(name, raw) for name, raw in value.items()}
+
     @model_validator(mode="after")
-    def _one_per_role(self) -> HubConfig:
-        kinds = [s.kind for s in self.systems.values()]
-        for kind in ("salesforce", "kantata", "netsuite"):
-            if kinds.count(kind) != 1:
-                raise ValueError(f"exactly one {kind} system is needed (found {kinds.count(kind)})")
+    def _roles_resolve(self) -> HubConfig:
+        for role, name in self.roles.items():
+            self._check_plays(name, role, f"roles.{role}")
+        for flow, policy in self.policies.items():
+            for role, name in policy.systems.items():
+                self._check_plays(name, role, f"policies.{flow}.systems.{role}")
+        routing = self.erp_routing
+        for i, rule in enumerate(routing.rules):
+            self._check_plays(rule.system, "erp", f"erp_routing.rules.{i}.system")
+        for field, target in (("default", routing.default), ("shadow", routing.shadow)):
+            if target is not None:
+                self._check_plays(target, "erp", f"erp_routing.{field}")
         return self
 
-    def system(self, kind: SystemKind) -> SystemConfig:
-        """The configured system of a kind."""
-        return next(s for s in self.systems.values() if s.kind == kind)
+    def _check_plays(self, name: str, role: Role, where: str) -> None:
+        if name not in self.systems:
+            raise ValueError(f"{where} names the system '{name}', which is not in systems")
+        kind = self.systems[name].kind
+        if role not in connector(kind).roles:
+            raise ValueError(f"{where}: system '{name}' ({kind}) cannot play the {role} role")
 
-    def system_name(self, kind: SystemKind) -> str:
-        """The configured name of the system of a kind."""
-        return next(n for n, s in self.systems.items() if s.kind == kind)
+    def players(self, role: Role) -> list[str]:
+        """Names of the configured systems whose connector implements a role."""
+        return [n for n, s in self.systems.items() if role in connector(s.kind).roles]
+
+    def system_for(self, role: Role, flow: str | None = None) -> str:
+        """The name of the system playing ``role`` (for ``flow``, where its policy says otherwise)."""
+        if flow is not None and role in self.policy(flow).systems:
+            return self.policy(flow).systems[role]
+        if role in self.roles:
+            return self.roles[role]
+        players = self.players(role)
+        if len(players) == 1:
+            return players[0]
+        if role == "erp" and self.erp_routing.default:
+            return self.erp_routing.default
+        what = (
+            f"no system plays the {role} role"
+            if not players
+            else (f"systems {', '.join(players)} can all play the {role} role")
+        )
+        raise ConfigError(
+            f"{self.source}: {what}; name one under `roles: {{{role}: NAME}}`",
+            code="config.role",
+            record=f"roles.{role}",
+        )
+
+    def erp_for(self, legal_entity: str, start: date | None) -> str:
+        """The ERP system a project of this legal entity, starting on ``start``, belongs to."""
+        for rule in self.erp_routing.rules:
+            if rule.matches(legal_entity, start):
+                return rule.system
+        return self.erp_routing.default or self.system_for("erp")
 
     def policy(self, flow: str) -> FlowPolicy:
         """The policy of a flow (defaults when not configured)."""

@@ -7,10 +7,10 @@ message or its code::
     ├── TransientError            retried with backoff + jitter (timeouts, 429, 5xx)
     │   └── InDoubtError          a write may have been applied: look it up before sending again
     ├── BusinessRuleError         goes to a person via the exception queue, never retried blindly
-    │   └── ProbableDuplicateError  identity match against an existing record
+    │   ├── ProbableDuplicateError  identity match against an existing record
+    │   └── NotFoundError         what was asked for does not exist (a case, a vendor record)
     ├── VendorPayloadError        a vendor sent data we cannot read (poison: kept for replay)
     ├── AuthError                 credentials rejected; a configuration problem, not retried
-    ├── NotFoundError             what was asked for does not exist (a case, a record)
     ├── UsageError                a command or API call was given invalid arguments
     └── ConfigError               configuration or mapping file is invalid (names the file and field)
         └── MappingError          a declarative mapping is invalid or cannot map a value
@@ -376,7 +376,7 @@ class AuthError(HubError):
     code = "vendor.auth_failed"
 
 
-class NotFoundError(HubError):
+class NotFoundError(BusinessRuleError):
     """What was asked for does not exist: an exception case, a run, a vendor record."""
 
     code = "vendor.record_not_found"

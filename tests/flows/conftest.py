@@ -68,11 +68,15 @@ def make_hub(db_url: str, boxes: Sandboxes) -> Iterator[Callable[..., Hub]]:
     hubs: list[Hub] = []
 
     def make(
-        policies: dict[str, Any] | None = None, timeout: float = 5.0, posting: dict[str, Any] | None = None
+        policies: dict[str, Any] | None = None,
+        timeout: float = 5.0,
+        posting: dict[str, Any] | None = None,
+        limits: dict[str, dict[str, Any]] | None = None,
     ) -> Hub:
         raw = boxes.config(db_url)
-        for system in raw["systems"].values():
+        for name, system in raw["systems"].items():
             system["timeout_seconds"] = timeout
+            system["limits"] = {**system.get("limits", {}), **(limits or {}).get(name, {})}
         if policies:
             raw["policies"] = policies
         if posting:

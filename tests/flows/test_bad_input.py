@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 
 from quote2cash.cli import app
 from quote2cash.errors import VendorPayloadError
-from quote2cash.flows.intake import CURSOR, poll_closed_won
+from quote2cash.flows.intake import cursor_name, poll_closed_won
 from quote2cash.flows.post_approved_work import post_now
-from quote2cash.flows.work_intake import cursor_name
+from quote2cash.flows.work_intake import feed_cursor
 from quote2cash.runtime.hub import Hub
 from quote2cash.sandbox.seed import Sandboxes
 from quote2cash.store import cases, repo
@@ -35,7 +35,7 @@ def test_crm_record_without_its_change_stamp_is_refused_and_the_cursor_stays(
     boxes.salesforce.inject("reject", path="/query", status=200, body=broken, count=1)
     with pytest.raises(VendorPayloadError, match="salesforce opportunity record is missing 'SystemModstamp'"):
         poll_closed_won(hub)
-    assert hub.read(repo.get_cursor, CURSOR) is None
+    assert hub.read(repo.get_cursor, cursor_name(hub)) is None
     # Once the CRM answers properly, the same deal is picked up: nothing was lost.
     assert poll_closed_won(hub).accepted == 1
 
@@ -61,7 +61,7 @@ def test_unreadable_psa_entry_is_dead_lettered_with_its_payload_and_the_feed_goe
     assert post_now("time")["pulled"]["dead_lettered"] == 1
     [case] = hub.read(cases.list_cases, code="vendor.malformed_payload")
     assert "date_performed" in case["message"] and case["payload"] == record  # nothing lost
-    assert hub.read(repo.get_cursor, cursor_name("time")) == record["updated_at"]
+    assert hub.read(repo.get_cursor, feed_cursor("time", "psa")) == record["updated_at"]
 
 
 def test_psa_entry_without_change_stamp_stops_the_pull_and_keeps_the_cursor(
@@ -77,7 +77,7 @@ def test_psa_entry_without_change_stamp_stops_the_pull_and_keeps_the_cursor(
     boxes.kantata.inject("reject", path="/time_entries", status=200, body=body, count=1)
     with pytest.raises(VendorPayloadError, match="updated_at"):
         post_now("time")
-    assert hub.read(repo.get_cursor, cursor_name("time")) is None
+    assert hub.read(repo.get_cursor, feed_cursor("time", "psa")) is None
 
 
 def test_cli_reports_a_bad_config_by_file_and_field(tmp_path: Path) -> None:

@@ -239,7 +239,7 @@ def test_rerun_and_duplicate_delivery_never_post_twice(firm: Callable[..., Firm]
     again = post_now("time")
     assert again["valid"] == 0 and again["postings_sent"] == 0
     # A lost cursor replays the whole feed: the ledger recognises every entry.
-    f.hub.tx(lambda c: c.execute(sa.text("DELETE FROM cursor WHERE name LIKE 'kantata.%'")))
+    f.hub.tx(lambda c: c.execute(sa.text("DELETE FROM cursor WHERE name LIKE 'psa.%'")))
     replay = post_now("time")
     assert replay["pulled"].get("same") == 3 and replay["postings_sent"] == 0
     assert len(_journals(f)) == 1 and _erp_totals(f) == _psa_totals(f)
@@ -359,7 +359,7 @@ def test_bad_schedule_is_refused_at_load(tmp_path: Path) -> None:
 
 
 def test_fix_and_resubmit_a_quarantined_entry_posts_it_and_closes_its_case(firm: Callable[..., Firm]) -> None:
-    from quote2cash.flows import cases
+    from quote2cash.ops import cases as case_ops
 
     f = firm()
     [bad] = f.boxes.kantata.add_time_entries([_time(f, f.tm, user_id=f.manager)])  # manager's rate is higher
@@ -368,7 +368,7 @@ def test_fix_and_resubmit_a_quarantined_entry_posts_it_and_closes_its_case(firm:
     [case] = f.hub.read(cases.list_cases, flow="post_approved_work")
     # Finance agrees the manager bills at the consultant rate on this job: the rate card is fixed.
     f.hub.config.rate_cards["STD-USD"].rates["Engagement Manager"] = Decimal(180)
-    assert cases.resubmit(f.hub, case["id"], actor="user:finance") is None  # picked up by the next run
+    assert case_ops.resubmit(f.hub, case["id"], actor="user:finance") is None  # picked up by the next run
     second = post_now("time")
     assert second["valid"] == 1 and second["cases_resolved"] == 1
     assert f.hub.read(cases.get_case, case["id"])["status"] == "resolved"

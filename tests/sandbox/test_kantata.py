@@ -10,7 +10,7 @@ import pytest
 
 from quote2cash.connectors._http import RetryPolicy
 from quote2cash.connectors.kantata import KantataClient
-from quote2cash.errors import AuthError, BusinessRuleError, TransientError
+from quote2cash.errors import AuthError, BusinessRuleError, InDoubtError, TransientError
 from quote2cash.sandbox.kantata import KantataError, KantataSandbox
 
 TOKEN = "test-token"
@@ -251,8 +251,8 @@ def test_invalid_time_entry_is_a_business_rule_error(
 ) -> None:
     with pytest.raises(BusinessRuleError) as err:
         client.create("time_entries", {**entry(project), **change})
-    assert err.value.code == "kantata.validation"
-    assert err.value.details == {"fields": [field], "status": 422}
+    assert err.value.details["vendor_code"] == "validation"
+    assert err.value.details == {"fields": [field], "status": 422, "vendor_code": "validation"}
     assert field in err.value.message
 
 
@@ -293,7 +293,7 @@ def test_missing_title_and_unknown_id(client: KantataClient) -> None:
     assert err.value.details["fields"] == ["title"]
     with pytest.raises(BusinessRuleError) as missing:
         client.get("workspaces", "424242")
-    assert missing.value.code == "kantata.system" and missing.value.details["status"] == 404
+    assert missing.value.details["vendor_code"] == "system" and missing.value.details["status"] == 404
 
 
 def test_malformed_json_is_a_400(sandbox: KantataSandbox) -> None:
@@ -371,7 +371,7 @@ def test_timed_out_create_is_in_doubt_and_found_by_its_reference(
     ref = {"service_name": "salesforce", "service_model": "Opportunity", "service_model_ref": "006DOUBT"}
     with pytest.raises(TransientError) as err:
         client.create("workspaces", {"title": "Stark", "external_references": [ref]})
-    assert err.value.details["in_doubt"] is True
+    assert isinstance(err.value, InDoubtError)
     found = client.find_subject_by_reference("salesforce", "Opportunity", "006DOUBT")
     assert found is not None and client.get("workspaces", found)["title"] == "Stark"
     assert sandbox.calls("POST /api/v1/workspaces.json") == 1
@@ -420,7 +420,7 @@ def test_injected_rejection_uses_the_kantata_error_format(
     sandbox.inject("reject", path=r"/stories\.json$", status=422, count=1)
     with pytest.raises(BusinessRuleError) as err:
         list(client.list("stories"))
-    assert err.value.code == "kantata.validation" and "injected" in err.value.message
+    assert err.value.details["vendor_code"] == "validation" and "injected" in err.value.message
 
 
 # -- persistence and Python-side helpers ----------------------------------------------------

@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import secrets
+import string
 import threading
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 import pytest
 
 from quote2cash.connectors._http import RetryPolicy
-from quote2cash.connectors.netsuite import NetSuiteClient, TbaCredentials
-from quote2cash.connectors.netsuite.oauth1 import authorization_header
-from quote2cash.errors import AuthError, BusinessRuleError, TransientError, VendorPayloadError
+from quote2cash.connectors.netsuite import NetSuiteClient, TbaCredentials, TokenAuth
+from quote2cash.errors import AuthError, BusinessRuleError, InDoubtError, TransientError, VendorPayloadError
 from quote2cash.sandbox.netsuite import NetSuiteSandbox
 from quote2cash.sandbox.netsuite.oauth import TbaVerifier
 
-from .netsuite_fixtures import CREDS, FAST, client, sandbox
+from .netsuite_fixtures import CREDS, FAST, authorization_header, client, sandbox
 
 __all__ = ["client", "sandbox"]  # fixtures used by the tests below
 
@@ -57,13 +61,47 @@ def raw(sandbox: NetSuiteSandbox, method: str, path: str, **kw: Any) -> httpx.Re
         return http.send(request)
 
 
+UNRESERVED = frozenset(string.ascii_letters + string.digits + "-._~")
+
+
+def pct(value: str) -> str:
+    """RFC 5849 §3.6: UTF-8, then every octet but an unreserved character as ``%XX`` (upper case)."""
+    return "".join(c if c in UNRESERVED else "".join(f"%{b:02X}" for b in c.encode()) for c in value)
+
+
+def rfc5849_signature(
+    method: str, base_uri: str, params: list[tuple[str, str]], consumer_secret: str, token_secret: str
+) -> tuple[str, str]:
+    """(base string, HMAC-SHA256 signature) computed from RFC 5849 §3.4, independently of oauthlib."""
+    # §3.4.1.3.2: encode names and values, sort by name then value, join with "=" and "&".
+    normalized = "&".join(f"{k}={v}" for k, v in sorted((pct(k), pct(v)) for k, v in params))
+    # §3.4.1.1: method, base string URI and normalized parameters, each encoded, joined by "&".
+    base_string = f"{method}&{pct(base_uri)}&{pct(normalized)}"
+    # §3.4.2: key = encoded client secret "&" encoded token secret; base64 of the digest.
+    key = f"{pct(consumer_secret)}&{pct(token_secret)}".encode()
+    digest = hmac.new(key, base_string.encode(), hashlib.sha256).digest()
+    return base_string, base64.b64encode(digest).decode("ascii")
+
+
+def oauth_fields(header: str) -> dict[str, str]:
+    """The decoded ``k="v"`` pairs of an ``OAuth ...`` Authorization header (§3.5.1)."""
+    scheme, _, rest = header.partition(" ")
+    assert scheme == "OAuth"
+    fields: dict[str, str] = {}
+    for item in rest.split(", "):
+        key, _, quoted = item.partition("=")
+        assert quoted.startswith('"') and quoted.endswith('"'), item
+        fields[key] = unquote(quoted[1:-1])
+    return fields
+
+
 def customer(ids: dict[str, str], name: str = "Globex LLP", **extra: Any) -> dict[str, Any]:
     return {"companyName": name, "subsidiary": {"id": ids["us"]}, **extra}
 
 
 def business_error(excinfo: pytest.ExceptionInfo[BusinessRuleError]) -> tuple[str, str, Any]:
     exc = excinfo.value
-    return exc.code, exc.message, exc.details.get("path")
+    return f"netsuite.{exc.details.get('vendor_code')}", exc.message, exc.details.get("path")
 
 
 # -- OAuth 1.0a: signer and verifier agree ---------------------------------------------------
@@ -109,6 +147,120 @@ class TestTokenBasedAuth:
             == "timestamp outside the allowed window"
         )
 
+    def test_signature_matches_an_rfc5849_computation_step_by_step(self) -> None:
+        # Secrets, key, token and query with characters that must be percent-encoded.
+        creds = TbaCredentials("1234567_SB1", "ck 1", "c/s+ecret=", "tid~2", "t&s%3")
+        auth = TokenAuth(creds, nonce=lambda: "fjaLirsIcCGVZWzBX0pg", timestamp=lambda: 1_700_000_000)
+        request = httpx.Request(
+            "POST",
+            "HTTPS://1234567-SB1.SuiteTalk.api.netsuite.com:443/services/rest/query/v1/suiteql",
+            params={"limit": 1000, "offset": 0, "note": "a b&c=d/é"},
+            json={"q": "SELECT id FROM transaction WHERE type = 'CustInvc'"},
+            headers={"Prefer": "transient"},
+        )
+        auth.sign(request)
+        header = request.headers["Authorization"]
+        oauth = {
+            "oauth_consumer_key": "ck 1",
+            "oauth_nonce": "fjaLirsIcCGVZWzBX0pg",
+            "oauth_signature_method": "HMAC-SHA256",
+            "oauth_timestamp": "1700000000",
+            "oauth_token": "tid~2",
+            "oauth_version": "1.0",
+        }
+        # §3.4.1.2: scheme and host lower case, the default port dropped, no query.
+        base_uri = "https://1234567-sb1.suitetalk.api.netsuite.com/services/rest/query/v1/suiteql"
+        # §3.4.1.3.1: the query and the oauth_* parameters; not realm, not the JSON body.
+        params = [*oauth.items(), ("limit", "1000"), ("offset", "0"), ("note", "a b&c=d/é")]
+        base_string, expected = rfc5849_signature("POST", base_uri, params, "c/s+ecret=", "t&s%3")
+        assert base_string == (
+            "POST&https%3A%2F%2F1234567-sb1.suitetalk.api.netsuite.com%2Fservices%2Frest%2Fquery%2Fv1"
+            "%2Fsuiteql&limit%3D1000%26note%3Da%2520b%2526c%253Dd%252F%25C3%25A9%26oauth_consumer_key"
+            "%3Dck%25201%26oauth_nonce%3DfjaLirsIcCGVZWzBX0pg%26oauth_signature_method%3DHMAC-SHA256"
+            "%26oauth_timestamp%3D1700000000%26oauth_token%3Dtid~2%26oauth_version%3D1.0%26offset%3D0"
+        )
+        fields = oauth_fields(header)
+        assert fields.pop("oauth_signature") == expected
+        # Nothing else is sent: in particular no oauth_body_hash for the JSON body.
+        assert fields == {"realm": "1234567_SB1", **oauth}
+        assert header.startswith('OAuth realm="1234567_SB1", ')
+
+    def test_only_a_form_body_is_part_of_the_signature(self) -> None:
+        def signature(**kw: Any) -> str:
+            request = httpx.Request("POST", self.URL, **kw)
+            TokenAuth(CREDS, nonce=lambda: "n0nce1", timestamp=lambda: 1_700_000_000).sign(request)
+            return oauth_fields(request.headers["Authorization"])["oauth_signature"]
+
+        bare = signature()
+        assert signature(json={"q": "SELECT id FROM customer"}) == bare
+        # A JSON body that would parse as a form is still not signed (and not refused).
+        assert signature(content=b"a=b", headers={"Content-Type": "application/json"}) == bare
+        assert signature(content=b"null", headers={"Content-Type": "application/json"}) == bare
+        oauth = [
+            ("oauth_consumer_key", "q2c-ck"),
+            ("oauth_nonce", "n0nce1"),
+            ("oauth_signature_method", "HMAC-SHA256"),
+            ("oauth_timestamp", "1700000000"),
+            ("oauth_token", "q2c-tid"),
+            ("oauth_version", "1.0"),
+        ]
+        base_uri = self.URL.partition("?")[0]
+        query = [("limit", "5"), ("offset", "0")]
+        assert bare == rfc5849_signature("POST", base_uri, [*oauth, *query], "q2c-cs", "q2c-ts")[1]
+        form = [*oauth, *query, ("memo", "a b")]
+        assert (
+            signature(data={"memo": "a b"})
+            == rfc5849_signature("POST", base_uri, form, "q2c-cs", "q2c-ts")[1]
+        )
+
+    @pytest.mark.parametrize("account", ["1234567_SB1", "1234567_sb1", "1234567-sb1"])
+    def test_realm_is_the_account_id_upper_case_with_underscore(self, account: str) -> None:
+        creds = TbaCredentials(account, "q2c-ck", "q2c-cs", "q2c-tid", "q2c-ts")
+        header = authorization_header("GET", self.URL, creds, nonce="n", timestamp=1_700_000_000)
+        assert oauth_fields(header)["realm"] == "1234567_SB1"
+        assert self.verifier(1_700_000_000).verify("GET", self.URL, header) is None
+
+    def test_sandbox_refuses_a_wrong_token_secret_with_netsuites_error_body(
+        self, sandbox: NetSuiteSandbox
+    ) -> None:
+        bad = TbaCredentials("1234567_SB1", "q2c-ck", "q2c-cs", "q2c-tid", "not-the-token-secret")
+        with httpx.Client(base_url=sandbox.url, auth=TokenAuth(bad)) as http:
+            response = http.get("/services/rest/record/v1/customer", params={"limit": 5, "offset": 0})
+        assert response.status_code == 401
+        assert response.headers["Content-Type"].startswith("application/vnd.oracle.resource+json")
+        assert response.json() == {
+            "type": "https://www.rfc-editor.org/rfc/rfc9110.html#section-15.5.2",
+            "title": "Unauthorized",
+            "status": 401,
+            "o:errorDetails": [
+                {
+                    "detail": "Invalid login attempt. For more details, see the Login Audit Trail in the "
+                    "NetSuite UI at Setup > Users/Roles > User Management > View Login Audit Trail.",
+                    "o:errorCode": "INVALID_LOGIN",
+                }
+            ],
+        }
+        assert sandbox.rejections == {"auth: signature mismatch": 1}
+
+    def test_get_with_paging_parameters_is_accepted_and_its_query_is_signed(
+        self, sandbox: NetSuiteSandbox
+    ) -> None:
+        ids = [sandbox.add_department(f"Cost centre {n}") for n in range(5)]
+        path = "/services/rest/record/v1/department"
+        with httpx.Client(base_url=sandbox.url, auth=TokenAuth(CREDS)) as http:
+            response = http.get(path, params={"limit": 2, "offset": 2})
+            assert response.status_code == 200, response.text
+            page = response.json()
+            assert [item["id"] for item in page["items"]] == ids[2:4]
+            assert page["offset"] == 2 and page["hasMore"] is True
+        # The same header on another page (sent unsigned): the signature covers limit and offset.
+        header = response.request.headers["Authorization"]
+        replayed = httpx.get(
+            sandbox.url + path, params={"limit": 2, "offset": 4}, headers={"Authorization": header}
+        )
+        assert replayed.status_code == 401
+        assert sandbox.rejections == {"auth: signature mismatch": 1}
+
     def test_credentials_repr_hides_secrets(self) -> None:
         text = repr(CREDS)
         assert "q2c-cs" not in text and "q2c-ts" not in text
@@ -118,7 +270,7 @@ class TestTokenBasedAuth:
         bad = TbaCredentials("1234567_SB1", "q2c-ck", "q2c-cs", "q2c-tid", "wrong")
         with NetSuiteClient(sandbox.url, bad, retry=FAST) as c, pytest.raises(AuthError) as excinfo:
             c.get("customer", "1001")
-        assert excinfo.value.code == "netsuite.auth_failed"
+        assert excinfo.value.code == "vendor.auth_failed"
         assert c.calls == 1
 
     def test_unsigned_and_replayed_requests_get_invalid_login(self, sandbox: NetSuiteSandbox) -> None:
@@ -207,7 +359,7 @@ class TestRecords:
         assert sandbox.records("customer") == []
         with pytest.raises(BusinessRuleError) as excinfo:
             client.get("customer", id_)
-        assert excinfo.value.code == "netsuite.NONEXISTENT_ID"
+        assert excinfo.value.details["vendor_code"] == "NONEXISTENT_ID"
         assert excinfo.value.details["status"] == 404
 
     def test_patch_of_a_sublist_replaces_it_so_a_retry_cannot_double_lines(
@@ -313,7 +465,7 @@ class TestBusinessRules:
         sandbox.close_period(2026, 1)
         with pytest.raises(BusinessRuleError) as excinfo:
             client.update("timebill", id_, {"hours": 8})
-        assert excinfo.value.code == "netsuite.INVALID_FLD_VALUE"
+        assert excinfo.value.details["vendor_code"] == "INVALID_FLD_VALUE"
 
     def test_date_outside_every_period_and_bad_date_are_rejected(self, client: NetSuiteClient) -> None:
         with pytest.raises(BusinessRuleError) as excinfo:
@@ -332,7 +484,7 @@ class TestBusinessRules:
         }
         with pytest.raises(BusinessRuleError) as excinfo:
             client.create("journalentry", {"tranDate": "2026-02-28", "line": lines})
-        assert excinfo.value.code == "netsuite.USER_ERROR"
+        assert excinfo.value.details["vendor_code"] == "USER_ERROR"
         assert "not in balance" in excinfo.value.message
         assert sandbox.records("journalentry") == []
 
@@ -365,7 +517,7 @@ class TestBusinessRules:
                 content=b"{not json",
                 headers={"Content-Type": "application/json"},
             )
-        assert excinfo.value.code == "netsuite.INVALID_CONTENT"
+        assert excinfo.value.details["vendor_code"] == "INVALID_CONTENT"
         assert excinfo.value.details["status"] == 400
 
 
@@ -449,7 +601,7 @@ class TestSuiteQL:
     ) -> None:
         with pytest.raises(BusinessRuleError) as excinfo:
             list(client.suiteql("SELECT FROM WHERE"))
-        assert excinfo.value.code == "netsuite.INVALID_PARAMETER"
+        assert excinfo.value.details["vendor_code"] == "INVALID_PARAMETER"
         with pytest.raises(BusinessRuleError) as excinfo:
             list(client.suiteql("SELECT id FROM spaceship"))
         assert "spaceship" in excinfo.value.message
@@ -484,7 +636,7 @@ class TestFaults:
         sandbox.inject("reject", status=403, count=1)
         with pytest.raises(BusinessRuleError) as excinfo:
             list(client.list_ids("customer"))
-        assert excinfo.value.code == "netsuite.INSUFFICIENT_PERMISSION"
+        assert excinfo.value.details["vendor_code"] == "INSUFFICIENT_PERMISSION"
 
     def test_upsert_timing_out_after_commit_is_retried_without_a_duplicate(
         self, sandbox: NetSuiteSandbox, ids: dict[str, str]
@@ -502,7 +654,7 @@ class TestFaults:
         with NetSuiteClient(sandbox.url, CREDS, retry=FAST, timeout=0.5) as c:
             with pytest.raises(TransientError) as excinfo:
                 c.create("customer", customer(ids, externalId="HUB-DOUBT"))
-            assert excinfo.value.details["in_doubt"] is True
+            assert isinstance(excinfo.value, InDoubtError)
             assert c.calls == 1
             # The caller's recovery: look the record up before creating it again.
             assert c.get_by_external_id("customer", "HUB-DOUBT") is not None
@@ -534,7 +686,7 @@ class TestFaults:
 
         try:
             burst(RetryPolicy(max_attempts=1))
-            assert "netsuite.throttled" in outcomes
+            assert "vendor.throttled" in outcomes
             assert outcomes.count("ok") <= 3
             assert sb.rejections["concurrency"] >= 3
             assert sb.peak_in_flight == 3
@@ -587,7 +739,7 @@ def test_records_survive_a_restart_on_the_same_file(tmp_path: Path) -> None:
             assert int(fresh) > int(kept)
             with pytest.raises(BusinessRuleError) as excinfo:
                 c.create("timebill", {"tranDate": "2026-01-05", "hours": 1})
-            assert excinfo.value.code == "netsuite.INVALID_FLD_VALUE"  # January is still closed
+            assert excinfo.value.details["vendor_code"] == "INVALID_FLD_VALUE"  # January is still closed
     finally:
         second.stop()
         second.store.close()

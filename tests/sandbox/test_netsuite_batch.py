@@ -15,11 +15,10 @@ import pytest
 
 from quote2cash.connectors._http import RetryPolicy
 from quote2cash.connectors.netsuite import BatchResult, NetSuiteClient, TbaCredentials, restlet_base_url
-from quote2cash.connectors.netsuite.oauth1 import authorization_header
 from quote2cash.errors import AuthError, BusinessRuleError
 from quote2cash.sandbox.netsuite import NetSuiteSandbox
 
-from .netsuite_fixtures import CREDS, FAST, client, sandbox
+from .netsuite_fixtures import CREDS, FAST, authorization_header, client, sandbox
 
 __all__ = ["client", "sandbox"]  # fixtures used by the tests below
 RESTLET = "/app/site/hosting/restlet.nl?script=customscript_q2c_batch_upsert&deploy=1"
@@ -158,9 +157,9 @@ class TestBatchUpsert:
         # The same record through PUT /record/v1/journalentry/eid:JE-1 is refused identically.
         with pytest.raises(BusinessRuleError) as excinfo:
             client.upsert("journalentry", "JE-1", plain(bad["fields"]))
-        assert (excinfo.value.code, excinfo.value.message) == (f"netsuite.{code}", refused.message)
+        assert (excinfo.value.details["vendor_code"], excinfo.value.message) == (code, refused.message)
         error = refused.error("journalentry")
-        assert error is not None and error.code == f"netsuite.{code}"
+        assert error is not None and error.details["vendor_code"] == code
         assert error.record == "journalentry/eid:JE-1" and error.details["path"] == path
 
     def test_custom_body_and_line_fields_are_kept(self, client: NetSuiteClient, ids: dict[str, str]) -> None:
@@ -315,7 +314,7 @@ class TestBatchCallFailures:
         bad = TbaCredentials("1234567_SB1", "q2c-ck", "q2c-cs", "q2c-tid", "not-the-secret")
         with NetSuiteClient(sandbox.url, bad, retry=FAST) as c, pytest.raises(AuthError) as excinfo:
             c.batch_upsert([journal(ids, 0)])
-        assert excinfo.value.code == "netsuite.auth_failed" and c.calls == 1
+        assert excinfo.value.code == "vendor.auth_failed" and c.calls == 1
         assert sandbox.records("journalentry") == []
         unsigned = httpx.post(sandbox.url + RESTLET, json={"records": []})
         assert unsigned.status_code == 401
@@ -358,7 +357,7 @@ class TestBatchCallFailures:
     ) -> None:
         with pytest.raises(BusinessRuleError) as excinfo:
             client.batch_upsert([journal(ids, 0)], deploy="2")
-        assert excinfo.value.code == "netsuite.SSS_INVALID_SCRIPTLET_ID" and client.calls == 1
+        assert excinfo.value.details["vendor_code"] == "SSS_INVALID_SCRIPTLET_ID" and client.calls == 1
         assert excinfo.value.details["records_done"] == 0
         assert sandbox.records("journalentry") == []
 

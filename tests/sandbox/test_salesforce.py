@@ -10,7 +10,7 @@ import pytest
 
 from quote2cash.connectors._http import RetryPolicy
 from quote2cash.connectors.salesforce import ItemResult, SalesforceClient
-from quote2cash.errors import AuthError, BusinessRuleError, TransientError, VendorPayloadError
+from quote2cash.errors import AuthError, BusinessRuleError, InDoubtError, TransientError, VendorPayloadError
 from quote2cash.sandbox.salesforce import SalesforceError, SalesforceSandbox
 
 FAST = RetryPolicy(initial_interval=0.01, max_interval=0.05)
@@ -67,7 +67,7 @@ def test_token_is_fetched_lazily_and_instance_url_is_used(
 def test_wrong_client_secret_is_an_auth_error_and_not_retried(sandbox: SalesforceSandbox) -> None:
     with SalesforceClient(sandbox.url, "q2c", "wrong", retry=FAST) as bad, pytest.raises(AuthError) as err:
         bad.get("Account", "001Hp0000000001IAA")
-    assert err.value.code == "salesforce.auth_failed"
+    assert err.value.code == "vendor.auth_failed"
     assert "client id and secret" in err.value.message
     assert sandbox.calls("POST /services/oauth2/token") == 1
 
@@ -137,7 +137,7 @@ def test_upsert_matching_two_records_names_them(sandbox: SalesforceSandbox, clie
     ids = sandbox.insert_many("Account", [{"Name": "Acme", "Hub_Ext_Id__c": "DUP"}] * 2)
     with pytest.raises(BusinessRuleError) as err:
         client.upsert("Account", "Hub_Ext_Id__c", "DUP", {"Name": "Acme"})
-    assert err.value.code == "salesforce.MULTIPLE_MATCHES"
+    assert err.value.details["vendor_code"] == "MULTIPLE_MATCHES"
     assert err.value.details["ids"] == ids
     assert all(i in err.value.message for i in ids)
 
@@ -188,7 +188,7 @@ def test_rejected_writes_carry_salesforce_codes(
 ) -> None:
     with pytest.raises(BusinessRuleError) as err:
         client.create(sobject, fields)
-    assert err.value.code == f"salesforce.{code}"
+    assert err.value.details["vendor_code"] == code
     assert err.value.details["fields"] == bad_fields
     assert err.value.details["status"] == 400
     assert sandbox.records(sobject) == []
@@ -199,7 +199,7 @@ def test_custom_fields_are_accepted_and_unknown_ids_are_not_found(client: Salesf
     assert client.get("Account", account)["ERP_Customer_Id__c"] == "C-42"
     with pytest.raises(BusinessRuleError) as err:
         client.get("Account", "001Hp0000009999IAA")
-    assert err.value.code == "salesforce.NOT_FOUND" and err.value.details["status"] == 404
+    assert err.value.details["vendor_code"] == "NOT_FOUND" and err.value.details["status"] == 404
 
 
 def test_line_items_roll_up_and_deletes_cascade(sandbox: SalesforceSandbox, client: SalesforceClient) -> None:
@@ -306,7 +306,7 @@ def test_modstamp_poller_never_misses_nor_repeats(
 def test_bad_soql_is_refused_with_its_code(client: SalesforceClient, soql: str, code: str, says: str) -> None:
     with pytest.raises(BusinessRuleError) as err:
         list(client.query(soql))
-    assert err.value.code == f"salesforce.{code}"
+    assert err.value.details["vendor_code"] == code
     assert says in err.value.message
 
 
@@ -402,7 +402,7 @@ def test_request_limit_exceeded_is_transient(sandbox: SalesforceSandbox) -> None
         pytest.raises(TransientError) as err,
     ):
         list(c.query("SELECT Id FROM Account"))
-    assert err.value.code == "salesforce.REQUEST_LIMIT_EXCEEDED"
+    assert err.value.details["vendor_code"] == "REQUEST_LIMIT_EXCEEDED"
     assert sandbox.calls(f"GET {API}/query") == 2
 
 
@@ -430,7 +430,7 @@ def test_create_timing_out_is_in_doubt_and_not_resent(sandbox: SalesforceSandbox
     sandbox.inject("timeout_after_commit", path="/sobjects/Account$", method="POST", seconds=1.0, count=1)
     with make_client(sandbox, timeout=0.5) as c, pytest.raises(TransientError) as err:
         c.create("Account", {"Name": "Acme"})
-    assert err.value.details["in_doubt"] is True
+    assert isinstance(err.value, InDoubtError)
     assert sandbox.calls(f"POST {API}/sobjects/Account") == 1
     assert [a["Name"] for a in sandbox.records("Account")] == ["Acme"]
 

@@ -1,9 +1,9 @@
-"""The ``q2c`` command line."""
+"""The ``q2c`` command line: each command parses its arguments, calls one
+service in :mod:`quote2cash.ops` and prints what it returned."""
 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sys
 import time
@@ -11,42 +11,31 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from quote2cash.cli import exceptions
+from quote2cash.cli._common import (
+    DEMO_DIR,
+    ConfigOpt,
+    MaybeConfigOpt,
+    console,
+    err,
+    exit_code,
+    load,
+    open_hub,
+    reported,
+)
 from quote2cash.errors import HubError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="quote2cash — CRM, PSA and ERP, linked.")
 sandbox_app = typer.Typer(no_args_is_help=True, help="Local vendor sandboxes.")
-exceptions_app = typer.Typer(no_args_is_help=True, help="The exception queue.")
 audit_app = typer.Typer(no_args_is_help=True, help="The audit trail.")
 workers_app = typer.Typer(no_args_is_help=True, help="Hub worker processes.")
 app.add_typer(sandbox_app, name="sandbox")
-app.add_typer(exceptions_app, name="exceptions")
+app.add_typer(exceptions.app, name="exceptions")
 app.add_typer(audit_app, name="audit")
 app.add_typer(workers_app, name="workers")
-
-console = Console()
-err = Console(stderr=True)
-DEMO_DIR = Path(".q2c/demo")
-ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="hub config file (YAML)")]
-
-
-def _fail(exc: HubError) -> None:
-    err.print(f"[red]error[/] {exc}")
-    raise typer.Exit(2)
-
-
-def _default_config() -> Path:
-    return DEMO_DIR / "q2c.yaml"
-
-
-def _load(path: Path) -> Any:
-    from quote2cash.config import load_config
-    from quote2cash.sandbox.seed import SANDBOX_ENV
-
-    # Sandbox credentials are defaults a real deployment overrides in its environment.
-    return load_config(path, env={**SANDBOX_ENV, **os.environ})
 
 
 # -- demo -----------------------------------------------------------------------------
@@ -128,13 +117,10 @@ def demo(
     """Run the quote-to-cash demo on sandboxes and print what the hub did."""
     from quote2cash.cli.demo import run_demo
 
-    try:
+    with reported():
         summary = run_demo(
             deals=deals, seed_value=seed, workdir=workdir, console=console, quiet=as_json, faults=faults
         )
-    except HubError as exc:
-        _fail(exc)
-        return
     if as_json:
         print(json.dumps(summary, sort_keys=True))
         return
@@ -160,13 +146,10 @@ def run(
     from quote2cash.flows.intake import poll_closed_won
     from quote2cash.runtime.logs import configure_logging
 
-    try:
-        cfg = _load(config)
+    with reported():
+        cfg = load(config)
         configure_logging(cfg.hub.log_level)
         hub = launch_hub(cfg)
-    except HubError as exc:
-        _fail(exc)
-        return
     from quote2cash.flows.schedules import install_schedules
 
     stop = {"now": False}
@@ -185,7 +168,7 @@ def run(
                         f"accepted {result.accepted} closed-won deal(s), dispatched {result.dispatched}"
                     )
             except HubError as exc:
-                err.print(f"[yellow]poll failed, will retry[/]: {exc}")
+                err.print(f"[yellow]poll failed, will retry[/]: {escape(str(exc))}")
             if once:
                 _wait_idle(hub)
                 break
@@ -205,7 +188,7 @@ def _wait_idle(hub: Any, timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         busy = DBOS.list_workflows(
-            status=["ENQUEUED", "PENDING"], load_input=False, load_output=False, name="lead_to_project"
+            status=["ENQUEUED", "PENDING"], load_input=False, load_output=False, name="run_flow"
         )
         if not busy:
             break
@@ -215,44 +198,22 @@ def _wait_idle(hub: Any, timeout: float = 300) -> None:
 
 
 # -- time and expenses -------------------------------------------------------------------
-KIND = {"time": "time", "expenses": "expense", "expense": "expense"}
-
-
-def _kind(value: str) -> str:
-    if value not in KIND:
-        err.print(f"[red]error[/] unknown kind {value!r}: use 'time' or 'expenses'")
-        raise typer.Exit(2)
-    return KIND[value]
-
-
 @app.command()
 def post(
     kind: Annotated[str, typer.Argument(help="time or expenses")],
     now: Annotated[
         bool, typer.Option("--now", help="run one micro-batch now instead of waiting for the schedule")
-    ],
-    config: ConfigOpt = DEMO_DIR / "q2c.yaml",
+    ] = False,
+    config: MaybeConfigOpt = None,
 ) -> None:
     """Post approved time or expenses to the ERP (the scheduled micro-batch, on demand)."""
-    from quote2cash.flows import launch_hub
-    from quote2cash.flows.post_approved_work import post_now
+    from quote2cash.ops import posting
 
     if not now:
         err.print("posting runs on its schedule inside `q2c run`; pass --now to run one batch here")
         raise typer.Exit(2)
-    k = _kind(kind)
-    try:
-        hub = launch_hub(_load(config))
-    except HubError as exc:
-        _fail(exc)
-        return
-    try:
-        result = post_now(k)
-    except HubError as exc:
-        _fail(exc)
-        return
-    finally:
-        hub.shutdown()
+    with reported(), open_hub(config, launch=True) as hub:
+        result = posting.post_now(hub, kind)
     console.print_json(json.dumps(result, default=str))
 
 
@@ -261,24 +222,18 @@ def reconcile(
     kind: Annotated[str, typer.Argument(help="time or expenses")],
     period: Annotated[str, typer.Option(help="the month, YYYY-MM")],
     out: Annotated[Path, typer.Option(help="folder for the CSV and JSON reports")] = Path("reconciliation"),
-    config: ConfigOpt = DEMO_DIR / "q2c.yaml",
+    config: MaybeConfigOpt = None,
 ) -> None:
     """Compare PSA approved with ERP posted for a month; list every break with its cause."""
-    from quote2cash.flows.reconcile_work import reconcile as run_reconcile
-    from quote2cash.runtime.hub import Hub
+    from quote2cash.ops import reconciliation
 
-    k = _kind(kind)
-    try:
-        hub = Hub(_load(config))
-        report = run_reconcile(hub, k, period, out=out)
-    except HubError as exc:
-        _fail(exc)
-        return
+    with reported(), open_hub(config) as hub:
+        report = reconciliation.reconcile(hub, kind, period, out=out)
     table = Table(title=f"Reconciliation of {kind} for {period}: {len(report.breaks)} break(s)")
     for col in ("break", "project", "legal entity", "amount", "cause"):
         table.add_column(col, overflow="fold")
     for b in report.breaks:
-        table.add_row(b.kind, b.project, b.legal_entity, b.amount, b.cause)
+        table.add_row(b.kind, b.project, b.legal_entity, b.amount, escape(b.cause))
     console.print(table)
     ok = sum(1 for line in report.lines if line.status == "ok")
     console.print(f"{ok} of {len(report.lines)} project lines reconcile; reports: {', '.join(report.files)}")
@@ -329,122 +284,11 @@ def sandbox_up(
         boxes.stop()
 
 
-# -- exception queue ---------------------------------------------------------------------------
-def _engine(config: Path | None) -> Any:
-    from quote2cash.store.db import make_engine
-
-    path = config or _default_config()
-    if not path.exists():
-        err.print(
-            f"[red]error[/] no config file at {path}; pass --config (the demo writes {_default_config()})"
-        )
-        raise typer.Exit(2)
-    return make_engine(_load(path).hub.database_url)
-
-
-@exceptions_app.command("list")
-def exceptions_list(
-    config: Annotated[Path | None, typer.Option("--config", "-c")] = None,
-    status: Annotated[str, typer.Option(help="open, resolved, ignored or all")] = "open",
-    code: Annotated[str | None, typer.Option(help="only this error code")] = None,
-) -> None:
-    """List exception cases."""
-    from quote2cash.store.cases import list_cases
-
-    with _engine(config).connect() as conn:
-        cases = list_cases(conn, status=None if status == "all" else status, code=code)
-    table = Table(title=f"{len(cases)} exception case(s) ({status})")
-    for col in ("id", "code", "owner", "subject", "age h", "status", "message"):
-        table.add_column(col, overflow="fold")
-    for c in cases:
-        table.add_row(
-            str(c["id"]), c["code"], c["owner"], c["subject"], str(c["age_hours"]), c["status"], c["message"]
-        )
-    console.print(table)
-
-
-@exceptions_app.command("show")
-def exceptions_show(
-    case_id: int, config: Annotated[Path | None, typer.Option("--config", "-c")] = None
-) -> None:
-    """Show one case with its record and history."""
-    from quote2cash.store.cases import get_case
-
-    with _engine(config).connect() as conn:
-        case = get_case(conn, case_id)
-    if case is None:
-        err.print(f"[red]error[/] there is no exception case {case_id}")
-        raise typer.Exit(2)
-    console.print_json(json.dumps(case, default=str))
-
-
-@exceptions_app.command("resubmit")
-def exceptions_resubmit(
-    case_id: int,
-    config: ConfigOpt = DEMO_DIR / "q2c.yaml",
-    link: Annotated[str | None, typer.Option(help="probable duplicate: link to this ERP customer id")] = None,
-    create_new: Annotated[bool, typer.Option(help="probable duplicate: create a new customer")] = False,
-    actor: Annotated[str, typer.Option(help="who is acting")] = os.environ.get("USER", "operator"),
-) -> None:
-    """Fix-and-resubmit: re-run the case's flow from its kept payload (the systems must be reachable)."""
-    from dbos import DBOS
-
-    from quote2cash.flows import cases, launch_hub
-
-    try:
-        hub = launch_hub(_load(config))
-    except HubError as exc:
-        _fail(exc)
-        return
-    try:
-        wf = cases.resubmit(hub, case_id, actor=f"user:{actor}", link_to=link, create_new=create_new)
-        if wf is None:
-            console.print(f"case {case_id} resubmitted: the entry is validated again in the next posting run")
-            return
-        result: dict[str, Any] = DBOS.retrieve_workflow(wf).get_result()
-        console.print(
-            f"case {case_id} resubmitted as {wf}: {result.get('status')}"
-            + (f" (new case {result['case']}: {result['code']})" if result.get("case") else "")
-        )
-    except HubError as exc:
-        _fail(exc)
-    finally:
-        hub.shutdown()
-
-
-@exceptions_app.command("ignore")
-def exceptions_ignore(
-    case_id: int,
-    reason: Annotated[str, typer.Option(help="why no action is needed")],
-    config: Annotated[Path | None, typer.Option("--config", "-c")] = None,
-    actor: Annotated[str, typer.Option(help="who is acting")] = os.environ.get("USER", "operator"),
-) -> None:
-    """Close a case without action, keeping the reason."""
-    from quote2cash.store import audit
-    from quote2cash.store.cases import get_case, set_status
-
-    with _engine(config).begin() as conn:
-        case = get_case(conn, case_id)
-        if case is None or not reason.strip():
-            err.print(
-                f"[red]error[/] {'no case ' + str(case_id) if case is None else 'a reason is required'}"
-            )
-            raise typer.Exit(2)
-        set_status(conn, case_id, "ignored", {"by": f"user:{actor}", "reason": reason})
-        audit.append(
-            conn,
-            actor=f"user:{actor}",
-            action="case.ignored",
-            subject=case["subject"],
-            after={"case": case_id, "reason": reason},
-        )
-    console.print(f"case {case_id} ignored")
-
-
+# -- workers, audit, KPIs, error codes ------------------------------------------------------
 @workers_app.command("recover")
 def workers_recover(
     executor: Annotated[str, typer.Option(help="executor id of the worker that is gone for good")],
-    config: ConfigOpt = DEMO_DIR / "q2c.yaml",
+    config: MaybeConfigOpt = None,
     timeout: Annotated[float, typer.Option(help="seconds to wait for the recovered flows")] = 600,
 ) -> None:
     """Take over the unfinished flows of a worker that will not come back, and finish them here.
@@ -452,40 +296,22 @@ def workers_recover(
     A worker recovers only its own unfinished flows when it restarts; this
     moves another executor's flows to this one.
     """
-    from dbos import DBOS
+    from quote2cash.ops import workers
 
-    from quote2cash.flows import launch_hub
-
-    try:
-        cfg = _load(config)
-        if executor == cfg.executor_id:
-            err.print(f"[red]error[/] {executor} is this worker's own id; a restart recovers it already")
-            raise typer.Exit(2)
-        hub = launch_hub(cfg)
-    except HubError as exc:
-        _fail(exc)
-        return
-    try:
-        # DBOS's own recovery routine, as its admin endpoint and Conductor use it.
-        handles = DBOS._recover_pending_workflows([executor])
-        console.print(f"recovering {len(handles)} unfinished workflow(s) of executor {executor}")
-        deadline = time.monotonic() + timeout
-        for handle in handles:
-            while handle.get_status().status in ("ENQUEUED", "PENDING") and time.monotonic() < deadline:
-                time.sleep(0.2)
-            console.print(f"  {handle.get_workflow_id()}: {handle.get_status().status}")
-    finally:
-        hub.shutdown()
+    with reported(), open_hub(config, launch=True) as hub:
+        recovered = workers.recover(hub, executor, timeout)
+    console.print(f"recovering {len(recovered)} unfinished workflow(s) of executor {executor}")
+    for r in recovered:
+        console.print(f"  {r.workflow_id}: {r.status}")
 
 
-# -- audit and schema ------------------------------------------------------------------------------
 @audit_app.command("verify")
-def audit_verify(config: Annotated[Path | None, typer.Option("--config", "-c")] = None) -> None:
+def audit_verify(config: MaybeConfigOpt = None) -> None:
     """Recompute the audit hash chain and report the first broken entry."""
-    from quote2cash.store.audit import verify
+    from quote2cash.ops import audit
 
-    with _engine(config).connect() as conn:
-        report = verify(conn)
+    with reported(), open_hub(config) as hub:
+        report = audit.verify(hub)
     if report.ok:
         console.print(f"audit chain ok: {report.entries} entries")
         return
@@ -494,12 +320,39 @@ def audit_verify(config: Annotated[Path | None, typer.Option("--config", "-c")] 
 
 
 @app.command()
-def kpis(config: Annotated[Path | None, typer.Option("--config", "-c")] = None) -> None:
+def kpis(config: MaybeConfigOpt = None) -> None:
     """Business KPIs: closed-won → project latency, posting SLA and latency, open cases by owner."""
-    from quote2cash.ops.kpis import summary
+    from quote2cash.ops import kpis as kpi_service
 
-    with _engine(config).connect() as conn:
-        console.print_json(json.dumps(summary(conn), default=str))
+    with reported(), open_hub(config) as hub:
+        figures = kpi_service.summary(hub)
+    console.print_json(json.dumps(figures, default=str))
+
+
+@app.command("errors")
+def errors(
+    code: Annotated[str | None, typer.Option(help="only codes starting with this prefix, e.g. case.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
+    markdown: Annotated[bool, typer.Option("--markdown", hidden=True, help="print docs/errors.md")] = False,
+) -> None:
+    """The catalogue of error codes: owner, whether retried, HTTP status and meaning."""
+    from quote2cash.ops import catalogue
+
+    if markdown:
+        sys.stdout.write(catalogue.markdown())
+        return
+    found = catalogue.entries(code)
+    if as_json:
+        typer.echo(json.dumps([catalogue.as_dict(e) for e in found], indent=2))
+        return
+    table = Table(title=f"{len(found)} error code(s)")
+    for col in ("code", "owner", "retryable", "HTTP", "meaning"):
+        table.add_column(col, overflow="fold")
+    for e in found:
+        table.add_row(
+            e.code, str(e.owner), "yes" if e.retryable else "no", str(e.http_status), escape(e.meaning)
+        )
+    console.print(table)
 
 
 @app.command()
@@ -519,6 +372,6 @@ def main() -> None:
     """Entry point of ``q2c``."""
     try:
         app()
-    except HubError as exc:
-        err.print(f"[red]error[/] {exc}")
-        sys.exit(2)
+    except HubError as exc:  # raised outside a command's own handling
+        err.print(f"[red]error[/] {escape(str(exc))}", soft_wrap=True)
+        sys.exit(exit_code(exc))

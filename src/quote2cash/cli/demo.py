@@ -20,8 +20,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from quote2cash.config import load_config
+from quote2cash.connectors.salesforce.adapter import closed_won_event
 from quote2cash.flows import launch_hub
-from quote2cash.flows.intake import closed_won_event, deliver, poll_closed_won
+from quote2cash.flows.intake import deliver, poll_closed_won
 from quote2cash.flows.post_approved_work import post_now
 from quote2cash.flows.reconcile_work import reconcile
 from quote2cash.runtime.hub import Hub
@@ -145,7 +146,7 @@ def summarise(hub: Hub, boxes: Sandboxes, plan: Plan, redelivered: int, elapsed:
     )
     opps = boxes.salesforce.records("Opportunity")
     written_back = sum(1 for o in opps if o.get("ERP_Project_Id__c") and o.get("PSA_Workspace_Id__c"))
-    retries = hub.crm.retries + hub.psa.retries + hub.erp.retries
+    retries = hub.retries()
     lat = facts["latencies"]
     return {
         "deals": len(opps),
@@ -195,7 +196,7 @@ def run_month(
         tasks = stories.get(p["psa_workspace_id"], [])
         closed = tasks[:1] if len(tasks) > 1 and rng.random() < 0.2 else []
         for task in closed:  # the PM closes a finished task; late time on it must be caught
-            hub.psa.update("stories", task, {"state": "completed"})
+            boxes.kantata.state.update("stories", task, {"state": "completed"}, trusted=True)
         work.append(
             WorkProject(
                 p["psa_workspace_id"],
@@ -299,8 +300,8 @@ def run_demo(
                 for opp_id, stage, approved in day[:2]:
                     if stage == "Closed Won" and approved:
                         record = boxes.salesforce.get("Opportunity", opp_id)
-                        source_event_id, event = closed_won_event(record)
-                        deliver(hub, source_event_id, event)
+                        source = closed_won_event(record)
+                        deliver(hub, source.source_event_id, source.event)
                         redelivered += 1
                 progress.advance(days)
                 done, failed, _ = _settled(hub)

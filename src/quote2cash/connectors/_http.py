@@ -1,20 +1,25 @@
-"""The HTTP layer every connector shares: timeouts, retries, error classification.
+"""The HTTP layer every connector shares: limits, timeouts, retries, error classification.
 
 A connector subclasses :class:`VendorClient`, sets ``system`` and implements
 ``error_from_response`` to turn the vendor's error body into a hub error. The
-retry loop here decides on error *types* only (see :mod:`quote2cash.errors`).
+retry loop here is the hub's only retry layer (flow steps do not retry), and
+it decides on error *types* only (see :mod:`quote2cash.errors`).
 
 Retrying a write is only safe when the write is idempotent (an upsert by
 external id, a PUT, a GET). A non-idempotent create that times out or gets a
 5xx is *in doubt*: the vendor may have applied it. It is never re-sent from
-here; the caller gets a ``TransientError`` with ``details["in_doubt"] = True``
-and must look the record up before trying again. A 429 is always safe to
+here; the caller gets an :class:`~quote2cash.errors.InDoubtError` and must look
+the record up before trying again (the adapters do). A 429 is always safe to
 retry: the vendor did not process the request.
+
+Every request, from any thread, passes the system's :class:`Limiter`, so a
+vendor account's concurrency limit holds whatever flow or posting run sends it.
 """
 
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,7 +29,15 @@ import httpx
 import orjson
 import structlog
 
-from quote2cash.errors import AuthError, HubError, TransientError, VendorPayloadError
+from quote2cash.errors import (
+    AuthError,
+    BusinessRuleError,
+    HubError,
+    InDoubtError,
+    NotFoundError,
+    TransientError,
+    VendorPayloadError,
+)
 
 log = structlog.get_logger("quote2cash.http")
 
@@ -58,6 +71,45 @@ class RetryPolicy:
         return max(0.0, base * (1 + self.jitter * (2 * rng.random() - 1)))
 
 
+class Limiter:
+    """Requests in flight at once, and started per second, for one system in this process.
+
+    Attributes:
+        concurrency: requests in flight at once.
+        rate_per_second: requests started per second (None: unlimited).
+        peak: the most requests that were in flight at once (for figures and tests).
+    """
+
+    def __init__(self, concurrency: int = 4, rate_per_second: float | None = None) -> None:
+        self.concurrency = concurrency
+        self.rate_per_second = rate_per_second
+        self.peak = 0
+        self._slots = threading.BoundedSemaphore(concurrency)
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self._next_start = 0.0
+
+    def __enter__(self) -> Limiter:
+        self._slots.acquire()
+        wait = 0.0
+        with self._lock:
+            self._in_flight += 1
+            self.peak = max(self.peak, self._in_flight)
+            if self.rate_per_second:
+                now = time.monotonic()
+                start = max(now, self._next_start)
+                self._next_start = start + 1.0 / self.rate_per_second
+                wait = start - now
+        if wait > 0:
+            time.sleep(wait)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._in_flight -= 1
+        self._slots.release()
+
+
 def _retry_after(response: httpx.Response) -> float | None:
     value = response.headers.get("Retry-After")
     if value is None:
@@ -84,9 +136,11 @@ class VendorClient:
         headers: dict[str, str] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         seed: int | None = None,
+        limiter: Limiter | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.retry = retry or RetryPolicy()
+        self.limiter = limiter or Limiter(concurrency=64)
         self.calls = 0
         self.retries = 0
         self._sleep = sleep
@@ -147,7 +201,9 @@ class VendorClient:
             error = self._attempt(method, url, json, params, headers, content, idempotent, record)
             if isinstance(error, httpx.Response):
                 return error
-            if not error.retryable or attempt >= self.retry.max_attempts or error.details.get("in_doubt"):
+            if not error.retryable or isinstance(error, InDoubtError) or attempt >= self.retry.max_attempts:
+                if error.retryable and not isinstance(error, InDoubtError):
+                    error.details["attempts"] = attempt
                 raise error
             assert isinstance(error, TransientError)
             wait = self.retry.delay(attempt, error.retry_after, self._rng)
@@ -180,22 +236,23 @@ class VendorClient:
         self.before_request(request)
         self.calls += 1
         try:
-            response = self._http.send(request)
+            with self.limiter:
+                response = self._http.send(request)
         except httpx.ConnectError as exc:
             # Nothing reached the vendor: always safe to retry.
             return TransientError(
                 f"cannot connect to {self.system}: {exc}",
-                code=f"{self.system}.unreachable",
+                code="vendor.unreachable",
                 system=self.system,
                 record=record,
             )
         except (httpx.TimeoutException, httpx.TransportError) as exc:
-            return TransientError(
-                f"{self.system} did not answer in time ({type(exc).__name__})",
-                code=f"{self.system}.timeout",
+            cls = TransientError if idempotent else InDoubtError
+            return cls(
+                f"{self.system} did not answer {method} {request.url.path} in time ({type(exc).__name__})",
+                code="vendor.timeout" if idempotent else "vendor.write_in_doubt",
                 system=self.system,
                 record=record,
-                details={"in_doubt": not idempotent},
             )
         status = response.status_code
         if status < 400:
@@ -203,25 +260,26 @@ class VendorClient:
         if status == 429:
             return TransientError(
                 f"{self.system} is throttling requests (HTTP 429)",
-                code=f"{self.system}.throttled",
+                code="vendor.throttled",
                 retry_after=_retry_after(response),
                 system=self.system,
                 record=record,
             )
         if status >= 500:
-            return TransientError(
-                f"{self.system} failed with HTTP {status}",
-                code=f"{self.system}.server_error",
+            cls = TransientError if idempotent else InDoubtError
+            return cls(
+                f"{self.system} failed with HTTP {status} on {method} {request.url.path}",
+                code="vendor.server_error" if idempotent else "vendor.write_in_doubt",
                 retry_after=_retry_after(response),
                 system=self.system,
                 record=record,
-                details={"in_doubt": not idempotent, "status": status},
+                details={"status": status},
             )
         if status in (401, 403) and self.is_auth_failure(response):
             return AuthError(
                 f"{self.system} rejected the hub's credentials (HTTP {status}); "
                 "check the token or keys configured for this system",
-                code=f"{self.system}.auth_failed",
+                code="vendor.auth_failed",
                 system=self.system,
                 record=record,
             )
@@ -255,3 +313,35 @@ def require(payload: Any, key: str, *, system: str, what: str, record: str | Non
             details={"field": key},
         )
     return payload[key]
+
+
+def vendor_error(
+    system: str,
+    status: int,
+    vendor_code: str,
+    message: str,
+    *,
+    record: str | None = None,
+    details: dict[str, Any] | None = None,
+    transient: frozenset[str] = frozenset(),
+    not_found: frozenset[str] = frozenset(),
+    ambiguous: frozenset[str] = frozenset(),
+) -> HubError:
+    """A vendor's refusal as a hub error: the vendor's code is kept in ``details["vendor_code"]``.
+
+    Each connector's ``errors.py`` names which of its codes are transient
+    (throttling a REST answer does not signal with 429), mean "no such
+    record", or mean an external id matched more than one record.
+    """
+    info = {"vendor_code": vendor_code, "status": status, **(details or {})}
+    if vendor_code in transient:
+        return TransientError(message, code="vendor.throttled", system=system, record=record, details=info)
+    if vendor_code in not_found or status == 404:
+        return NotFoundError(
+            message, code="vendor.record_not_found", system=system, record=record, details=info
+        )
+    if vendor_code in ambiguous:
+        return BusinessRuleError(
+            message, code="vendor.ambiguous_match", system=system, record=record, details=info
+        )
+    return BusinessRuleError(message, code="vendor.rejected", system=system, record=record, details=info)

@@ -1,31 +1,27 @@
 """Intake of source events: poll the CRM for closed-won deals since a durable
 cursor, accept each event once into the inbox (de-duplicated by source event
-id, payload kept), then dispatch accepted events to their flow.
+id, payload kept), then dispatch accepted events to their flows.
 
 Accepting and dispatching are separate so that nothing is lost: an event is
 committed to the inbox (with the cursor) before any flow starts, and the
 dispatcher starts flows for every accepted event not yet dispatched. Starting
-a flow twice is harmless: its workflow id is derived from the deal.
+a flow twice is harmless: its workflow id is derived from the event's subject.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
 
 import sqlalchemy as sa
 
-from quote2cash.errors import VendorPayloadError
-from quote2cash.flows import lead_to_project
 from quote2cash.model import BusinessEvent
+from quote2cash.ports import SourceEvent
+from quote2cash.runtime import flow
 from quote2cash.runtime.hub import Hub
 from quote2cash.store import repo
 from quote2cash.store.tables import inbox
 
-CURSOR = "salesforce.opportunity.closed_won"
-EPOCH = "1970-01-01T00:00:00.000Z"
-CLOSED_WON = "opportunity.closed_won"
+CURSOR = "crm.opportunity.closed_won"
 
 
 @dataclass(frozen=True)
@@ -36,39 +32,6 @@ class PollResult:
     accepted: int
     duplicates: int
     dispatched: int
-
-
-def parse_sf_datetime(value: str) -> datetime:
-    """Salesforce's ``2025-01-01T00:00:00.000+0000`` as an aware datetime."""
-    try:
-        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%f%z")
-    except (TypeError, ValueError) as exc:
-        raise VendorPayloadError(
-            f"salesforce sent SystemModstamp {value!r}, which is not a Salesforce datetime",
-            system="salesforce",
-        ) from exc
-
-
-def soql_literal(value: datetime) -> str:
-    """A SOQL datetime literal with milliseconds, UTC."""
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
-
-
-def closed_won_event(record: dict[str, Any]) -> tuple[str, BusinessEvent]:
-    """The source event id and envelope for a closed-won opportunity record."""
-    for key in ("Id", "SystemModstamp"):
-        if not record.get(key):
-            raise VendorPayloadError(f"salesforce opportunity record is missing '{key}'", system="salesforce")
-    opp_id = str(record["Id"])
-    event = BusinessEvent(
-        type=CLOSED_WON,
-        source="salesforce",
-        subject=f"Opportunity/{opp_id}",
-        time=parse_sf_datetime(str(record["SystemModstamp"])),
-        payload={k: v for k, v in record.items() if k != "attributes"},
-    )
-    # One closed-won per deal: a later edit of a won deal is not a second win.
-    return f"Opportunity/{opp_id}:closed_won", event
 
 
 def _accept(conn: sa.Connection, source_event_id: str, event: BusinessEvent) -> bool:
@@ -87,6 +50,11 @@ def _accept(conn: sa.Connection, source_event_id: str, event: BusinessEvent) -> 
     )
 
 
+def cursor_name(hub: Hub) -> str:
+    """The durable cursor of the CRM's closed-won feed."""
+    return f"{hub.config.system_for('crm')}.{CURSOR}"
+
+
 def deliver(hub: Hub, source_event_id: str, event: BusinessEvent) -> bool:
     """Accept one event (from a poll or a webhook); False if it was a duplicate."""
     return hub.tx(_accept, source_event_id, event)
@@ -94,51 +62,44 @@ def deliver(hub: Hub, source_event_id: str, event: BusinessEvent) -> bool:
 
 def poll_closed_won(hub: Hub, *, dispatch_now: bool = True) -> PollResult:
     """Fetch deals that became closed-won with approved terms since the cursor."""
-    since = hub.read(repo.get_cursor, CURSOR) or EPOCH
-    soql = (
-        "SELECT Id, AccountId, Name, StageName, IsWon, Terms_Approved__c, SystemModstamp FROM Opportunity "
-        f"WHERE IsWon = true AND Terms_Approved__c = true AND SystemModstamp > {since} "
-        "ORDER BY SystemModstamp ASC"
-    )
-    records = list(hub.crm.query(soql))
-    accepted = 0
+    crm = hub.crm()
+    cursor = cursor_name(hub)
+    page = crm.won_deals(hub.read(repo.get_cursor, cursor))
 
-    def accept_all(conn: sa.Connection) -> int:
-        n = 0
-        last = None
-        for record in records:
-            source_event_id, event = closed_won_event(record)
-            n += _accept(conn, source_event_id, event)
-            last = event.time
-        if last is not None:
-            repo.set_cursor(conn, CURSOR, soql_literal(last))
+    def accept_all(conn: sa.Connection, events: list[SourceEvent]) -> int:
+        n = sum(_accept(conn, e.source_event_id, e.event) for e in events)
+        if page.cursor is not None:
+            repo.set_cursor(conn, cursor, page.cursor)
         return n
 
-    if records:
-        accepted = hub.tx(accept_all)
+    accepted = hub.tx(accept_all, page.events) if page.events else 0
     dispatched = dispatch(hub) if dispatch_now else 0
-    return PollResult(len(records), accepted, len(records) - accepted, dispatched)
+    return PollResult(len(page.events), accepted, len(page.events) - accepted, dispatched)
 
 
 def dispatch(hub: Hub) -> int:
-    """Start the flow of every accepted event not yet dispatched."""
+    """Start the flows of every accepted event not yet dispatched; returns how many events."""
     rows = hub.read(
         lambda c: list(
             c.execute(
                 sa.select(inbox.c.source, inbox.c.source_event_id, inbox.c.payload)
-                .where(inbox.c.dispatched_at.is_(None), inbox.c.event_type == CLOSED_WON)
+                .where(inbox.c.dispatched_at.is_(None))
                 .order_by(inbox.c.event_time)
             )
         )
     )
+    done = []
     for source, source_event_id, payload in rows:
-        lead_to_project.start(payload)
+        flow.dispatch(payload)
+        done.append((source, source_event_id))
+    if done:
 
-        def mark(conn: sa.Connection, s: str = source, e: str = source_event_id) -> None:
+        def mark(conn: sa.Connection) -> None:
             conn.execute(
                 sa.update(inbox)
-                .where(inbox.c.source == s, inbox.c.source_event_id == e)
-                .values(dispatched_at=repo.now())
+                .where(inbox.c.source == sa.bindparam("s"), inbox.c.source_event_id == sa.bindparam("e"))
+                .values(dispatched_at=repo.now()),
+                [{"s": s, "e": e} for s, e in done],
             )
 
         hub.tx(mark)

@@ -1,39 +1,37 @@
 """F2 — lead-to-project: a closed-won deal with approved terms becomes a
 customer (F1), an ERP project with financial dimensions, a PSA workspace from
-the template of its billing model with phases and milestones, staffing
-requests by role and start date, and every new id written back to the CRM.
+the template of its billing model, staffing requests by role and start date,
+and every new id written back to the CRM.
 
-The flow is a saga. Each step that writes a system records what it wrote in
-``flow_run.steps`` and a cross-reference, in the same transaction as the
-step's DBOS checkpoint. A business-rule violation stops the flow with an
-exception case; on resubmission the flow runs again from the start and every
-step already done finds its cross-reference and is skipped, so it resumes from
-the failed step. With the ``compensate`` policy the project-side writes are
-undone instead.
+The flow is a saga over the role ports. Each write records what it wrote (a
+cross-reference and a saga step) in the same transaction as its checkpoint;
+on resubmission the flow runs again from the start and every write already
+done is found by its cross-reference and skipped, so it resumes from the
+failed step. With the ``compensate`` policy the project-side writes are
+undone instead. The runner (:mod:`quote2cash.runtime.flow`) turns any failure
+into an exception case and reports it to the CRM.
 """
 
 from __future__ import annotations
 
-import contextlib
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
-import structlog
-from dbos import DBOS, SetWorkflowID
+from dbos import DBOS
 
-from quote2cash.errors import BusinessRuleError, HubError, Owner, TransientError
-from quote2cash.flows.customer_sync import erp_master_data, remote_step, sync_customer, write_back_account
-from quote2cash.model import BusinessEvent, Customer, Opportunity
+from quote2cash.errors import BusinessRuleError, HubError, Owner
+from quote2cash.flows.customer_sync import erp_master_data, sync_customer
+from quote2cash.model import FinancialDimensions, Project, ResourceRequest
+from quote2cash.ports import Deal, DealStatus, ErpRefs
+from quote2cash.runtime.flow import Flow, Run, declare, emit
+from quote2cash.runtime.flow import workflow_id as flow_workflow_id
 from quote2cash.runtime.hub import current
-from quote2cash.runtime.logs import correlated
-from quote2cash.store import audit, cases, repo
-from quote2cash.store.tables import kpi_sample, outbox, project_registry
+from quote2cash.store import repo
+from quote2cash.store.tables import project_registry
 
 FLOW = "lead_to_project"
-PSA_SERVICE = "quote2cash"
-log = structlog.get_logger("quote2cash.flows.lead_to_project")
+CLOSED_WON = "opportunity.closed_won"
 
 
 def project_key(opportunity_id: str) -> str:
@@ -41,298 +39,72 @@ def project_key(opportunity_id: str) -> str:
     return f"Q2C-P-{opportunity_id}"
 
 
-def write_key(system: str, object_type: str, canonical_id: str) -> str:
-    """Idempotency-ledger key of the hub's write of a record to a system.
-
-    The row is ``in_doubt`` from just before the call until the result is
-    recorded with the cross-reference; one left in doubt is a write a crash
-    interrupted, which the next attempt looks up before repeating.
-    """
-    return f"{system}:{object_type}:{canonical_id}"
-
-
 def workflow_id(opportunity_id: str, attempt: int = 1) -> str:
-    """DBOS workflow id of a run: the same deal never starts two first runs."""
-    return f"{FLOW}:{opportunity_id}" + ("" if attempt == 1 else f":r{attempt}")
+    """DBOS workflow id of a deal's run: the same deal never starts two first runs."""
+    return flow_workflow_id(FLOW, f"Opportunity/{opportunity_id}", attempt)
 
 
 # -- remote steps (at-least-once; each is idempotent) -----------------------------------
-@remote_step()
-def fetch_deal(opportunity_id: str) -> dict[str, Any]:
+@DBOS.step()
+def fetch_deal(opportunity_id: str) -> Deal:
     """The opportunity, its account and its lines, as the CRM holds them now."""
-    crm = current().crm
-    opp = crm.get("Opportunity", opportunity_id)
-    account = crm.get("Account", str(opp["AccountId"]))
-    lines = list(
-        crm.query(
-            "SELECT Id, Description, Quantity, UnitPrice, ServiceDate, Role__c FROM OpportunityLineItem "
-            f"WHERE OpportunityId = '{opportunity_id}'"
-        )
-    )
-    return {"opportunity": opp, "account": account, "lines": lines}
+    return current().crm(FLOW).get_deal(opportunity_id)
 
 
-@remote_step()
-def upsert_erp_project(external_id: str, body: dict[str, Any]) -> str:
-    """Create or update the ERP job by the hub's external id."""
-    return current().erp.upsert("job", external_id, body)
+@DBOS.step()
+def upsert_erp_project(erp: str, project: Project, external_id: str, refs: ErpRefs) -> str:
+    """Create or update the ERP project by the hub's external id."""
+    return current().erp(erp).upsert_project(project, external_id, refs)
 
 
-@remote_step()
-def psa_template_id(name: str) -> str:
-    """The id of a PSA project template by name."""
-    for template in current().psa.list("project_templates"):
-        if template.get("name") == name or template.get("title") == name:
-            return str(template["id"])
-    raise BusinessRuleError(
-        f"the PSA has no project template named '{name}'; create it in the PSA or change the "
-        "billing_model_to_template value map",
-        code="psa.template_missing",
-        owner=Owner.PMO,
-        system="kantata",
-    )
+@DBOS.step()
+def ensure_workspace(project: Project, reference: str, known_absent: bool) -> str:
+    """Find the deal's PSA project by its reference, or create it carrying the reference."""
+    return current().psa(FLOW).ensure_project(project, reference, known_absent=known_absent)
 
 
-@remote_step()
-def ensure_workspace(opportunity_id: str, body: dict[str, Any]) -> str:
-    """Find the deal's workspace by its external reference, or create it with the reference.
-
-    The reference is created in the same write as the workspace, and looked up
-    before every attempt, so a timed-out create that did land is found, not repeated.
-    """
-    psa = current().psa
-    found = psa.find_subject_by_reference(PSA_SERVICE, "Opportunity", opportunity_id)
-    if found is not None:
-        return found
-    refs = [
-        {"service_name": PSA_SERVICE, "service_model": "Opportunity", "service_model_ref": opportunity_id}
-    ]
-    created = psa.create("workspaces", {**body, "external_references": refs})
-    return str(created["id"])
+@DBOS.step()
+def ensure_staffing(workspace_id: str, requests: list[ResourceRequest], known_empty: bool) -> int:
+    """Raise the staffing requests the PSA project does not have yet."""
+    return current().psa(FLOW).ensure_staffing(workspace_id, requests, known_empty=known_empty)
 
 
-@remote_step()
-def ensure_staffing(workspace_id: str, requests: list[dict[str, Any]]) -> int:
-    """Create the staffing requests the workspace does not have yet; returns how many exist."""
-    psa = current().psa
-    roles = {str(r.get("name")): str(r["id"]) for r in psa.list("roles")}
-    existing = {str(r.get("notes")) for r in psa.list("resource_requests", workspace_id=workspace_id)}
-    for req in requests:
-        if req["notes"] in existing:
-            continue
-        role_id = roles.get(req["role"])
-        if role_id is None:
-            raise BusinessRuleError(
-                f"the deal asks for the role '{req['role']}', which the PSA does not know; add the role "
-                "in the PSA or correct the opportunity line",
-                code="psa.role_unknown",
-                owner=Owner.PMO,
-                system="kantata",
-                record=req["notes"],
-            )
-        psa.create(
-            "resource_requests",
-            {
-                "workspace_id": workspace_id,
-                "role_id": role_id,
-                "start_date": req["start_date"],
-                "end_date": req["end_date"],
-                "hours": req["hours"],
-                "status": "requested",
-                "notes": req["notes"],
-            },
-        )
-    return len(requests)
+@DBOS.step()
+def write_back(opportunity_id: str, status: DealStatus) -> None:
+    """Ids and status back to the CRM deal (and the account's ERP id), idempotent."""
+    current().crm(FLOW).write_back_deal(opportunity_id, status)
 
 
-@remote_step()
-def write_back_opportunity(opportunity_id: str, fields: dict[str, Any]) -> None:
-    """Write ids and status back to the CRM opportunity (idempotent PATCH)."""
-    current().crm.update("Opportunity", opportunity_id, fields)
-
-
-@remote_step()
-def undo_project_side(steps: dict[str, Any]) -> list[str]:
-    """Compensation: delete the PSA workspace and the ERP job this run created."""
+@DBOS.step()
+def undo_project_side(erp: str, steps: dict[str, Any]) -> list[str]:
+    """Compensation: delete the PSA workspace and the ERP project this run created."""
     hub = current()
     undone = []
-    for step, client, kind in (("psa_workspace", hub.psa, "workspaces"), ("erp_project", hub.erp, "job")):
-        if step not in steps:
-            continue
-        try:
-            client.delete(kind, steps[step]["id"])
-        except BusinessRuleError as exc:
-            # Already gone (a retried delete whose first answer was lost) is what we wanted.
-            if exc.details.get("status") != 404 and "NONEXISTENT" not in exc.code:
-                raise
-        undone.append(step)
+    if "psa_workspace" in steps:
+        hub.psa(FLOW).delete_project(str(steps["psa_workspace"]["id"]))
+        undone.append("psa_workspace")
+    if "erp_project" in steps:
+        hub.erp(erp).delete_project(str(steps["erp_project"]["id"]))
+        undone.append("erp_project")
     return undone
 
 
-# -- bookkeeping transactions -----------------------------------------------------------------
-def _record(
-    conn: sa.Connection,
-    subject: str,
-    step: str,
-    system: str,
-    object_type: str,
-    canonical_id: str,
-    external_id: str,
-    correlation_id: str,
-    after: Any,
-) -> None:
-    repo.put_xref(conn, system, object_type, canonical_id, external_id)
-    repo.record_step(conn, FLOW, subject, step, system, external_id)
-    repo.ledger_done(conn, write_key(system, object_type, canonical_id), {"id": external_id})
-    audit.append(
-        conn,
-        actor=f"flow:{FLOW}",
-        action=f"{step}.written",
-        subject=subject,
-        correlation_id=correlation_id,
-        systems=[system],
-        after=after,
-    )
-
-
-def _complete(
-    conn: sa.Connection, subject: str, correlation_id: str, summary: dict[str, Any], causation_id: str
-) -> None:
-    run = repo.get_run(conn, FLOW, subject)
-    repo.finish_run(conn, FLOW, subject, "completed")
-    if run is not None and run["trigger_time"] is not None:
-        trigger = run["trigger_time"]
-        trigger = trigger if trigger.tzinfo else trigger.replace(tzinfo=UTC)
-        repo.insert_ignore(
-            conn,
-            kpi_sample,
-            {
-                "kpi": "closed_won_to_project_seconds",
-                "subject": subject,
-                "value": (datetime.now(UTC) - trigger).total_seconds(),
-                "labels": {"legal_entity": summary.get("legal_entity")},
-                "at": datetime.now(UTC),
-            },
+# -- the flow ---------------------------------------------------------------------------------
+def _opportunity_id(run: Run) -> str:
+    opp_id = run.payload.get("Id") or run.subject.partition("/")[2]
+    if not opp_id:
+        raise BusinessRuleError(
+            f"event {run.event.get('id')} names no opportunity", code="deal.malformed", owner=Owner.SALES_OPS
         )
-    event = BusinessEvent(
-        type="project.activated",
-        source="quote2cash",
-        subject=subject,
-        correlation_id=correlation_id,
-        causation_id=causation_id,
-        payload=summary,
-    )
-    conn.execute(
-        sa.insert(outbox).values(
-            event_id=event.id,
-            event_type=event.type,
-            subject=subject,
-            correlation_id=correlation_id,
-            envelope=event.model_dump(mode="json"),
-            created_at=datetime.now(UTC),
-        )
-    )
-    cases.close_cases(conn, FLOW, subject, {"by": f"flow:{FLOW}", "note": "flow completed"})
-    project = summary["project"]
-    repo.upsert(conn, project_registry, {**project, "updated_at": datetime.now(UTC)}, ["canonical_id"])
-    audit.append(
-        conn,
-        actor=f"flow:{FLOW}",
-        action="flow.completed",
-        subject=subject,
-        correlation_id=correlation_id,
-        systems=["netsuite", "kantata", "salesforce"],
-        after=summary,
-    )
+    return str(opp_id)
 
 
-def _fail(
-    conn: sa.Connection,
-    subject: str,
-    correlation_id: str,
-    error: dict[str, Any],
-    payload: Any,
-    compensated: list[str],
-) -> int:
-    case_id = cases.open_case(
-        conn, error, flow=FLOW, subject=subject, correlation_id=correlation_id, payload=payload
-    )
-    for step in compensated:
-        repo.forget_step(conn, FLOW, subject, step)
-    repo.finish_run(conn, FLOW, subject, "compensated" if compensated else "exception", error)
-    audit.append(
-        conn,
-        actor=f"flow:{FLOW}",
-        action="flow.exception",
-        subject=subject,
-        correlation_id=correlation_id,
-        systems=[],
-        after={"case": case_id, "error": error, "compensated": compensated},
-    )
-    return case_id
-
-
-# -- the workflow ----------------------------------------------------------------------------
-@DBOS.workflow()
-def lead_to_project(event: dict[str, Any]) -> dict[str, Any]:
-    """Run F2 for one ``opportunity.closed_won`` event (the inbox envelope)."""
-    hub = current()
-    opp_id = str(event["payload"]["Id"])
-    subject = event["subject"]
-    corr = event["correlation_id"]
-    with correlated(corr, flow=FLOW, subject=subject):
-        trigger = datetime.fromisoformat(event["time"])
-        run = hub.tx(repo.start_run, FLOW, subject, corr, trigger)
-        if run["status"] == "completed":
-            return {"status": "completed", "already": True}
-        try:
-            summary = _run_steps(opp_id, subject, corr)
-        except HubError as exc:
-            return _stop(exc, subject, corr, event)
-        hub.tx(_complete, subject, corr, summary, event["id"])
-        log.info("flow.completed", **{k: v for k, v in summary.items() if k.endswith("_id")})
-        return {"status": "completed", **summary}
-
-
-def _stop(exc: HubError, subject: str, corr: str, event: dict[str, Any]) -> dict[str, Any]:
-    hub = current()
-    if isinstance(exc, TransientError):
-        # Retries are exhausted: not a silent failure, a case for the integration team.
-        exc = HubError(
-            f"{exc.message}; retries exhausted — resubmit once the system is reachable",
-            code=exc.code,
-            system=exc.system,
-            record=exc.record,
-            owner=Owner.INTEGRATION,
-        )
-    compensated: list[str] = []
-    if hub.config.policy(FLOW).compensate:
-        run = hub.tx(repo.get_run, FLOW, subject)
-        steps = dict(run["steps"]) if run else {}
-        compensated = undo_project_side(steps)
-        opp_id = subject.split("/", 1)[1]
-        for step in compensated:
-            system, object_type = ("kantata", "workspace") if step == "psa_workspace" else ("netsuite", "job")
-            hub.tx(repo.delete_xref, system, object_type, opp_id)
-    case_id = hub.tx(_fail, subject, corr, exc.to_dict(), event, compensated)
-    log.warning("flow.exception", code=exc.code, case=case_id)
-    with contextlib.suppress(HubError):  # the case is recorded; the CRM status is a courtesy
-        write_back_opportunity(
-            subject.split("/", 1)[1],
-            {
-                "Integration_Status__c": "Exception",
-                "Integration_Message__c": f"[{exc.code}] {exc.message}"[:255],
-            },
-        )
-    return {"status": "exception", "case": case_id, "code": exc.code, "compensated": compensated}
-
-
-def _run_steps(opp_id: str, subject: str, corr: str) -> dict[str, Any]:
-    hub = current()
+def steps(run: Run) -> dict[str, Any]:
+    """The business steps of F2 for one closed-won deal."""
+    hub = run.hub
+    opp_id = _opportunity_id(run)
     deal = fetch_deal(opp_id)
-    account = deal["account"]
-    customer = cast(Customer, hub.mapping.to_model("customer_from_salesforce", account))
-    opportunity = cast(Opportunity, hub.mapping.to_model("opportunity_from_salesforce", deal["opportunity"]))
+    opportunity, customer = deal.opportunity, deal.customer
     if not (opportunity.is_won and opportunity.terms_approved):
         raise BusinessRuleError(
             f"opportunity '{opportunity.name}' is no longer closed-won with approved terms",
@@ -340,94 +112,96 @@ def _run_steps(opp_id: str, subject: str, corr: str) -> dict[str, Any]:
             owner=Owner.SALES_OPS,
             record=opp_id,
         )
-    assert opportunity.billing_model is not None
-
-    cust = sync_customer(customer, subject=subject, correlation_id=corr)
-    if not account.get("ERP_Customer_Id__c"):
-        write_back_account(customer.source_id, {"ERP_Customer_Id__c": cust["erp_id"]})
-
+    if opportunity.billing_model is None:
+        raise BusinessRuleError(
+            f"opportunity '{opportunity.name}' has no billing model; set it in the CRM",
+            code="deal.malformed",
+            owner=Owner.SALES_OPS,
+            record=opp_id,
+        )
     legal_entity = customer.legal_entity or ""
-    entity = hub.legal_entities[legal_entity]
-    currency = customer.currency or entity.base_currency
+    entity = hub.legal_entities.get(legal_entity)
     start = opportunity.start_date or opportunity.close_date
-    project = {
-        "name": opportunity.name,
-        "start_date": start.isoformat(),
-        "end_date": opportunity.end_date.isoformat() if opportunity.end_date else None,
-        "billing_model": opportunity.billing_model.value,
-        "currency": currency,
-    }
-    # ERP project (job) with financial dimensions.
-    job_id = hub.tx(repo.get_xref, "netsuite", "job", opp_id)
-    if job_id is None:
-        master = erp_master_data()
-        region_class = hub.mapping.value("region_to_class", customer.region or "")
-        body = hub.mapping.apply(
-            "project_to_netsuite",
-            project,
-            {
-                "customer": cust["erp_id"],
-                "subsidiary": hub.subsidiary_of[legal_entity],
-                "currency": master["currency"].get(currency),
-                "department": master["department"].get(opportunity.practice or ""),
-                "class": master["classification"].get(region_class),
-                "external_id": project_key(opp_id),
-            },
-        )
-        hub.tx(repo.ledger_begin, write_key("netsuite", "job", opp_id), "netsuite", "upsert job", corr)
-        job_id = upsert_erp_project(project_key(opp_id), body)
-        hub.tx(_record, subject, "erp_project", "netsuite", "job", opp_id, job_id, corr, body)
+    erp = hub.config.erp_for(legal_entity, start)
+    psa = hub.config.system_for("psa", FLOW)
+    master = erp_master_data(erp)
 
-    # PSA workspace from the template of the billing model.
-    ws_id = hub.tx(repo.get_xref, "kantata", "workspace", opp_id)
+    synced = sync_customer(run, customer, erp, master)
+    currency = customer.currency or (entity.base_currency if entity else "USD")
+    department = master.departments.get(opportunity.practice or "")
+    project = Project(
+        source_system=customer.source_system,
+        source_id=opp_id,
+        customer_id=customer.source_id,
+        opportunity_id=opp_id,
+        name=opportunity.name,
+        billing_model=opportunity.billing_model,
+        currency=currency,
+        start_date=start,
+        end_date=opportunity.end_date,
+        # An amount is never relabelled into another currency.
+        budget=opportunity.amount if opportunity.amount and opportunity.amount.currency == currency else None,
+        dimensions=FinancialDimensions(
+            legal_entity=legal_entity,
+            subsidiary=hub.subsidiary_of.get(legal_entity),
+            practice=opportunity.practice,
+            department=department,
+            region=customer.region,
+        ),
+    )
+
+    # ERP project with financial dimensions.
+    job_id = run.known(erp, "job", opp_id)
+    if job_id is None:
+        refs = ErpRefs(
+            subsidiary=hub.subsidiary_of[legal_entity],
+            currency=master.currencies.get(currency),
+            customer=synced.erp_id,
+            department=department,
+        )
+        run.begin(erp, "job", opp_id, "upsert project")
+        job_id = upsert_erp_project(erp, project, project_key(opp_id), refs)
+        run.record("erp_project", erp, "job", opp_id, job_id, project.model_dump(mode="json"))
+
+    # PSA project from the template of the billing model.
+    ws_id = run.known(psa, "workspace", opp_id)
+    created_now = False
     if ws_id is None:
-        template = psa_template_id(
-            hub.mapping.value("billing_model_to_template", opportunity.billing_model.value)
-        )
-        amount = Decimal(str(deal["opportunity"].get("Amount") or 0))
-        body = hub.mapping.apply(
-            "project_to_kantata",
-            project,
-            {
-                "template": template,
-                "price_in_cents": int(amount * 100),
-                "description": f"{customer.name} — {opportunity.billing_model.value.replace('_', ' ')}",
-            },
-        )
-        hub.tx(
-            repo.ledger_begin, write_key("kantata", "workspace", opp_id), "kantata", "create workspace", corr
-        )
-        ws_id = ensure_workspace(opp_id, body)
-        hub.tx(_record, subject, "psa_workspace", "kantata", "workspace", opp_id, ws_id, corr, body)
+        first = run.begin(psa, "workspace", opp_id, "create workspace")
+        ws_id = ensure_workspace(project, opp_id, first)
+        created_now = first
+        run.record("psa_workspace", psa, "workspace", opp_id, ws_id, project.model_dump(mode="json"))
 
     # Staffing requests by role and start date, one per opportunity line.
     requests = [
-        {
-            "role": line.get("Role__c") or "Consultant",
-            "start_date": str(line.get("ServiceDate") or start.isoformat())[:10],
-            "end_date": project["end_date"] or (start + timedelta(days=90)).isoformat(),
-            "hours": float(line.get("Quantity") or 0),
-            "notes": f"q2c-line:{line['Id']}",
-        }
-        for line in deal["lines"]
+        ResourceRequest(
+            project_id=ws_id,
+            role=line.role,
+            start_date=line.start_date or start,
+            end_date=opportunity.end_date or (start + timedelta(days=90)),
+            hours=line.hours,
+            reference=f"q2c-line:{line.source_id}",
+        )
+        for line in opportunity.lines
     ]
-    staffed = ensure_staffing(ws_id, requests) if requests else 0
+    staffed = ensure_staffing(ws_id, requests, created_now) if requests else 0
 
-    # Every new id back to the CRM.
-    write_back_opportunity(
+    # Every new id back to the CRM, the account's ERP id in the same call.
+    write_back(
         opp_id,
-        {
-            "ERP_Customer_Id__c": cust["erp_id"],
-            "ERP_Project_Id__c": job_id,
-            "PSA_Workspace_Id__c": ws_id,
-            "Integration_Status__c": "Project created",
-            "Integration_Message__c": None,
-        },
+        DealStatus(
+            status="Project created",
+            customer_id=None if deal.erp_customer_id == synced.erp_id else customer.source_id,
+            erp_customer_id=synced.erp_id,
+            erp_project_id=job_id,
+            psa_project_id=ws_id,
+        ),
     )
     return {
         "opportunity_id": opp_id,
-        "customer_erp_id": cust["erp_id"],
-        "customer": cust["how"],
+        "customer_erp_id": synced.erp_id,
+        "customer": synced.how,
+        "erp": erp,
         "erp_project_id": job_id,
         "psa_workspace_id": ws_id,
         "staffing_requests": staffed,
@@ -438,22 +212,56 @@ def _run_steps(opp_id: str, subject: str, corr: str) -> dict[str, Any]:
             "name": opportunity.name,
             "psa_workspace_id": ws_id,
             "erp_job_id": job_id,
-            "customer_erp_id": cust["erp_id"],
+            "erp": erp,
+            "customer_erp_id": synced.erp_id,
             "legal_entity": legal_entity,
             "subsidiary": hub.subsidiary_of[legal_entity],
             "currency": currency,
             "billing_model": opportunity.billing_model.value,
             "rate_card": opportunity.rate_card or f"STD-{currency}",
-            "department": erp_master_data()["department"].get(opportunity.practice or ""),
+            "department": department,
             "open_for_time": True,
             "open_for_expenses": True,
         },
     }
 
 
-def start(event: BusinessEvent | dict[str, Any], attempt: int = 1) -> Any:
-    """Enqueue F2 for an event on the ERP queue; the workflow id makes it run once per attempt."""
-    data = event.model_dump(mode="json") if isinstance(event, BusinessEvent) else event
-    opp_id = str(data["payload"]["Id"])
-    with SetWorkflowID(workflow_id(opp_id, attempt)):
-        return current().queue("netsuite").enqueue(lead_to_project, data)
+def _compensate(run: Run, done: dict[str, Any]) -> list[str]:
+    opp_id = _opportunity_id(run)
+    erp = next(
+        (str(v["system"]) for s, v in done.items() if s == "erp_project"), run.hub.config.system_for("erp")
+    )
+    undone = undo_project_side(erp, done)
+    for step in undone:
+        system = str(done[step].get("system"))
+        run.hub.tx(repo.delete_xref, system, "workspace" if step == "psa_workspace" else "job", opp_id)
+    return undone
+
+
+def _report(run: Run, error: HubError, case_id: int) -> None:
+    write_back(
+        _opportunity_id(run),
+        DealStatus(status="Exception", message=f"[{error.code}] case {case_id}: {error.message}"),
+    )
+
+
+def _on_complete(conn: sa.Connection, run: Run, summary: dict[str, Any]) -> None:
+    emit(conn, run, "project.activated", summary)
+    repo.upsert(
+        conn, project_registry, {**summary["project"], "updated_at": datetime.now(UTC)}, ["canonical_id"]
+    )
+
+
+LEAD_TO_PROJECT = declare(
+    Flow(
+        name=FLOW,
+        triggers=(CLOSED_WON,),
+        writes=("erp", "psa", "crm"),
+        replayable=True,
+        body=steps,
+        compensate=_compensate,
+        report=_report,
+        on_complete=_on_complete,
+        latency_kpi="closed_won_to_project_seconds",
+    )
+)

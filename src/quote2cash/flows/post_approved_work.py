@@ -11,6 +11,7 @@ validation + assignment), so a crash anywhere resumes without posting twice.
 from __future__ import annotations
 
 import bisect
+from collections import defaultdict
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -18,41 +19,30 @@ import sqlalchemy as sa
 import structlog
 from dbos import DBOS, SetWorkflowID
 
-from quote2cash.errors import BusinessRuleError
-from quote2cash.flows.customer_sync import erp_master_data, remote_step
+from quote2cash.errors import HubError, UsageError
 from quote2cash.flows.work_assign import Classifier, build_postings, classify_staged, run_figures
 from quote2cash.flows.work_intake import pull_changes
-from quote2cash.flows.work_posting import (
-    FLOW,
-    chunks,
-    confirm,
-    journal,
-    pending_postings,
-    plan_reversals,
-    send_detail,
-)
-from quote2cash.rules.work import MasterData, Period, Project
+from quote2cash.flows.work_posting import FLOW, as_posting, confirm, pending_postings, plan_reversals
+from quote2cash.ports import Posting, WorkKind
+from quote2cash.rules.work import MasterData, Period
+from quote2cash.rules.work import Project as WorkProject
 from quote2cash.runtime.hub import current
 from quote2cash.runtime.logs import correlated
 from quote2cash.store import audit, cases, repo
 from quote2cash.store.tables import exception_case, kpi_sample, posting, project_registry, work_entry
 
-KINDS = ("time", "expense")
+KINDS: tuple[WorkKind, ...] = ("time", "expense")
 log = structlog.get_logger("quote2cash.flows.post_approved_work")
 
 
-def _truthy(value: Any) -> bool:
-    return str(value).upper() in ("T", "TRUE", "1")
-
-
-@remote_step()
-def pull_step(kind: str, run_id: str, raw: dict[str, Any]) -> dict[str, int]:
+@DBOS.step()
+def pull_step(kind: WorkKind, run_id: str, raw: dict[str, Any]) -> dict[str, int]:
     """Pull changes since the cursor, classifying new entries (commits page by page, with the cursor)."""
     hub = current()
     return pull_changes(hub, Classifier(kind, master_data(raw), hub.config.posting, run_id, run_id))
 
 
-def classify_and_build(conn: sa.Connection, kind: str, run_id: str, raw: dict[str, Any]) -> int:
+def classify_and_build(conn: sa.Connection, kind: WorkKind, run_id: str, raw: dict[str, Any]) -> int:
     """Classify entries waiting for it, then create this run's postings; returns how many postings."""
     hub = current()
     md = master_data(raw)
@@ -60,43 +50,29 @@ def classify_and_build(conn: sa.Connection, kind: str, run_id: str, raw: dict[st
     return build_postings(conn, kind, run_id, md, hub.config.posting.mode)
 
 
-@remote_step()
-def master_data_step(kind: str) -> dict[str, Any]:
-    """Reference data for validation, as plain data (it is checkpointed)."""
+@DBOS.step()
+def master_data_step(kind: WorkKind) -> dict[str, Any]:
+    """Reference data for validation, as plain data (it is checkpointed).
+
+    Subsidiaries and cost centres are those active in any ERP a project is
+    routed to; accounting periods are the default ERP's.
+    """
     hub = current()
     projects = hub.read(lambda c: [dict(r) for r in c.execute(sa.select(project_registry)).mappings()])
-    tasks: dict[str, tuple[str, str]] = {}
-    if kind == "time":
-        workspaces = {p["psa_workspace_id"] for p in projects}
-        for story in hub.psa.list("stories", per_page=200):
-            if str(story.get("workspace_id")) in workspaces:
-                tasks[str(story["id"])] = (str(story["workspace_id"]), str(story.get("state") or ""))
-    roles, names = {}, {}
-    for user in hub.psa.list("users", per_page=200):
-        roles[str(user["id"])] = str(user.get("headline") or "")
-        names[str(user["id"])] = str(user.get("full_name") or f"user {user['id']}")
-    periods = [
-        (str(r.get("periodname")), str(r["startdate"])[:10], str(r["enddate"])[:10], _truthy(r.get("closed")))
-        for r in hub.erp.suiteql(
-            "SELECT id, periodname, startdate, enddate, closed FROM accountingperiod "
-            "WHERE isquarter = 'F' AND isyear = 'F'"
-        )
-    ]
-    depts = [
-        str(r["id"])
-        for r in hub.erp.suiteql("SELECT id, isinactive FROM department")
-        if not _truthy(r.get("isinactive"))
-    ]
-    master = erp_master_data()
+    psa = hub.psa().master_data(kind, {str(p["psa_workspace_id"]) for p in projects})
+    # Read afresh each run: finance opens and closes periods between runs.
+    erps = {name: hub.erp(name).master_data(fresh=True) for name in hub.erp_names()}
+    default = erps[hub.config.erp_routing.default or hub.config.system_for("erp")]
     return {
         "projects": [{k: (str(v) if isinstance(v, datetime) else v) for k, v in p.items()} for p in projects],
-        "tasks": tasks,
-        "roles": roles,
-        "names": names,
-        "periods": periods,
-        "subsidiaries": [k for k, v in master["subsidiaries"].items() if not v["inactive"]],
-        "departments": depts,
-        "currencies": master["currency"],
+        "tasks": psa.task_states,
+        "roles": psa.roles,
+        "names": psa.names,
+        "periods": [(p.name, p.start.isoformat(), p.end.isoformat(), p.closed) for p in default.periods],
+        "subsidiaries": sorted(
+            {s for md in erps.values() for s, active in md.subsidiaries.items() if active}
+        ),
+        "departments": sorted({d for md in erps.values() for d in md.active_departments}),
     }
 
 
@@ -105,7 +81,7 @@ def master_data(raw: dict[str, Any]) -> MasterData:
     hub = current()
     return MasterData(
         projects={
-            p["psa_workspace_id"]: Project(
+            p["psa_workspace_id"]: WorkProject(
                 canonical_id=p["canonical_id"],
                 name=p["name"],
                 workspace_id=p["psa_workspace_id"],
@@ -132,47 +108,67 @@ def master_data(raw: dict[str, Any]) -> MasterData:
     )
 
 
-@remote_step()
-def send_step(kind: str, correlation_id: str, currencies: dict[str, str]) -> dict[str, int]:
-    """Send every pending posting; each batch's outcome is committed before the next."""
+@DBOS.step()
+def send_step(kind: WorkKind, correlation_id: str) -> dict[str, int]:
+    """Send every pending posting to its project's ERP; each batch's outcome is committed before the next.
+
+    Summary postings go in the ERP's bulk size; detail postings a few at a
+    time (the posting config's ``detail_concurrency``), so a worker killed at
+    any moment loses at most those few answers, and re-sending them is an
+    upsert of the same records.
+    """
     hub = current()
+    config = hub.config
     pending = hub.read(pending_postings, kind)
     projects = hub.read(
         lambda c: {
-            r.canonical_id: (r.erp_job_id, r.department)
+            r.canonical_id: (r.erp_job_id, r.department, r.erp)
             for r in c.execute(
                 sa.select(
                     project_registry.c.canonical_id,
                     project_registry.c.erp_job_id,
                     project_registry.c.department,
+                    project_registry.c.erp,
                 )
             )
         }
     )
-    calls_before = hub.erp.calls
+    default_erp = config.erp_routing.default or config.system_for("erp")
+    calls_before = sum(hub.erp(n).calls for n in hub.erp_names())
+    by_erp: dict[str, list[Posting]] = defaultdict(list)
+    for p in pending:
+        job, dept, erp = projects.get(p["project"], (None, None, None))
+        by_erp[erp or default_erp].append(as_posting(p, job, dept, config.posting.accounts))
     sent = failed = 0
-    batch_size = 200 if hub.config.posting.mode == "summary" else 500
-    for batch in chunks(pending, batch_size):
-        records = [
-            journal(p, hub, currencies.get(p["currency"]), *projects.get(p["project"], (None, None)))
-            for p in batch
-        ]
-        if hub.config.posting.mode == "summary":
-            results = [
-                (
-                    r.external_id,
-                    r.id,
-                    None if r.success else {"code": f"netsuite.{r.code}", "message": r.message},
-                )
-                for r in hub.erp.batch_upsert(records)
-            ]
-        else:
-            results = send_detail(hub, records, hub.config.posting.detail_concurrency)
-        with hub.engine.begin() as conn:
-            ok, bad = confirm(conn, kind, results, correlation_id)
-        sent += ok
-        failed += bad
-    return {"postings_sent": sent, "postings_failed": failed, "erp_calls": hub.erp.calls - calls_before}
+    for erp_name, postings in sorted(by_erp.items()):
+        erp = hub.erp(erp_name)
+        size = (
+            erp.capabilities.bulk_size
+            if config.posting.mode == "summary"
+            else config.posting.detail_concurrency
+        )
+        for start in range(0, len(postings), size):
+            batch = postings[start : start + size]
+            results = erp.post(batch)
+            shadow = config.erp_routing.shadow
+            if shadow and shadow != erp_name:
+                _shadow_post(hub, shadow, batch, correlation_id)
+            with hub.engine.begin() as conn:
+                ok, bad = confirm(conn, kind, results, correlation_id)
+            sent += ok
+            failed += bad
+    calls = sum(hub.erp(n).calls for n in hub.erp_names()) - calls_before
+    return {"postings_sent": sent, "postings_failed": failed, "erp_calls": calls}
+
+
+def _shadow_post(hub: Any, shadow: str, batch: list[Posting], correlation_id: str) -> None:
+    """Dual-post to the shadow ERP: its answers are logged, never decide the outcome."""
+    try:
+        results = hub.erp(shadow).post(batch)
+        refused = [r for r in results if r.error]
+        log.info("posting.shadow", erp=shadow, sent=len(results), refused=len(refused))
+    except HubError as exc:
+        log.warning("posting.shadow_failed", erp=shadow, code=exc.code, correlation_id=correlation_id)
 
 
 def _latency_seconds(conn: sa.Connection) -> sa.ColumnElement[float]:
@@ -281,23 +277,23 @@ def _finish(conn: sa.Connection, run_id: str, kind: str, summary: dict[str, Any]
         action=f"{kind}.posting_run",
         subject=run_id,
         correlation_id=run_id,
-        systems=["netsuite"],
+        systems=current().erp_names(),
         after=summary,
     )
 
 
 @DBOS.workflow()
-def post_approved_work(kind: str, run_id: str) -> dict[str, Any]:
+def post_approved_work(kind: WorkKind, run_id: str) -> dict[str, Any]:
     """One micro-batch run for ``time`` or ``expense``."""
     if kind not in KINDS:
-        raise BusinessRuleError(f"unknown kind {kind!r}; use one of {', '.join(KINDS)}", code="posting.kind")
+        raise UsageError(f"unknown kind {kind!r}; use one of {', '.join(KINDS)}")
     hub = current()
     with correlated(run_id, flow=FLOW, kind=kind):
         raw = master_data_step(kind)
         pulled = pull_step(kind, run_id, raw)
         reversals = hub.tx(plan_reversals, kind, run_id, raw["periods"])
         built = hub.tx(classify_and_build, kind, run_id, raw)
-        sent = send_step(kind, run_id, raw["currencies"])
+        sent = send_step(kind, run_id)
         stats = hub.tx(run_figures, kind, run_id)
         kpis = hub.tx(record_kpis, kind, run_id, hub.config.posting.sla_hours, stats["by_reason"])
         resolved = hub.tx(resolve_cases, kind)

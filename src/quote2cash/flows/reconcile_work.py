@@ -2,7 +2,7 @@
 entity and period, with every break listed with its cause.
 
 Three sources are compared: what the PSA says is approved for the period, what
-the ERP holds (the hub's postings, read back with SuiteQL) and the hub's own
+the ERP holds (the hub's postings, read back through the ERP port) and the hub's own
 ledger of which entry went into which posting — the ledger is what turns a
 difference into a cause.
 """
@@ -21,18 +21,20 @@ from typing import Any
 import sqlalchemy as sa
 from dbos import DBOS
 
-from quote2cash.errors import BusinessRuleError, ConfigError, Owner
-from quote2cash.flows.work_feed import RESOURCES
+from quote2cash.errors import BusinessRuleError, Owner, UsageError
+from quote2cash.model import from_minor, round_money
+from quote2cash.ports import WorkKind
 from quote2cash.runtime.hub import Hub, current
 from quote2cash.store import cases
 from quote2cash.store.tables import posting, project_registry, work_entry
 
 FLOW = "reconcile_work"
-RECORD_TYPES = {
-    ("time", "summary"): "journalentry",
-    ("time", "detail"): "timebill",
-    ("expense", "summary"): "journalentry",
-    ("expense", "detail"): "expensereport",
+KINDS = ("time", "expense")
+CODES = {
+    "missing": "recon.missing",
+    "duplicated": "recon.duplicated",
+    "amount_mismatch": "recon.amount_mismatch",
+    "posted_not_approved": "recon.posted_not_approved",
 }
 OWNERS = {
     "missing": Owner.FINANCE,
@@ -92,8 +94,8 @@ class Report:
         return dict(out)
 
 
-def _dec(minor: int) -> str:
-    return str(Decimal(minor).scaleb(-2).quantize(Decimal("0.01")))
+def _dec(minor: int, currency: str) -> str:
+    return str(from_minor(minor, currency))
 
 
 def _hours(minutes: int) -> str:
@@ -104,7 +106,7 @@ def _bounds(period: str) -> tuple[date, date]:
     try:
         start = datetime.strptime(period, "%Y-%m").date()
     except ValueError as exc:
-        raise ConfigError(f"period {period!r} is not YYYY-MM", code="reconcile.period") from exc
+        raise UsageError(f"period {period!r} is not YYYY-MM (e.g. 2026-10)") from exc
     end = (start.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
     return start, end
 
@@ -113,8 +115,9 @@ def reconcile(
     hub: Hub, kind: str, period: str, *, out: Path | None = None, open_cases: bool = True
 ) -> Report:
     """Compare PSA approved with ERP posted for one kind and period; write CSV/JSON to ``out``."""
-    if kind not in RESOURCES:
-        raise ConfigError(f"unknown kind {kind!r}: use time or expenses", code="reconcile.kind")
+    if kind not in KINDS:
+        raise UsageError(f"unknown kind {kind!r}: use time or expenses")
+    work_kind: WorkKind = "time" if kind == "time" else "expense"
     start, end = _bounds(period)
     registry = hub.read(
         lambda c: {
@@ -123,17 +126,11 @@ def reconcile(
         }
     )
     # PSA: approved entries of the period.
-    date_filter = {"date_performed_between" if kind == "time" else "date_between": f"{start}:{end}"}
     psa: dict[str, dict[str, Any]] = {}
-    for raw in hub.psa.list(RESOURCES[kind], per_page=200, approved=True, **date_filter):
-        ws = str(raw["workspace_id"])
-        project, le, cur = registry.get(ws, (f"workspace:{ws}", "?", str(raw.get("currency") or "")))
-        minutes = int(raw.get("time_in_minutes") or 0)
-        amount = (
-            round(minutes * int(raw.get("rate_in_cents") or 0) / 60)
-            if kind == "time"
-            else int(raw.get("amount_in_cents") or 0)
-        )
+    for raw in hub.psa().approved_work(work_kind, start, end):
+        ws = raw["workspace_id"]
+        project, le, cur = registry.get(ws, (f"workspace:{ws}", "?", raw["currency"]))
+        minutes, amount = raw["minutes"], raw["amount_minor"]
         psa[str(raw["id"])] = {
             "key": (project, le, period),
             "minutes": minutes,
@@ -173,19 +170,25 @@ def reconcile(
         }
     )
     # ERP: the hub's postings for the period, read back.
-    rtype = RECORD_TYPES[(kind, hub.config.posting.mode)]
-    erp_rows = list(
-        hub.erp.suiteql(
-            "SELECT id, externalid, custbody_q2c_source_ref, custbody_q2c_project, subsidiary, custbody_q2c_hours, "
-            f"custbody_q2c_amount, custbody_q2c_entries FROM {rtype} WHERE custbody_q2c_kind = '{kind}' "
-            f"AND custbody_q2c_period = '{period}'"
-        )
-    )
+    erp_rows = [
+        {
+            "id": r.erp_id,
+            "key": r.key,
+            "project": r.project,
+            "subsidiary": r.subsidiary,
+            "hours": r.hours,
+            "amount": r.amount,
+            "entries": r.entries,
+        }
+        for name in hub.erp_names()
+        if name != hub.config.erp_routing.shadow
+        for r in hub.erp(name).posted(work_kind, period)
+    ]
     le_of = {v: k for k, v in hub.subsidiary_of.items()}
     breaks: list[Break] = []
     by_ref: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in erp_rows:
-        by_ref[str(row.get("custbody_q2c_source_ref") or row.get("externalid"))].append(row)
+        by_ref[str(row["key"])].append(row)
 
     lines: dict[tuple[str, str, str], Line] = {}
 
@@ -199,12 +202,12 @@ def reconcile(
     )
     for ref, rows in by_ref.items():
         first = rows[0]
-        key = (str(first.get("custbody_q2c_project")), le_of.get(str(first.get("subsidiary")), "?"), period)
+        key = (str(first.get("project")), le_of.get(str(first.get("subsidiary")), "?"), period)
         for row in rows:
             t = erp_totals[key]
-            t[0] += Decimal(str(row.get("custbody_q2c_entries") or 0))
-            t[1] += Decimal(str(row.get("custbody_q2c_hours") or 0))
-            t[2] += Decimal(str(row.get("custbody_q2c_amount") or 0))
+            t[0] += Decimal(str(row.get("entries") or 0))
+            t[1] += Decimal(str(row.get("hours") or 0))
+            t[2] += Decimal(str(row.get("amount") or 0))
         mine = hub_postings.get(ref)
         if len(rows) > 1:
             breaks.append(
@@ -216,7 +219,7 @@ def reconcile(
                     f"posting {ref} exists {len(rows)} times in the ERP (ids "
                     f"{', '.join(str(r['id']) for r in rows)}); all but one must be reversed",
                     postings=[str(r["id"]) for r in rows],
-                    amount=str(first.get("custbody_q2c_amount")),
+                    amount=str(first.get("amount")),
                 )
             )
         if mine is None:
@@ -228,20 +231,20 @@ def reconcile(
                     period,
                     f"ERP posting {ref} (id {first['id']}) was not made by the hub for any approved entry",
                     postings=[str(first["id"])],
-                    amount=str(first.get("custbody_q2c_amount")),
+                    amount=str(first.get("amount")),
                 )
             )
-        elif Decimal(str(first.get("custbody_q2c_amount") or 0)) != Decimal(mine["amount_minor"]).scaleb(-2):
+        elif Decimal(str(first.get("amount") or 0)) != from_minor(mine["amount_minor"], mine["currency"]):
             breaks.append(
                 Break(
                     "amount_mismatch",
                     key[0],
                     key[1],
                     period,
-                    f"ERP posting {ref} (id {first['id']}) holds {first.get('custbody_q2c_amount')} "
-                    f"but the hub posted {_dec(mine['amount_minor'])}: it was changed in the ERP",
+                    f"ERP posting {ref} (id {first['id']}) holds {first.get('amount')} "
+                    f"but the hub posted {_dec(mine['amount_minor'], mine['currency'])}: it was changed in the ERP",
                     postings=[str(first["id"])],
-                    amount=_dec(mine["amount_minor"]),
+                    amount=_dec(mine["amount_minor"], mine["currency"]),
                 )
             )
     # Per entry: approved but not in the ERP, and in the ERP but no longer approved.
@@ -269,7 +272,7 @@ def reconcile(
                 period,
                 f"{len(ids)} approved entries: {cause}",
                 entries=sorted(ids)[:50],
-                amount=_dec(amount),
+                amount=_dec(amount, psa[ids[0]]["currency"]),
             )
         )
     stale = [
@@ -298,16 +301,16 @@ def reconcile(
         ln = line(e["key"], e["currency"])
         ln.psa_count += 1
         ln.psa_hours = str(Decimal(ln.psa_hours) + Decimal(e["minutes"]) / 60)
-        ln.psa_amount = str(Decimal(ln.psa_amount) + Decimal(e["amount"]).scaleb(-2))
+        ln.psa_amount = str(Decimal(ln.psa_amount) + from_minor(e["amount"], e["currency"]))
     for key, (count, hours, total) in erp_totals.items():
         ln = line(key, "")
         ln.erp_count, ln.erp_hours, ln.erp_amount = int(count), str(hours), str(total)
     broken = {(b.project, b.legal_entity, b.period) for b in breaks}
     for key, ln in lines.items():
         ln.psa_hours = str(Decimal(ln.psa_hours).quantize(Decimal("0.01")))
-        ln.psa_amount = str(Decimal(ln.psa_amount).quantize(Decimal("0.01")))
+        ln.psa_amount = str(round_money(Decimal(ln.psa_amount), ln.currency or "USD"))
         ln.erp_hours = str(Decimal(ln.erp_hours).quantize(Decimal("0.01")))
-        ln.erp_amount = str(Decimal(ln.erp_amount).quantize(Decimal("0.01")))
+        ln.erp_amount = str(round_money(Decimal(ln.erp_amount), ln.currency or "USD"))
         ln.status = "break" if key in broken else "ok"
     report = Report(kind, period, sorted(lines.values(), key=lambda x: (x.project, x.legal_entity)), breaks)
     if open_cases and breaks:
@@ -322,9 +325,9 @@ def _open_cases(conn: sa.Connection, report: Report) -> int:
     for b in report.breaks:
         err = BusinessRuleError(
             f"{report.kind} {report.period}, project {b.project} ({b.legal_entity}): {b.cause}",
-            code=f"recon.{b.kind}",
+            code=CODES[b.kind],
             owner=OWNERS[b.kind],
-            system="netsuite",
+            system="erp",
             details=asdict(b),
         )
         subject = f"recon:{report.kind}:{report.period}:{b.project}:{b.cause[:60]}"

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from quote2cash.config import PostingConfig
 from quote2cash.errors import BusinessRuleError, Owner
+from quote2cash.ports import WorkKind
 from quote2cash.rules.work import MasterData, Period, Violation, check_entry, describe
 from quote2cash.store import cases, repo
 from quote2cash.store.tables import posting, work_entry
@@ -36,7 +37,7 @@ def period_label(day: date) -> str:
 class Classifier:
     """Decides, entry by entry, what happens to it in this run."""
 
-    kind: str
+    kind: WorkKind
     md: MasterData
     policy: PostingConfig
     run_id: str
@@ -126,7 +127,7 @@ class Classifier:
         """Note an exception case for an entry that cannot be posted (written by :meth:`flush_cases`)."""
         subject = f"{self.kind}/{entry['source_id']}"
         err = BusinessRuleError(
-            violation.message, code=violation.code, owner=violation.owner, system="kantata", record=subject
+            violation.message, code=violation.code, owner=violation.owner, system="psa", record=subject
         )
         self.cases.append((err.to_dict(), FLOW, subject, self.correlation_id))
 

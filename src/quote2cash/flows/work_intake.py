@@ -9,13 +9,11 @@ it for reversal; it is never overwritten in the ERP.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import sqlalchemy as sa
 
 from quote2cash.flows.work_assign import Classifier
-from quote2cash.flows.work_feed import PAGE, RESOURCES, Page, convert, process_pages, reader_settings
 from quote2cash.runtime.hub import Hub
 from quote2cash.store import bulk, cases, repo
 from quote2cash.store.tables import work_entry
@@ -27,9 +25,9 @@ EPOCH = "1970-01-01T00:00:00.000000Z"
 IN_ERP = ("assigned",)
 
 
-def cursor_name(kind: str) -> str:
-    """The durable cursor of a kind's change feed."""
-    return f"kantata.{RESOURCES[kind]}.changes"
+def feed_cursor(kind: str, psa: str) -> str:
+    """The durable cursor of a kind's change feed in the PSA system ``psa``."""
+    return f"{psa}.{kind}.changes"
 
 
 _DECISION = ("status", "reason_code", "posting_key", "post_date", "run_id")
@@ -99,32 +97,11 @@ def _apply(
     return counts
 
 
-def _pages(hub: Hub, kind: str, since: str) -> Iterator[Page]:
-    """Pages of changes after ``since``: the first read here, a backlog by a reader process."""
-    envelope = hub.psa.fetch_page(
-        RESOURCES[kind],
-        page=1,
-        per_page=PAGE,
-        updated_after=since,
-        order="updated_at:asc",
-        include_deleted="true",
-    )
-    records = hub.psa.resolve(envelope)
-    if not records:
-        return
-    page = convert(kind, records)
-    yield page
-    if len(records) < PAGE:
-        return
-    psa = hub.config.system("kantata")
-    settings = reader_settings(psa.base_url, psa.secret("token"), psa.timeout_seconds, hub.retry)
-    yield from process_pages(settings, kind, page[3])
-
-
 def pull_changes(hub: Hub, classifier: Classifier) -> dict[str, int]:
     """Read every change since the cursor into the ledger; returns counts by outcome."""
     kind = classifier.kind
-    name = cursor_name(kind)
+    psa = hub.psa()
+    name = feed_cursor(kind, psa.name)
     since = hub.read(repo.get_cursor, name) or EPOCH
     # Every ledger entry was created no later than its version stamp, so an entry created after the
     # newest stamp in the ledger (or read so far) cannot be there yet, and skips the look-up. This
@@ -167,8 +144,8 @@ def pull_changes(hub: Hub, classifier: Classifier) -> dict[str, int]:
                 totals[key] = totals.get(key, 0) + n
         pending, poison, maybe_known = [], [], []
 
-    for rows, created, bad, page_last in _pages(hub, kind, since):
-        last = page_last
+    for page in psa.work_pages(kind, since):
+        rows, created, bad, last = page.rows, page.created, page.unreadable, page.last
         totals["pages"] += 1
         for row, stamp in zip(rows, created, strict=True):
             if stamp > created_max:

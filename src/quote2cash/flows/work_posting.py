@@ -10,16 +10,14 @@ anything is sent, so a re-sent posting is an upsert of the same record.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from datetime import date
-from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
 
+from quote2cash.config import AccountsConfig
 from quote2cash.errors import BusinessRuleError, Owner
-from quote2cash.runtime.hub import Hub
+from quote2cash.ports import Accounts, Posting, PostingResult
 from quote2cash.store import cases, repo
 from quote2cash.store.tables import posting, reversal_line, work_entry
 
@@ -30,7 +28,7 @@ BATCH = 200
 def _case(
     conn: sa.Connection, kind: str, source_id: str, code: str, message: str, owner: Owner, correlation_id: str
 ) -> None:
-    err = BusinessRuleError(message, code=code, owner=owner, system="kantata", record=f"{kind}/{source_id}")
+    err = BusinessRuleError(message, code=code, owner=owner, system="erp", record=f"{kind}/{source_id}")
     cases.open_case(conn, err, flow=FLOW, subject=f"{kind}/{source_id}", correlation_id=correlation_id)
 
 
@@ -125,13 +123,8 @@ def _closed(day: date, periods: list[tuple[str, str, str, bool]]) -> bool:
     )
 
 
-def journal(
-    p: dict[str, Any], hub: Hub, currency_id: str | None, job: str | None, dept: str | None
-) -> dict[str, Any]:
-    """The ERP record of a posting (journal entry, timebill or expense report)."""
-    accounts = hub.config.posting.accounts
-    amount = Decimal(abs(int(p["amount_minor"]))).scaleb(-2)
-    hours = (Decimal(int(p["minutes"])) / 60).quantize(Decimal("0.01"))
+def as_posting(p: dict[str, Any], job: str | None, dept: str | None, accounts: AccountsConfig) -> Posting:
+    """A ``posting`` row as the ERP port's :class:`Posting`, with the accounts it moves."""
     kind = p["kind"]
     if kind == "time":
         dr, cr = (
@@ -142,62 +135,26 @@ def journal(
     else:
         dr = accounts.rebillable_expenses if p["billable"] else accounts.project_cost
         cr = accounts.expense_clearing
-    if p["amount_minor"] < 0:
-        dr, cr = cr, dr
-    dims: dict[str, Any] = {"entity": {"id": job}} if job else {}
-    if dept:
-        dims["department"] = {"id": dept}
-    fields: dict[str, Any] = {
-        "subsidiary": {"id": p["subsidiary"]},
-        "tranDate": p["tran_date"].isoformat(),
-        "memo": (
-            f"quote2cash {kind} {p['period']} {'billable' if p['billable'] else 'non-billable'}: "
-            f"{abs(p['entries'])} entries" + (f", reverses {p['reversal_of']}" if p["reversal_of"] else "")
-        ),
-        "custbody_q2c_kind": kind,
-        "custbody_q2c_project": p["project"],
-        "custbody_q2c_task": p["task_id"],
-        "custbody_q2c_period": p["period"],
-        "custbody_q2c_billable": bool(p["billable"]),
-        "custbody_q2c_hours": str(hours),
-        "custbody_q2c_amount": str(Decimal(int(p["amount_minor"])).scaleb(-2)),
-        "custbody_q2c_entries": int(p["entries"]),
-        "custbody_q2c_source_ref": p["key"],
-        "custbody_q2c_reversal_of": p["reversal_of"],
-        "line": {
-            "items": [
-                {"account": {"id": dr}, "debit": str(amount), "memo": p["key"], **dims},
-                {"account": {"id": cr}, "credit": str(amount), "memo": p["key"], **dims},
-            ]
-        },
-    }
-    if currency_id:
-        fields["currency"] = {"id": currency_id}
-    if p["mode"] == "detail":
-        return _detail_record(p, fields, job, amount, hours)
-    return {"type": "journalentry", "externalId": p["key"], "fields": fields}
-
-
-def _detail_record(
-    p: dict[str, Any], fields: dict[str, Any], job: str | None, amount: Decimal, hours: Decimal
-) -> dict[str, Any]:
-    """Detail mode: the entry itself, as a timebill or an expense report."""
-    body = {k: v for k, v in fields.items() if k != "line"}
-    if job:
-        body["customer"] = {"id": job}
-    if p["kind"] == "time":
-        minutes = abs(int(p["minutes"]))
-        body.update(
-            hours=f"{minutes // 60}:{minutes % 60:02d}",
-            isBillable=bool(p["billable"]),
-            rate=str((amount / hours).quantize(Decimal("0.01")) if hours else Decimal(0)),
-        )
-        return {"type": "timebill", "externalId": p["key"], "fields": body}
-    line = {"amount": str(amount), "isBillable": bool(p["billable"]), "memo": p["task_id"] or "expense"}
-    if job:
-        line["customer"] = {"id": job}
-    body["expense"] = {"items": [line]}
-    return {"type": "expensereport", "externalId": p["key"], "fields": body}
+    return Posting(
+        key=p["key"],
+        kind=kind,
+        mode=p["mode"],
+        project=p["project"],
+        erp_project_id=job,
+        task_id=p["task_id"],
+        legal_entity=p["legal_entity"],
+        subsidiary=p["subsidiary"],
+        department=dept,
+        period=p["period"],
+        tran_date=p["tran_date"],
+        billable=bool(p["billable"]),
+        minutes=int(p["minutes"]),
+        amount_minor=int(p["amount_minor"]),
+        currency=p["currency"],
+        entries=int(p["entries"]),
+        accounts=Accounts(debit=dr, credit=cr),
+        reversal_of=p["reversal_of"],
+    )
 
 
 def pending_postings(conn: sa.Connection, kind: str) -> list[dict[str, Any]]:
@@ -211,14 +168,11 @@ def pending_postings(conn: sa.Connection, kind: str) -> list[dict[str, Any]]:
 
 
 def confirm(
-    conn: sa.Connection,
-    kind: str,
-    results: list[tuple[str, str | None, dict[str, Any] | None]],
-    correlation_id: str,
+    conn: sa.Connection, kind: str, results: list[PostingResult], correlation_id: str
 ) -> tuple[int, int]:
     """Record what the ERP answered for a batch; failed postings quarantine their entries."""
     now = repo.now()
-    ok = [(k, i) for k, i, e in results if e is None]
+    ok = [(r.key, r.erp_id) for r in results if r.error is None]
     if ok:
         conn.execute(
             sa.update(posting)
@@ -227,7 +181,7 @@ def confirm(
             [{"k": k, "i": i} for k, i in ok],
         )
         # The entries are not rewritten: an entry is posted when the posting it is assigned to is.
-    failed = [(k, e) for k, _, e in results if e is not None]
+    failed = [(r.key, r.error) for r in results if r.error is not None]
     for key, err in failed:
         conn.execute(sa.update(posting).where(posting.c.key == key).values(status="failed", error=err))
         sids = [
@@ -264,25 +218,3 @@ def confirm(
                 correlation_id,
             )
     return len(ok), len(failed)
-
-
-def chunks(items: list[dict[str, Any]], size: int = BATCH) -> Iterator[list[dict[str, Any]]]:
-    """Consecutive slices of at most ``size`` items."""
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
-
-
-def send_detail(
-    hub: Hub, records: list[dict[str, Any]], concurrency: int
-) -> list[tuple[str, str | None, dict[str, Any] | None]]:
-    """Detail mode: one upsert per record, a bounded number in flight."""
-
-    def one(record: dict[str, Any]) -> tuple[str, str | None, dict[str, Any] | None]:
-        try:
-            erp_id = hub.erp.upsert(record["type"], record["externalId"], record["fields"])
-            return record["externalId"], erp_id, None
-        except BusinessRuleError as exc:
-            return record["externalId"], None, {"code": exc.code, "message": exc.message}
-
-    with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        return list(pool.map(one, records))

@@ -13,7 +13,7 @@ from quote2cash.model.deal import (
 )
 from quote2cash.model.events import SCHEMA_VERSION, BusinessEvent
 from quote2cash.model.finance import AccountingPeriod, FinancialDimensions
-from quote2cash.model.money import Money
+from quote2cash.model.money import Money, from_minor, minor_units, round_money, to_minor
 from quote2cash.model.party import Contact, Customer, LegalEntity
 from quote2cash.model.project import (
     Assignment,
@@ -71,4 +71,8 @@ __all__ = [
     "ResourceRequest",
     "Task",
     "TimeEntry",
+    "from_minor",
+    "minor_units",
+    "round_money",
+    "to_minor",
 ]

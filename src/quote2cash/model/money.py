@@ -7,8 +7,55 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-# Minor units per currency; everything else has two.
-_MINOR_UNITS = {"JPY": 0, "KRW": 0, "BHD": 3, "KWD": 3}
+# ISO 4217 minor units of every currency that does not have two.
+_MINOR_UNITS = {
+    **dict.fromkeys(
+        (
+            "BIF",
+            "CLP",
+            "DJF",
+            "GNF",
+            "ISK",
+            "JPY",
+            "KMF",
+            "KRW",
+            "PYG",
+            "RWF",
+            "UGX",
+            "UYI",
+            "VND",
+            "VUV",
+            "XAF",
+            "XOF",
+            "XPF",
+        ),
+        0,
+    ),
+    **dict.fromkeys(("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"), 3),
+    **dict.fromkeys(("CLF", "UYW"), 4),
+}
+_QUANTUM = {places: Decimal(1).scaleb(-places) for places in range(5)}
+
+
+def minor_units(currency: str) -> int:
+    """Decimal places of a currency's minor unit (JPY 0, USD 2, BHD 3)."""
+    return _MINOR_UNITS.get(currency.upper(), 2)
+
+
+def round_money(amount: Decimal, currency: str) -> Decimal:
+    """An amount rounded half-even to its currency's minor unit."""
+    return amount.quantize(_QUANTUM[minor_units(currency)], rounding=ROUND_HALF_EVEN)
+
+
+def to_minor(amount: Decimal, currency: str) -> int:
+    """An amount as an integer count of its currency's minor units, rounded half-even."""
+    return int(amount.scaleb(minor_units(currency)).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+
+
+def from_minor(minor: int, currency: str) -> Decimal:
+    """An integer count of minor units as an amount (exact)."""
+    return Decimal(minor).scaleb(-minor_units(currency))
+
 
 CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 currency code")]
 
@@ -36,19 +83,15 @@ class Money(BaseModel):
     @classmethod
     def from_minor(cls, minor: int, currency: str) -> Money:
         """Build from an integer count of minor units (cents)."""
-        places = _MINOR_UNITS.get(currency.upper(), 2)
-        return cls(amount=Decimal(minor).scaleb(-places), currency=currency.upper())
+        return cls(amount=from_minor(minor, currency), currency=currency.upper())
 
     def to_minor(self) -> int:
         """The amount in integer minor units, rounded half-even."""
-        places = _MINOR_UNITS.get(self.currency, 2)
-        return int(self.amount.scaleb(places).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+        return to_minor(self.amount, self.currency)
 
     def rounded(self) -> Money:
         """Rounded to the currency's minor unit."""
-        places = _MINOR_UNITS.get(self.currency, 2)
-        quantum = Decimal(1).scaleb(-places)
-        return Money(amount=self.amount.quantize(quantum, rounding=ROUND_HALF_EVEN), currency=self.currency)
+        return Money(amount=round_money(self.amount, self.currency), currency=self.currency)
 
     def _same(self, other: Money) -> None:
         if other.currency != self.currency:

@@ -83,6 +83,9 @@ class ResourceRequest(BaseModel):
     start_date: date
     end_date: date | None = None
     hours: Decimal = Field(ge=0)
+    reference: str | None = Field(
+        default=None, description="the hub's reference, e.g. the deal line it staffs"
+    )
 
 
 class Assignment(Canonical):

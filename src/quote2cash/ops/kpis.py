@@ -7,9 +7,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from quote2cash.ops._source import Source, read
+from quote2cash.store.cases import OPEN_STATES
 from quote2cash.store.tables import exception_case, kpi_sample
-
-OPEN = ("open", "resubmitted")
 
 
 def _pct(values: list[float], p: int) -> float | None:
@@ -20,8 +20,12 @@ def _pct(values: list[float], p: int) -> float | None:
     return round(statistics.quantiles(values, n=100, method="inclusive")[p - 1], 3)
 
 
-def summary(conn: sa.Connection) -> dict[str, Any]:
+def summary(source: Source) -> dict[str, Any]:
     """Closed-won → project latency, the latest posting run's figures per kind, open cases by owner."""
+    return read(source, _summary)
+
+
+def _summary(conn: sa.Connection) -> dict[str, Any]:
     won = [
         float(v)
         for (v,) in conn.execute(
@@ -46,7 +50,7 @@ def summary(conn: sa.Connection) -> dict[str, Any]:
         out[kind] = {"run": latest, **{k.split(".", 1)[1]: v for k, v in rows}}
     cases = conn.execute(
         sa.select(exception_case.c.owner, exception_case.c.code, sa.func.count())
-        .where(exception_case.c.status.in_(OPEN))
+        .where(exception_case.c.status.in_(OPEN_STATES))
         .group_by(exception_case.c.owner, exception_case.c.code)
     )
     by_owner: dict[str, dict[str, int]] = {}

@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from quote2cash.errors import Owner
+from quote2cash.model import from_minor, to_minor
 
 #: Billing models under which time itself is billed. Under the others the
 #: client pays for milestones, a fixed fee or a subscription, so time is cost.
@@ -90,7 +91,7 @@ class Violation:
 
 
 def _money(minor: int, currency: str) -> str:
-    return f"{Decimal(minor).scaleb(-2):,.2f} {currency}"
+    return f"{from_minor(minor, currency):,} {currency}"
 
 
 def describe(kind: str, entry: dict[str, Any], md: MasterData) -> str:
@@ -174,7 +175,7 @@ def _passes(kind: str, entry: dict[str, Any], md: MasterData, project: Project) 
         return False
     card = md.rate_cards.get(project.rate_card or "")
     expected = card[1].get(md.roles.get(str(entry.get("user_id"))) or "") if card else None
-    return expected is not None and int(entry["rate_minor"]) == int((expected * 100).to_integral_value())
+    return expected is not None and int(entry["rate_minor"]) == to_minor(expected, project.currency)
 
 
 def _check_time(
@@ -214,7 +215,7 @@ def _check_time(
                 f"{role or '(unknown)'}. Add the rate to the rate card.",
                 Owner.FINANCE,
             )
-        expected_minor = int((expected * 100).to_integral_value())
+        expected_minor = to_minor(expected, project.currency)
         if int(entry["rate_minor"]) != expected_minor:
             return Violation(
                 "time.rate_mismatch",

@@ -1,5 +1,6 @@
 """The hub runtime: one database for DBOS and the hub's tables, one DBOS queue
-per target system, and the connectors built from configuration.
+per flow, and the systems' adapters built from configuration through the
+connector registry.
 
 DBOS keeps a single process-wide instance, and workflow functions are plain
 module-level functions whose arguments are serialised; so the running
@@ -9,21 +10,19 @@ module-level functions whose arguments are serialised; so the running
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 import httpx
 import sqlalchemy as sa
 from dbos import DBOS, DBOSConfig, SQLAlchemyDatasource
 
-from quote2cash.config import HubConfig, SystemKind
+from quote2cash.config import HubConfig
 from quote2cash.connectors._http import RetryPolicy
-from quote2cash.connectors.kantata import KantataClient
-from quote2cash.connectors.netsuite import NetSuiteClient, TbaCredentials
-from quote2cash.connectors.salesforce import SalesforceClient
 from quote2cash.errors import ConfigError
-from quote2cash.mappings import Mapping
 from quote2cash.model import LegalEntity
-from quote2cash.store.db import is_sqlite, make_engine, migrate
+from quote2cash.ports import Crm, Erp, Psa, Role, System
+from quote2cash.registry import connector
+from quote2cash.store.db import is_sqlite, make_engine, migrate, startup_lock
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -47,19 +46,18 @@ def _dbos_url(url: str) -> str:
 
 
 class Hub:
-    """Everything a flow needs at run time."""
+    """Everything a flow needs at run time: configuration, the database, the systems."""
 
     def __init__(
         self,
         config: HubConfig,
         *,
-        transports: dict[SystemKind, httpx.BaseTransport] | None = None,
+        transports: dict[str, httpx.BaseTransport] | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
         self.config = config
         self.url = config.hub.database_url
         self.engine = make_engine(self.url)
-        self.mapping = Mapping.load(config.hub.mapping)
         self.legal_entities = {
             code: LegalEntity(
                 code=code,
@@ -75,48 +73,58 @@ class Hub:
         self.subsidiary_of = {code: e.erp_subsidiary for code, e in config.legal_entities.items()}
         transports = transports or {}
         self.retry = retry or RetryPolicy()
-        crm = config.system("salesforce")
-        self.crm = SalesforceClient(
-            crm.base_url,
-            crm.client_id or "",
-            crm.secret("client_secret"),
-            transport=transports.get("salesforce"),
-            timeout=crm.timeout_seconds,
-            retry=self.retry,
-        )
-        psa = config.system("kantata")
-        self.psa = KantataClient(
-            psa.base_url,
-            psa.secret("token"),
-            transport=transports.get("kantata"),
-            timeout=psa.timeout_seconds,
-            retry=self.retry,
-        )
-        erp = config.system("netsuite")
-        self.erp = NetSuiteClient(
-            erp.base_url,
-            TbaCredentials(
-                account=erp.account or "",
-                consumer_key=erp.consumer_key or "",
-                consumer_secret=erp.secret("consumer_secret"),
-                token_id=erp.token_id or "",
-                token_secret=erp.secret("token_secret"),
-            ),
-            transport=transports.get("netsuite"),
-            timeout=erp.timeout_seconds,
-            retry=self.retry,
-        )
+        #: Every configured system's adapter, by system name.
+        self.systems: dict[str, System] = {
+            name: connector(settings.kind).build(name, settings, transports.get(name), self.retry)
+            for name, settings in config.systems.items()
+        }
         self.ds: SQLAlchemyDatasource | None = None
         self.queues: dict[str, Any] = {}
         self.cache: dict[str, Any] = {}
 
+    # -- systems by role ------------------------------------------------------------------
+    def system(self, role: Role, flow: str | None = None) -> System:
+        """The adapter playing ``role`` (for ``flow``, where its policy names another)."""
+        return self.systems[self.config.system_for(role, flow)]
+
+    def crm(self, flow: str | None = None) -> Crm:
+        """The CRM port."""
+        return cast(Crm, self.system("crm", flow))
+
+    def psa(self, flow: str | None = None) -> Psa:
+        """The PSA port."""
+        return cast(Psa, self.system("psa", flow))
+
+    def erp(self, name: str | None = None) -> Erp:
+        """An ERP port by system name (default: the ERP role's system)."""
+        return cast(Erp, self.systems[name] if name else self.system("erp"))
+
+    def erp_names(self) -> list[str]:
+        """Names of every ERP a posting may be routed to (routing targets and the shadow)."""
+        names = {r.system for r in self.config.erp_routing.rules}
+        names.add(self.config.erp_routing.default or self.config.system_for("erp"))
+        if self.config.erp_routing.shadow:
+            names.add(self.config.erp_routing.shadow)
+        return sorted(names)
+
+    def calls(self) -> dict[str, int]:
+        """Requests sent so far, by system name."""
+        return {name: s.calls for name, s in self.systems.items()}
+
+    def retries(self) -> int:
+        """Requests retried so far, all systems."""
+        return sum(s.retries for s in self.systems.values())
+
     # -- lifecycle ---------------------------------------------------------------------
     def launch(self) -> Hub:
-        """Migrate the database, start DBOS with a pinned version and a stable executor id."""
+        """Migrate the database, start DBOS with a pinned version and a stable executor id.
+
+        Start-up runs under the database's start-up lock, so any number of
+        workers can start at once on a fresh database.
+        """
         global _current
         if _current is not None:
             raise RuntimeError("a hub is already launched in this process")
-        migrate(self.engine)
         dbos_config: DBOSConfig = {
             "name": "quote2cash",
             "system_database_url": _dbos_url(self.engine.url.render_as_string(hide_password=False)),
@@ -127,21 +135,20 @@ class Hub:
         }
         if is_sqlite(self.url):
             dbos_config["notification_listener_polling_interval_sec"] = 0.1
-        DBOS(config=dbos_config)
-        self.ds = SQLAlchemyDatasource.create(self.url, engine=self.engine)
         _current = self
         try:
-            DBOS.launch()
-            # The hub's config is the source of truth for queue limits.
-            for name, system in self.config.systems.items():
-                q = system.queue
-                self.queues[system.kind] = DBOS.register_queue(
-                    f"q2c.{name}",
-                    worker_concurrency=q.concurrency,
-                    global_concurrency=q.global_concurrency,
-                    limiter={"limit": max(1, int(q.rate_per_second)), "period": 1.0}
-                    if q.rate_per_second
-                    else None,
+            with startup_lock(self.engine):
+                migrate(self.engine)
+                DBOS(config=dbos_config)
+                self.ds = SQLAlchemyDatasource.create(self.url, engine=self.engine)
+                DBOS.launch()
+            from quote2cash.runtime.flow import FLOWS
+
+            for flow in FLOWS.values():
+                self.queues[flow.name] = DBOS.register_queue(
+                    f"q2c.flow.{flow.name}",
+                    worker_concurrency=self.config.policy(flow.name).concurrency,
+                    global_concurrency=flow.global_concurrency,
                     polling_interval_sec=0.1,
                     on_conflict="always_update",
                 )
@@ -151,18 +158,19 @@ class Hub:
             )
         except BaseException:
             _current = None
+            self.ds = None
             raise
         return self
 
     def shutdown(self) -> None:
-        """Stop DBOS and close the connectors and the database."""
+        """Stop DBOS and close the systems and the database."""
         global _current
         if self.ds is None:
             return
         self.ds = None
         DBOS.destroy(workflow_completion_timeout_sec=0)
-        for client in (self.crm, self.psa, self.erp):
-            client.close()
+        for system in self.systems.values():
+            system.close()
         self.engine.dispose()
         if _current is self:
             _current = None
@@ -195,8 +203,8 @@ class Hub:
         with self.engine.connect() as conn:
             return fn(conn, *args, **kwargs)
 
-    def queue(self, kind: str) -> Any:
-        """The DBOS queue of the target system of a kind."""
-        if kind not in self.queues:
-            raise ConfigError(f"no queue for system kind {kind!r}; is the hub launched?")
-        return self.queues[kind]
+    def queue(self, flow: str) -> Any:
+        """The DBOS queue of a flow."""
+        if flow not in self.queues:
+            raise ConfigError(f"no queue for flow {flow!r}; is the hub launched?")
+        return self.queues[flow]

@@ -69,14 +69,14 @@ def hub_config(sf_url: str, kt_url: str, ns_url: str, database_url: str, **hub: 
                 "client_id": "q2c",
                 "client_secret_env": "Q2C_SANDBOX_SF_SECRET",
                 "timeout_seconds": 5,
-                "queue": {"concurrency": 8},
+                "limits": {"concurrency": 8},
             },
             "psa": {
                 "kind": "kantata",
                 "base_url": kt_url,
                 "token_env": "Q2C_SANDBOX_KANTATA_TOKEN",
                 "timeout_seconds": 5,
-                "queue": {"concurrency": 8},
+                "limits": {"concurrency": 8},
             },
             "erp": {
                 "kind": "netsuite",
@@ -87,7 +87,7 @@ def hub_config(sf_url: str, kt_url: str, ns_url: str, database_url: str, **hub: 
                 "token_id": "q2c-tid",
                 "token_secret_env": "Q2C_SANDBOX_NS_TOKEN_SECRET",
                 "timeout_seconds": 5,
-                "queue": {"concurrency": 10, "global_concurrency": 15},
+                "limits": {"concurrency": 10},
             },
         },
         "rate_cards": {

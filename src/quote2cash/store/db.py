@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -9,9 +13,21 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 
-from quote2cash.errors import ConfigError
+from quote2cash.errors import ConfigError, HubError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+
+#: The PostgreSQL advisory-lock key that serialises hub start-up: the ASCII bytes
+#: ``q2cstart`` read as a big-endian 64-bit integer (0x7132637374617274). Advisory
+#: locks belong to one database, so hubs on other databases of the same server
+#: never wait for each other. DBOS's own migration lock (1234567890) is a different key.
+STARTUP_LOCK_KEY = 8156691222646321780
+
+#: How long a starting worker waits for another worker's start-up, in seconds.
+STARTUP_LOCK_TIMEOUT = 600.0
+
+#: The suffix of the file next to a SQLite hub database that carries its start-up lock.
+SQLITE_LOCK_SUFFIX = ".startup-lock"
 
 
 def is_sqlite(url: str) -> bool:
@@ -70,5 +86,149 @@ def alembic_config(engine: sa.Engine) -> Config:
 
 
 def migrate(engine: sa.Engine) -> None:
-    """Bring the hub tables to the latest migration."""
-    command.upgrade(alembic_config(engine), "head")
+    """Bring the hub tables to the latest migration, one worker at a time.
+
+    Without :func:`startup_lock`, two workers starting together on an empty
+    database both see no ``alembic_version`` table, both create it, and one dies.
+    """
+    with startup_lock(engine):
+        command.upgrade(alembic_config(engine), "head")
+
+
+class _ProcessHold:
+    """The in-process side of a start-up lock: re-entrant, and one thread at a time."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.depth = 0
+
+
+_holds: dict[tuple[str, ...], _ProcessHold] = {}
+_holds_guard = threading.Lock()
+
+
+def _database_key(url: sa.URL) -> tuple[str, ...]:
+    """One database, however its URL is spelled (driver, password, relative path)."""
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        database = url.database or ""
+        return (backend, str(Path(database).resolve()) if _is_sqlite_file(database) else database)
+    return (backend, url.host or "", str(url.port or ""), url.database or "")
+
+
+def _is_sqlite_file(database: str) -> bool:
+    return bool(database) and database != ":memory:" and not database.startswith("file:")
+
+
+@contextmanager
+def startup_lock(engine: sa.Engine, *, timeout: float = STARTUP_LOCK_TIMEOUT) -> Iterator[None]:
+    """Hold the hub database's start-up lock: one worker process starts at a time.
+
+    Everything that creates or migrates tables on start-up belongs inside it: the
+    Alembic upgrade (:func:`migrate` takes it itself), and ``DBOS.launch()`` with
+    the datasource it migrates (``SQLAlchemyDatasource.create``). A worker that
+    comes second waits, then finds the schema at head and changes nothing.
+
+    - PostgreSQL: a session-level ``pg_advisory_lock(STARTUP_LOCK_KEY)`` on a
+      connection of its own, in autocommit, so no transaction stays open while
+      the lock is held. A worker that dies releases it with its session.
+    - SQLite: ``BEGIN EXCLUSIVE`` on a connection of its own to a file next to
+      the database (``hub.sqlite.startup-lock``), not to the database itself:
+      an exclusive transaction on the database would block this process's own
+      migration and DBOS's, which use other connections. The lock file (and its
+      directory) is created if missing; the OS releases it when a worker dies.
+      An in-memory database has no other process to wait for.
+
+    The lock is re-entrant within a process (keyed by the database, not the
+    engine), so ``Hub.launch`` may hold it around :func:`migrate` and
+    ``DBOS.launch()``; other threads of the process wait like other processes.
+
+    Raises:
+        HubError: the lock was not free within ``timeout`` seconds (another
+            worker is stuck in start-up, or holds it for a long migration).
+    """
+    key = _database_key(engine.url)
+    with _holds_guard:
+        hold = _holds.setdefault(key, _ProcessHold())
+    if not hold.lock.acquire(timeout=timeout):
+        raise _timed_out(engine, timeout)
+    try:
+        if hold.depth:
+            hold.depth += 1
+            try:
+                yield
+            finally:
+                hold.depth -= 1
+            return
+        hold.depth = 1
+        try:
+            if key[0] == "sqlite":
+                with _sqlite_lock(engine, key[1], timeout):
+                    yield
+            else:
+                with _postgres_lock(engine, timeout):
+                    yield
+        finally:
+            hold.depth = 0
+    finally:
+        hold.lock.release()
+
+
+def _timed_out(engine: sa.Engine, timeout: float) -> HubError:
+    where = engine.url.render_as_string(hide_password=True)
+    return HubError(
+        f"another hub worker has held the start-up lock of the hub database for over {timeout:g}s; "
+        "is a worker stuck in start-up or running a long migration?",
+        code="hub.error",
+        record=where,
+    )
+
+
+@contextmanager
+def _postgres_lock(engine: sa.Engine, timeout: float) -> Iterator[None]:
+    conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    try:
+        # lock_timeout bounds the wait for an advisory lock too (SQLSTATE 55P03 when it expires).
+        conn.execute(
+            sa.text("SELECT set_config('lock_timeout', :ms, false)"), {"ms": f"{max(1, int(timeout * 1000))}"}
+        )
+        try:
+            conn.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": STARTUP_LOCK_KEY})
+        except sa.exc.OperationalError as exc:
+            if getattr(exc.orig, "sqlstate", None) == "55P03":
+                raise _timed_out(engine, timeout) from exc
+            raise
+        try:
+            yield
+        finally:
+            with suppress(sa.exc.DBAPIError):  # if the session is gone, its lock went with it
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": STARTUP_LOCK_KEY})
+    finally:
+        # Discard the session rather than pool it: its lock_timeout must not leak into other work.
+        conn.invalidate()
+        conn.close()
+
+
+@contextmanager
+def _sqlite_lock(engine: sa.Engine, database: str, timeout: float) -> Iterator[None]:
+    if not _is_sqlite_file(database):
+        yield
+        return
+    path = Path(database)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock_file = path.with_name(path.name + SQLITE_LOCK_SUFFIX)
+    # timeout is SQLite's busy timeout: BEGIN EXCLUSIVE waits that long for the peer's commit.
+    conn = sqlite3.connect(lock_file, timeout=timeout, isolation_level=None)
+    try:
+        try:
+            conn.execute("BEGIN EXCLUSIVE")
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise _timed_out(engine, timeout) from exc
+            raise
+        try:
+            yield
+        finally:
+            conn.execute("ROLLBACK")  # nothing was written: the transaction is only the lock
+    finally:
+        conn.close()

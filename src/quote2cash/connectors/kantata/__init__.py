@@ -1,5 +1,10 @@
-"""Kantata OX (Mavenlink) API v1 connector."""
+"""Kantata connector: the PSA port over API v1 (envelopes, paging, bulk create, external references)."""
 
+from quote2cash.connectors.kantata.adapter import KantataPsa, build
 from quote2cash.connectors.kantata.client import KantataClient
+from quote2cash.connectors.kantata.settings import KantataSettings
+from quote2cash.registry import Connector
 
-__all__ = ["KantataClient"]
+CONNECTOR = Connector(kind="kantata", roles=("psa",), settings=KantataSettings, build=build)
+
+__all__ = ["CONNECTOR", "KantataClient", "KantataPsa", "KantataSettings"]

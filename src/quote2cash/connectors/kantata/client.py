@@ -19,8 +19,9 @@ from typing import Any
 
 import httpx
 
-from quote2cash.connectors._http import RetryPolicy, VendorClient, require
-from quote2cash.errors import BusinessRuleError, HubError, VendorPayloadError
+from quote2cash.connectors._http import Limiter, RetryPolicy, VendorClient, require
+from quote2cash.connectors.kantata.errors import from_vendor
+from quote2cash.errors import HubError, NotFoundError, VendorPayloadError
 
 MAX_PER_PAGE = 200
 MAX_BULK = 100
@@ -43,6 +44,7 @@ class KantataClient(VendorClient):
         transport: httpx.BaseTransport | None = None,
         timeout: float = 10.0,
         retry: RetryPolicy | None = None,
+        limiter: Limiter | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         super().__init__(
@@ -50,6 +52,7 @@ class KantataClient(VendorClient):
             transport=transport,
             timeout=timeout,
             retry=retry,
+            limiter=limiter,
             headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
             sleep=sleep,
         )
@@ -170,9 +173,9 @@ class KantataClient(VendorClient):
         retries_before = self.retries
         try:
             self.request("DELETE", f"/{resource}/{id_}.json", record=record)
-        except BusinessRuleError as exc:
+        except NotFoundError:
             # The first attempt timed out after Kantata applied it; the retry sees a 404.
-            if exc.details.get("status") == 404 and self.retries > retries_before:
+            if self.retries > retries_before:
                 return
             raise
 
@@ -210,15 +213,12 @@ class KantataClient(VendorClient):
             and all(isinstance(e, dict) and "message" in e for e in errors)
         ):
             kind = str(errors[0].get("type") or "error")
-            return BusinessRuleError(
+            return from_vendor(
+                response.status_code,
+                kind,
                 "; ".join(str(e["message"]) for e in errors),
-                code=f"kantata.{kind}",
-                system=self.system,
-                record=record,
-                details={
-                    "fields": [str(e["field"]) for e in errors if e.get("field")],
-                    "status": response.status_code,
-                },
+                record,
+                {"fields": [str(e["field"]) for e in errors if e.get("field")]},
             )
         return VendorPayloadError(
             f"kantata answered HTTP {response.status_code} without an errors array: {response.text[:300]}",

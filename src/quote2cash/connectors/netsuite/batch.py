@@ -50,10 +50,10 @@ class BatchResult:
         where = f"eid:{self.external_id}"
         return BusinessRuleError(
             self.message or self.code or "the record was refused",
-            code=f"netsuite.{self.code or 'UNKNOWN'}",
+            code="erp.posting_rejected",
             system=_SYSTEM,
             record=f"{record_type}/{where}" if record_type else where,
-            details={"path": self.path},
+            details={"path": self.path, "vendor_code": self.code or "UNKNOWN"},
         )
 
 

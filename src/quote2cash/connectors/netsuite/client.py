@@ -1,7 +1,8 @@
 """NetSuite SuiteTalk REST and SuiteQL client with token-based authentication.
 
-Every request is signed in :meth:`NetSuiteClient.before_request`, so each
-retry carries a fresh nonce and timestamp (NetSuite refuses a reused nonce).
+Every request is signed by :class:`~quote2cash.connectors.netsuite.auth.TokenAuth`
+as httpx sends it, so each retry carries a fresh nonce and timestamp (NetSuite
+refuses a reused nonce).
 Creates by ``POST`` are not idempotent: a timeout leaves them in doubt, and
 the caller looks the record up by external id before trying again. Upserts
 (``PUT .../eid:{externalId}``) are idempotent and retried freely, and so are
@@ -11,7 +12,6 @@ batches sent to the hub's batch-upsert RESTlet (:meth:`NetSuiteClient.batch_upse
 from __future__ import annotations
 
 import re
-import secrets
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -19,7 +19,8 @@ from urllib.parse import quote
 
 import httpx
 
-from quote2cash.connectors._http import RetryPolicy, VendorClient, require
+from quote2cash.connectors._http import Limiter, RetryPolicy, VendorClient, require
+from quote2cash.connectors.netsuite.auth import TbaCredentials, TokenAuth
 from quote2cash.connectors.netsuite.batch import (
     BATCH_DEPLOY,
     BATCH_SCRIPT,
@@ -29,8 +30,8 @@ from quote2cash.connectors.netsuite.batch import (
     encode_batch,
     parse_results,
 )
-from quote2cash.connectors.netsuite.oauth1 import TbaCredentials, authorization_header
-from quote2cash.errors import BusinessRuleError, HubError, TransientError, VendorPayloadError
+from quote2cash.connectors.netsuite.errors import from_vendor
+from quote2cash.errors import HubError, NotFoundError, VendorPayloadError
 
 RECORD_PATH = "/services/rest/record/v1"
 SUITEQL_PATH = "/services/rest/query/v1/suiteql"
@@ -60,6 +61,7 @@ class NetSuiteClient(VendorClient):
         transport: httpx.BaseTransport | None = None,
         timeout: float = 10.0,
         retry: RetryPolicy | None = None,
+        limiter: Limiter | None = None,
         sleep: Callable[[float], None] = time.sleep,
         restlet_url: str | None = None,
     ) -> None:
@@ -68,7 +70,9 @@ class NetSuiteClient(VendorClient):
             transport=transport,
             timeout=timeout,
             retry=retry,
+            limiter=limiter,
             sleep=sleep,
+            auth=TokenAuth(credentials),
             headers={"Accept": "application/json"},
         )
         self.credentials = credentials
@@ -78,20 +82,6 @@ class NetSuiteClient(VendorClient):
         return self
 
     # -- hooks -----------------------------------------------------------------------
-    def before_request(self, request: httpx.Request) -> None:
-        """Sign the request (OAuth 1.0a, HMAC-SHA256) with a fresh nonce and timestamp.
-
-        The URL is signed as sent, query included: for a RESTlet the ``script``
-        and ``deploy`` parameters are part of the signature base string.
-        """
-        request.headers["Authorization"] = authorization_header(
-            request.method,
-            str(request.url),
-            self.credentials,
-            nonce=secrets.token_hex(10),
-            timestamp=int(time.time()),
-        )
-
     def error_from_response(self, response: httpx.Response, record: str | None) -> HubError:
         """NetSuite ``o:errorDetails`` or a RESTlet ``error`` -> ``netsuite.{code}`` hub error.
 
@@ -116,12 +106,12 @@ class NetSuiteClient(VendorClient):
                 record=record,
                 details={"status": response.status_code},
             )
-        return BusinessRuleError(
+        return from_vendor(
+            response.status_code,
+            code,
             str(first.get("detail") or body.get("title") or code),
-            code=f"netsuite.{code}",
-            system=self.system,
-            record=record,
-            details={"path": first.get("o:errorPath"), "status": response.status_code},
+            record,
+            {"path": first.get("o:errorPath")},
         )
 
     # -- records ---------------------------------------------------------------------
@@ -143,9 +133,9 @@ class NetSuiteClient(VendorClient):
                 params={"expandSubResources": "true"},
                 record=record,
             )
-        except BusinessRuleError as exc:
+        except NotFoundError as exc:
             # Only "no such record" means absent; an unknown record type must still fail loudly.
-            if exc.code == "netsuite.NONEXISTENT_ID":
+            if exc.details.get("vendor_code") == "NONEXISTENT_ID":
                 return None
             raise
         return self._object(response, record)
@@ -153,8 +143,8 @@ class NetSuiteClient(VendorClient):
     def create(self, type_: str, body: dict[str, Any]) -> str:
         """Add a record (``POST``, not idempotent); returns the new internal id.
 
-        A timeout raises ``TransientError`` with ``details["in_doubt"] = True``:
-        look the record up (by external id) before creating it again.
+        A timeout raises :class:`InDoubtError`: look the record up (by external
+        id) before creating it again.
         """
         response = self.request("POST", self._path(type_), json=body, record=type_)
         return self._location_id(response, type_)
@@ -268,18 +258,7 @@ class NetSuiteClient(VendorClient):
     def _restlet_error(self, status: int, error: dict[str, Any], record: str | None) -> HubError:
         code = str(error["code"])
         message = str(error.get("message") or code)
-        details = {"status": status}
-        if code == "SSS_REQUEST_LIMIT_EXCEEDED":
-            return TransientError(
-                f"netsuite concurrency limit reached: {message}",
-                code=f"netsuite.{code}",
-                system=self.system,
-                record=record,
-                details=details,
-            )
-        return BusinessRuleError(
-            message, code=f"netsuite.{code}", system=self.system, record=record, details=details
-        )
+        return from_vendor(status, code, message, record)
 
     # -- helpers ---------------------------------------------------------------------
     @staticmethod

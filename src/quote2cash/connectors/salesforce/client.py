@@ -26,12 +26,12 @@ from urllib.parse import quote, urlencode
 
 import httpx
 
-from quote2cash.connectors._http import RetryPolicy, VendorClient, require
+from quote2cash.connectors._http import Limiter, RetryPolicy, VendorClient, require
+from quote2cash.connectors.salesforce.errors import from_vendor
 from quote2cash.errors import (
     AuthError,
     BusinessRuleError,
     HubError,
-    TransientError,
     VendorPayloadError,
 )
 
@@ -60,7 +60,7 @@ class ItemResult:
 class _SessionExpired(HubError):
     """A 401 INVALID_SESSION_ID: get a new token and repeat the call once."""
 
-    code = "salesforce.INVALID_SESSION_ID"
+    code = "vendor.auth_failed"
 
 
 class SalesforceClient(VendorClient):
@@ -78,9 +78,12 @@ class SalesforceClient(VendorClient):
         transport: httpx.BaseTransport | None = None,
         timeout: float = 10.0,
         retry: RetryPolicy | None = None,
+        limiter: Limiter | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        super().__init__(login_url, transport=transport, timeout=timeout, retry=retry, sleep=sleep)
+        super().__init__(
+            login_url, transport=transport, timeout=timeout, retry=retry, sleep=sleep, limiter=limiter
+        )
         self.api_version = api_version
         self.instance_url: str | None = None
         self.token_requests = 0
@@ -152,7 +155,7 @@ class SalesforceClient(VendorClient):
                     raise AuthError(
                         "salesforce rejected a freshly issued session token; check the connected "
                         "app's policies for this integration user",
-                        code="salesforce.auth_failed",
+                        code="vendor.auth_failed",
                         system=self.system,
                         record=record,
                     ) from exc
@@ -179,7 +182,7 @@ class SalesforceClient(VendorClient):
             return AuthError(
                 f"salesforce refused the client credentials ({body['error']}: "
                 f"{body.get('error_description', '')}); check the client id and secret",
-                code="salesforce.auth_failed",
+                code="vendor.auth_failed",
                 system=self.system,
                 record=record,
                 details={"status": status, "error": body["error"]},
@@ -200,17 +203,7 @@ class SalesforceClient(VendorClient):
             details["errors"] = errors
         if status == 401 and code == "INVALID_SESSION_ID":
             return _SessionExpired(first["message"], system=self.system, record=record)
-        if code == "REQUEST_LIMIT_EXCEEDED":
-            return TransientError(
-                first["message"],
-                code=f"salesforce.{code}",
-                system=self.system,
-                record=record,
-                details=details,
-            )
-        return BusinessRuleError(
-            first["message"], code=f"salesforce.{code}", system=self.system, record=record, details=details
-        )
+        return from_vendor(status, code, first["message"], record, details)
 
     # -- queries ---------------------------------------------------------------------
     def query(
@@ -278,10 +271,10 @@ class SalesforceClient(VendorClient):
             raise BusinessRuleError(
                 f"{sobject} {ext_field} = '{ext_value}' matches {len(ids)} records ({', '.join(ids)}); "
                 "merge the duplicates in Salesforce or clear the external id on all but one",
-                code="salesforce.MULTIPLE_MATCHES",
+                code="vendor.ambiguous_match",
                 system=self.system,
                 record=record,
-                details={"ids": ids, "records": urls, "status": 300},
+                details={"ids": ids, "records": urls, "status": 300, "vendor_code": "MULTIPLE_MATCHES"},
             )
         created = body.get("created") if isinstance(body, dict) else None
         if not isinstance(created, bool):

@@ -21,7 +21,7 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from quote2cash.sandbox._base import FaultRule, Sandbox
 from quote2cash.sandbox.netsuite.errors import INVALID_LOGIN_DETAIL, NsError, user_error
@@ -106,11 +106,26 @@ class _Gate:
         sandbox.in_flight += 1
         sandbox.peak_in_flight = max(sandbox.peak_in_flight, sandbox.in_flight)
         token = _IN_RESTLET.set(restlet)
+        done = False
+
+        def release() -> None:
+            nonlocal done
+            if not done:
+                done = True
+                sandbox.in_flight -= 1
+
+        async def send_and_release(message: Message) -> None:
+            # A request stops counting once its answer is complete, before the client can see it:
+            # the client's next request must not find its own previous one still counted.
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                release()
+            await send(message)
+
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, send_and_release)
         finally:
             _IN_RESTLET.reset(token)
-            sandbox.in_flight -= 1
+            release()
 
 
 async def _json_object(request: Request) -> dict[str, Any]:

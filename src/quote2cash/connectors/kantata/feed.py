@@ -18,15 +18,13 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from quote2cash import errors
-from quote2cash.connectors._http import RetryPolicy
-from quote2cash.connectors.kantata import KantataClient
+from quote2cash.connectors._http import Limiter, RetryPolicy
+from quote2cash.connectors.kantata.client import KantataClient
 from quote2cash.errors import HubError, VendorPayloadError
+from quote2cash.ports import WorkPage
 
 RESOURCES = {"time": "time_entries", "expense": "expenses"}
 PAGE = 200
-#: A page's rows as the reader hands them over: (ledger rows, their creation stamps,
-#: unreadable records with their error, the page's last change stamp).
-Page = tuple[list[dict[str, Any]], list[str], list[tuple[dict[str, Any], dict[str, Any]]], str]
 
 
 def parse_time(value: str) -> datetime:
@@ -88,7 +86,7 @@ def to_row(kind: str, raw: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def convert(kind: str, records: list[dict[str, Any]]) -> Page:
+def convert(kind: str, records: list[dict[str, Any]]) -> WorkPage:
     """A page of PSA records as ledger rows; unreadable ones are set aside with their error."""
     rows: list[dict[str, Any]] = []
     created: list[str] = []
@@ -101,7 +99,7 @@ def convert(kind: str, records: list[dict[str, Any]]) -> Page:
             if not record.get("updated_at"):
                 raise  # without its change stamp the cursor cannot move past it safely
             poison.append((exc.to_dict(), record))
-    return rows, created, poison, str(records[-1]["updated_at"])
+    return WorkPage(rows, created, poison, str(records[-1]["updated_at"]))
 
 
 def _error(exc: BaseException) -> dict[str, Any]:
@@ -109,7 +107,7 @@ def _error(exc: BaseException) -> dict[str, Any]:
         return {"class": type(exc).__name__, **exc.to_dict()}
     return {
         "class": "TransientError",
-        "code": "kantata.reader_failed",
+        "code": "vendor.reader_failed",
         "message": f"{type(exc).__name__}: {exc}",
         "system": "kantata",
         "record": None,
@@ -135,7 +133,11 @@ def _reader(settings: dict[str, Any], kind: str, since: str, out: Any) -> None:
     so converting a page overlaps the PSA preparing the next one.
     """
     client = KantataClient(
-        settings["base_url"], settings["token"], timeout=settings["timeout"], retry=settings["retry"]
+        settings["base_url"],
+        settings["token"],
+        timeout=settings["timeout"],
+        retry=settings["retry"],
+        limiter=Limiter(settings["concurrency"], settings["rate_per_second"]),
     )
     fetched: queue.Queue[list[dict[str, Any]] | None] = queue.Queue(maxsize=4)
     failure: list[BaseException] = []
@@ -180,7 +182,7 @@ def _reader(settings: dict[str, Any], kind: str, since: str, out: Any) -> None:
         client.close()
 
 
-def process_pages(settings: dict[str, Any], kind: str, since: str) -> Iterator[Page]:
+def process_pages(settings: dict[str, Any], kind: str, since: str) -> Iterator[WorkPage]:
     """Pages after ``since``, read by a separate process (started here, always stopped)."""
     ctx = multiprocessing.get_context("spawn")
     out = ctx.Queue(maxsize=8)
@@ -194,7 +196,7 @@ def process_pages(settings: dict[str, Any], kind: str, since: str) -> Iterator[P
                 if not proc.is_alive():
                     raise errors.TransientError(
                         f"the PSA reader process stopped unexpectedly (exit code {proc.exitcode})",
-                        code="kantata.reader_died",
+                        code="vendor.reader_failed",
                         system="kantata",
                     ) from None
                 continue
@@ -210,6 +212,18 @@ def process_pages(settings: dict[str, Any], kind: str, since: str) -> Iterator[P
         out.close()
 
 
-def reader_settings(base_url: str, token: str, timeout: float, retry: RetryPolicy) -> dict[str, Any]:
-    """What the reader process needs to talk to the PSA (picklable)."""
-    return {"base_url": base_url, "token": token, "timeout": timeout, "retry": retry}
+def reader_settings(
+    base_url: str, token: str, timeout: float, retry: RetryPolicy, limiter: Limiter
+) -> dict[str, Any]:
+    """What the reader process needs to talk to the PSA (picklable).
+
+    The reader sends one request at a time, so it stays within the system's limits.
+    """
+    return {
+        "base_url": base_url,
+        "token": token,
+        "timeout": timeout,
+        "retry": retry,
+        "concurrency": 1,
+        "rate_per_second": limiter.rate_per_second,
+    }

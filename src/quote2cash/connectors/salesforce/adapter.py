@@ -1,0 +1,266 @@
+"""Salesforce as the hub's CRM (:class:`quote2cash.ports.Crm`).
+
+A deal costs two reads (the opportunity with its account through the
+``Account.`` lookup, then its lines) and one write-back (account and
+opportunity in one sObject Collections call).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, cast
+
+import httpx
+
+from quote2cash.connectors._http import Limiter, RetryPolicy
+from quote2cash.connectors.salesforce.client import SalesforceClient
+from quote2cash.connectors.salesforce.errors import from_vendor
+from quote2cash.connectors.salesforce.settings import SalesforceSettings
+from quote2cash.errors import VendorPayloadError
+from quote2cash.mappings import Mapping
+from quote2cash.model import BusinessEvent, Customer, Money, Opportunity, OpportunityLine
+from quote2cash.ports import Capabilities, Deal, DealStatus, EventPage, SourceEvent
+
+MAPPING = Path(__file__).with_name("mapping.yaml")
+EPOCH = "1970-01-01T00:00:00.000Z"
+CLOSED_WON = "opportunity.closed_won"
+ACCOUNT_FIELDS = (
+    "Id",
+    "Name",
+    "Website",
+    "Tax_Id__c",
+    "BillingCountry",
+    "Region__c",
+    "CurrencyIsoCode",
+    "Payment_Terms__c",
+    "Tax_Region__c",
+    "Industry",
+    "SystemModstamp",
+    "ERP_Customer_Id__c",
+)
+OPPORTUNITY_FIELDS = (
+    "Id",
+    "AccountId",
+    "Name",
+    "StageName",
+    "IsWon",
+    "IsClosed",
+    "CloseDate",
+    "Amount",
+    "CurrencyIsoCode",
+    "Billing_Model__c",
+    "Terms_Approved__c",
+    "Practice__c",
+    "Start_Date__c",
+    "End_Date__c",
+    "Rate_Card__c",
+    "SystemModstamp",
+)
+
+
+def parse_sf_datetime(value: str) -> datetime:
+    """Salesforce's ``2025-01-01T00:00:00.000+0000`` as an aware datetime."""
+    try:
+        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%f%z")
+    except (TypeError, ValueError) as exc:
+        raise VendorPayloadError(
+            f"salesforce sent SystemModstamp {value!r}, which is not a Salesforce datetime",
+            system="salesforce",
+        ) from exc
+
+
+def soql_literal(value: datetime) -> str:
+    """A SOQL datetime literal with milliseconds, UTC."""
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def soql_id(value: str) -> str:
+    """A record id as a SOQL literal; anything but an id is refused (no injection)."""
+    if not value.isalnum() or len(value) not in (15, 18):
+        raise VendorPayloadError(
+            f"'{value}' is not a Salesforce record id", system="salesforce", record=value
+        )
+    return f"'{value}'"
+
+
+def closed_won_event(record: dict[str, Any]) -> SourceEvent:
+    """The source event of a closed-won opportunity record."""
+    for key in ("Id", "SystemModstamp"):
+        if not record.get(key):
+            raise VendorPayloadError(f"salesforce opportunity record is missing '{key}'", system="salesforce")
+    opp_id = str(record["Id"])
+    event = BusinessEvent(
+        type=CLOSED_WON,
+        source="salesforce",
+        subject=f"Opportunity/{opp_id}",
+        time=parse_sf_datetime(str(record["SystemModstamp"])),
+        payload={k: v for k, v in record.items() if k != "attributes"},
+    )
+    # One closed-won per deal: a later edit of a won deal is not a second win.
+    return SourceEvent(f"Opportunity/{opp_id}:closed_won", event)
+
+
+def _decimal(value: Any, field: str, record: str) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    try:
+        if isinstance(value, bool):
+            raise InvalidOperation
+        return Decimal(str(value))
+    except InvalidOperation:
+        raise VendorPayloadError(
+            f"the CRM deal {record} holds {value!r} in {field}, which is not a number; correct it in the CRM",
+            code="deal.malformed",
+            system="salesforce",
+            record=record,
+            details={"field": field},
+        ) from None
+
+
+class SalesforceCrm:
+    """The CRM port over one Salesforce org."""
+
+    capabilities = Capabilities(bulk_size=200, upsert_by_external_id=True)
+
+    def __init__(self, name: str, client: SalesforceClient, mapping: Mapping) -> None:
+        self.name = name
+        self.client = client
+        self.mapping = mapping
+
+    @property
+    def calls(self) -> int:
+        """Requests sent so far."""
+        return self.client.calls
+
+    @property
+    def retries(self) -> int:
+        """Requests retried so far."""
+        return self.client.retries
+
+    def close(self) -> None:
+        """Release connections."""
+        self.client.close()
+
+    # -- the port -----------------------------------------------------------------------
+    def won_deals(self, cursor: str | None) -> EventPage:
+        """Opportunities closed-won with approved terms changed since the cursor."""
+        since = cursor or EPOCH
+        soql = (
+            "SELECT Id, AccountId, Name, StageName, IsWon, Terms_Approved__c, SystemModstamp FROM Opportunity "
+            f"WHERE IsWon = true AND Terms_Approved__c = true AND SystemModstamp > {since} "
+            "ORDER BY SystemModstamp ASC"
+        )
+        events = [closed_won_event(r) for r in self.client.query(soql)]
+        last = soql_literal(events[-1].event.time) if events else cursor
+        return EventPage(events, last)
+
+    def get_deal(self, opportunity_id: str) -> Deal:
+        """The opportunity, its account (one query through the lookup) and its lines."""
+        fields = ", ".join([*OPPORTUNITY_FIELDS, *(f"Account.{f}" for f in ACCOUNT_FIELDS)])
+        rows = list(
+            self.client.query(f"SELECT {fields} FROM Opportunity WHERE Id = {soql_id(opportunity_id)}")
+        )
+        if not rows:
+            raise VendorPayloadError(
+                f"the CRM has no opportunity {opportunity_id}", system="salesforce", record=opportunity_id
+            )
+        opp = rows[0]
+        account = opp.get("Account")
+        if not isinstance(account, dict):
+            raise VendorPayloadError(
+                f"opportunity {opportunity_id} has no account", system="salesforce", record=opportunity_id
+            )
+        lines = list(
+            self.client.query(
+                "SELECT Id, Description, Quantity, UnitPrice, ServiceDate, Role__c FROM OpportunityLineItem "
+                f"WHERE OpportunityId = {soql_id(opportunity_id)}"
+            )
+        )
+        customer = cast(Customer, self.mapping.to_model("customer_from_salesforce", account))
+        opportunity = cast(Opportunity, self.mapping.to_model("opportunity_from_salesforce", opp))
+        currency = str(opp.get("CurrencyIsoCode") or account.get("CurrencyIsoCode") or "")
+        amount = _decimal(opp.get("Amount"), "Amount", opportunity_id)
+        deal_lines = []
+        for line in lines:
+            record = f"{opportunity_id}/line {line.get('Id')}"
+            hours = _decimal(line.get("Quantity"), "Quantity", record) or Decimal(0)
+            if hours < 0:
+                raise VendorPayloadError(
+                    f"the CRM deal {opportunity_id} has a line with negative hours ({hours}); correct it",
+                    code="deal.malformed",
+                    system="salesforce",
+                    record=record,
+                )
+            price = _decimal(line.get("UnitPrice"), "UnitPrice", record) or Decimal(0)
+            deal_lines.append(
+                OpportunityLine(
+                    source_id=str(line["Id"]),
+                    role=str(line.get("Role__c") or "Consultant"),
+                    hours=hours,
+                    rate=Money.of(price, currency or "USD"),
+                    start_date=str(line["ServiceDate"])[:10] if line.get("ServiceDate") else None,
+                    description=line.get("Description"),
+                )
+            )
+        update: dict[str, Any] = {"lines": deal_lines}
+        if amount is not None and currency:
+            update["amount"] = Money.of(amount, currency)
+        opportunity = opportunity.model_copy(update=update)
+        erp_id = account.get("ERP_Customer_Id__c")
+        return Deal(opportunity, customer, str(erp_id) if erp_id else None)
+
+    def write_back_customer(self, customer_id: str, erp_customer_id: str) -> None:
+        """Record the ERP customer id on the account (an idempotent PATCH)."""
+        self.client.update("Account", customer_id, {"ERP_Customer_Id__c": erp_customer_id})
+
+    def write_back_deal(self, opportunity_id: str, status: DealStatus) -> None:
+        """Ids and status on the opportunity, and the ERP customer id on its account, in one call."""
+        fields: dict[str, Any] = {
+            "Integration_Status__c": status.status,
+            "Integration_Message__c": status.message[:255] if status.message else None,
+        }
+        for field, value in (
+            ("ERP_Customer_Id__c", status.erp_customer_id),
+            ("ERP_Project_Id__c", status.erp_project_id),
+            ("PSA_Workspace_Id__c", status.psa_project_id),
+        ):
+            if value is not None:
+                fields[field] = value
+        records = [{"attributes": {"type": "Opportunity"}, "Id": opportunity_id, **fields}]
+        if status.customer_id and status.erp_customer_id:
+            records.append(
+                {
+                    "attributes": {"type": "Account"},
+                    "Id": status.customer_id,
+                    "ERP_Customer_Id__c": status.erp_customer_id,
+                }
+            )
+        for result in self.client.update_many("Opportunity", records):
+            if not result.success:
+                first = (result.errors or [{}])[0]
+                raise from_vendor(
+                    400,
+                    str(first.get("statusCode") or "UNKNOWN"),
+                    str(first.get("message") or "the CRM refused the write-back"),
+                    opportunity_id,
+                    {"fields": first.get("fields")},
+                )
+
+
+def build(
+    name: str, settings: SalesforceSettings, transport: httpx.BaseTransport | None, retry: RetryPolicy
+) -> SalesforceCrm:
+    """The adapter of a configured Salesforce system."""
+    client = SalesforceClient(
+        settings.base_url,
+        settings.client_id,
+        settings.secret("client_secret"),
+        api_version=settings.api_version,
+        transport=transport,
+        timeout=settings.timeout_seconds,
+        retry=retry,
+        limiter=Limiter(settings.limits.concurrency, settings.limits.rate_per_second),
+    )
+    return SalesforceCrm(name, client, Mapping.load(settings.mapping or MAPPING))

@@ -1,0 +1,405 @@
+"""Flows declared once, dispatched by one router, run by one runner.
+
+A flow is a :class:`Flow`: its name, the event types that trigger it, the
+roles it writes, whether a case of it can be replayed, and its body — plain
+business steps over the role ports. :func:`declare` registers it; the
+:func:`dispatch` router starts every flow an event triggers, and polling,
+resubmission and the HTTP API all go through it.
+
+The runner (:func:`run_flow`, one DBOS workflow for every flow) owns the
+bookkeeping no flow repeats: the run record, the saga steps, the audit trail,
+and the guarantee that **every run ends either completed or with an
+exception case**. Exhausted retries, a business rule, malformed vendor data and
+an unexpected Python error all become a case that names the systems already
+written and what compensation did, with the source payload kept for replay;
+the flow's ``report`` hook then tells the source (the CRM status).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+import structlog
+from dbos import DBOS, SetWorkflowID
+
+from quote2cash.errors import (
+    BusinessRuleError,
+    HubError,
+    Owner,
+    TransientError,
+    VendorPayloadError,
+)
+from quote2cash.model import BusinessEvent
+from quote2cash.runtime.hub import Hub, current
+from quote2cash.runtime.logs import correlated
+from quote2cash.store import audit, cases, repo
+from quote2cash.store.tables import kpi_sample, outbox
+
+log = structlog.get_logger("quote2cash.runtime.flow")
+
+#: What the systems a run wrote are called in a case message.
+WHAT = {
+    "erp_customer": "ERP customer",
+    "erp_project": "ERP project",
+    "psa_workspace": "PSA workspace",
+    "crm_write_back": "CRM write-back",
+}
+
+
+@dataclass(frozen=True)
+class Flow:
+    """A business flow, declared once.
+
+    Attributes:
+        name: a verb phrase, also the run record's and the cases' ``flow``.
+        triggers: event types that start it.
+        writes: roles it writes (the saga's systems), for the case message and the audit.
+        replayable: whether a case of it can be resubmitted from the kept payload.
+        body: the business steps: ``body(run) -> summary``; raises a hub error to stop.
+        subject: the run's subject from the event (default: ``event.subject``).
+        key: the part of the workflow id that makes one run per subject (default: subject).
+        compensate: undoes the run's writes when the policy says so; returns what it undid.
+        report: tells the source about a case (e.g. the CRM status); failures are logged only.
+        on_complete: extra bookkeeping in the completing transaction.
+        global_concurrency: runs at once across all workers (None: no global limit).
+        latency_kpi: the KPI that records trigger → completed seconds (None: none).
+    """
+
+    name: str
+    triggers: tuple[str, ...]
+    writes: tuple[str, ...]
+    replayable: bool
+    body: Callable[[Run], dict[str, Any]]
+    compensate: Callable[[Run, dict[str, Any]], list[str]] | None = None
+    report: Callable[[Run, HubError, int], None] | None = None
+    on_complete: Callable[[sa.Connection, Run, dict[str, Any]], None] | None = None
+    global_concurrency: int | None = None
+    latency_kpi: str | None = None
+
+
+FLOWS: dict[str, Flow] = {}
+
+
+def declare(flow: Flow) -> Flow:
+    """Register a flow with the router and the runner."""
+    FLOWS[flow.name] = flow
+    return flow
+
+
+@dataclass
+class Run:
+    """One run of a flow, as the flow's body sees it."""
+
+    flow: Flow
+    event: dict[str, Any]
+    subject: str
+    correlation_id: str
+    hub: Hub = field(repr=False)
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        """The source event's payload."""
+        payload = self.event.get("payload")
+        if not isinstance(payload, dict):
+            raise VendorPayloadError(f"event {self.event.get('id')} has no payload object")
+        return payload
+
+    def known(self, system: str, object_type: str, canonical_id: str) -> str | None:
+        """The id a system gave this record before (a cross-reference), if any."""
+        return self.hub.tx(repo.get_xref, system, object_type, canonical_id)
+
+    def begin(self, system: str, object_type: str, canonical_id: str, action: str) -> bool:
+        """Mark a write as in doubt until :meth:`record`; True when no earlier attempt began it.
+
+        An earlier attempt left in doubt (a crash, a lost answer) means the
+        write may have landed: the caller looks it up before writing again.
+        """
+        return self.hub.tx(
+            _begin, write_key(system, object_type, canonical_id), system, action, self.correlation_id
+        )
+
+    def record(
+        self, step: str, system: str, object_type: str, canonical_id: str, external_id: str, after: Any
+    ) -> None:
+        """Record a write: cross-reference, saga step, ledger and audit, in one checkpointed transaction."""
+        self.hub.tx(
+            _record,
+            self.flow.name,
+            self.subject,
+            step,
+            system,
+            object_type,
+            canonical_id,
+            external_id,
+            self.correlation_id,
+            after,
+        )
+
+
+def write_key(system: str, object_type: str, canonical_id: str) -> str:
+    """Idempotency-ledger key of the hub's write of a record to a system."""
+    return f"{system}:{object_type}:{canonical_id}"
+
+
+def _begin(conn: sa.Connection, key: str, system: str, action: str, correlation_id: str) -> bool:
+    first = repo.ledger_get(conn, key) is None
+    repo.ledger_begin(conn, key, system, action, correlation_id)
+    return first
+
+
+def _record(
+    conn: sa.Connection,
+    flow: str,
+    subject: str,
+    step: str,
+    system: str,
+    object_type: str,
+    canonical_id: str,
+    external_id: str,
+    correlation_id: str,
+    after: Any,
+) -> None:
+    repo.put_xref(conn, system, object_type, canonical_id, external_id)
+    repo.record_step(conn, flow, subject, step, system, external_id)
+    repo.ledger_done(conn, write_key(system, object_type, canonical_id), {"id": external_id})
+    audit.append(
+        conn,
+        actor=f"flow:{flow}",
+        action=f"{step}.written",
+        subject=subject,
+        correlation_id=correlation_id,
+        systems=[system],
+        after=after,
+    )
+
+
+# -- failures as cases --------------------------------------------------------------------
+def as_case_error(exc: BaseException, flow: str) -> HubError:
+    """Any failure of a run as the hub error its case carries (never a silent failure)."""
+    if isinstance(exc, TransientError):
+        attempts = exc.details.get("attempts")
+        return HubError(
+            f"{exc.message}; gave up after {attempts or 'every'} attempt(s). Resubmit the case once "
+            f"{exc.system or 'the system'} is reachable.",
+            code="vendor.retries_exhausted",
+            system=exc.system,
+            record=exc.record,
+            owner=Owner.INTEGRATION,
+            details={"last_error": exc.to_dict()},
+        )
+    if isinstance(exc, HubError):
+        return exc
+    name = type(exc).__name__
+    if type(exc).__module__.startswith("dbos"):
+        # e.g. DBOSMaxStepRetriesExceeded: the step's own failure is its cause.
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, BaseException) and cause is not exc:
+            return as_case_error(cause, flow)
+    return HubError(
+        f"the {flow.replace('_', ' ')} flow stopped on an unexpected {name}: {exc}. The input is kept; "
+        "fix the cause (often a value in the source record) and resubmit the case.",
+        code="flow.unexpected_error",
+        owner=Owner.INTEGRATION,
+        details={"exception": name, "detail": str(exc)[:500]},
+    )
+
+
+def written_summary(steps: dict[str, Any], writes: tuple[str, ...], compensated: list[str]) -> str:
+    """ "ERP customer 1001 and ERP project 1002 exist; PSA workspace not created" for a case."""
+    done = [f"{WHAT.get(s, s)} {v.get('id')}" for s, v in steps.items() if s not in compensated]
+    parts = []
+    if done:
+        parts.append(" and ".join([", ".join(done[:-1]), done[-1]] if len(done) > 1 else done) + " exist")
+    else:
+        parts.append("nothing was written to " + ", ".join(writes))
+    if compensated:
+        parts.append("compensation removed " + ", ".join(WHAT.get(s, s) for s in compensated))
+    return "; ".join(parts)
+
+
+def _fail(
+    conn: sa.Connection,
+    flow: str,
+    subject: str,
+    correlation_id: str,
+    error: dict[str, Any],
+    payload: Any,
+    compensated: list[str],
+) -> int:
+    case_id = cases.open_case(
+        conn, error, flow=flow, subject=subject, correlation_id=correlation_id, payload=payload
+    )
+    for step in compensated:
+        repo.forget_step(conn, flow, subject, step)
+    repo.finish_run(conn, flow, subject, "compensated" if compensated else "exception", error)
+    audit.append(
+        conn,
+        actor=f"flow:{flow}",
+        action="flow.exception",
+        subject=subject,
+        correlation_id=correlation_id,
+        systems=[],
+        after={"case": case_id, "error": error, "compensated": compensated},
+    )
+    return case_id
+
+
+def _complete(conn: sa.Connection, run: Run, summary: dict[str, Any]) -> None:
+    flow = run.flow.name
+    record = repo.get_run(conn, flow, run.subject)
+    repo.finish_run(conn, flow, run.subject, "completed")
+    if run.flow.latency_kpi and record is not None and record["trigger_time"] is not None:
+        trigger = record["trigger_time"]
+        trigger = trigger if trigger.tzinfo else trigger.replace(tzinfo=UTC)
+        repo.insert_ignore(
+            conn,
+            kpi_sample,
+            {
+                "kpi": run.flow.latency_kpi,
+                "subject": run.subject,
+                "value": (datetime.now(UTC) - trigger).total_seconds(),
+                "labels": {"legal_entity": summary.get("legal_entity")},
+                "at": datetime.now(UTC),
+            },
+        )
+    cases.close_cases(conn, flow, run.subject, {"by": f"flow:{flow}", "note": "flow completed"})
+    if run.flow.on_complete is not None:
+        run.flow.on_complete(conn, run, summary)
+    audit.append(
+        conn,
+        actor=f"flow:{flow}",
+        action="flow.completed",
+        subject=run.subject,
+        correlation_id=run.correlation_id,
+        systems=list(run.flow.writes),
+        after=summary,
+    )
+
+
+def emit(conn: sa.Connection, run: Run, event_type: str, payload: dict[str, Any]) -> None:
+    """Write a business event to the outbox, in the caller's transaction."""
+    event = BusinessEvent(
+        type=event_type,
+        source="quote2cash",
+        subject=run.subject,
+        correlation_id=run.correlation_id,
+        causation_id=str(run.event.get("id") or "") or None,
+        payload=payload,
+    )
+    conn.execute(
+        sa.insert(outbox).values(
+            event_id=event.id,
+            event_type=event.type,
+            subject=run.subject,
+            correlation_id=run.correlation_id,
+            envelope=event.model_dump(mode="json"),
+            created_at=datetime.now(UTC),
+        )
+    )
+
+
+# -- the runner ----------------------------------------------------------------------------
+def _identity(event: dict[str, Any]) -> tuple[str, str]:
+    subject = event.get("subject") if isinstance(event, dict) else None
+    if not isinstance(subject, str) or not subject:
+        subject = f"event/{event.get('id') if isinstance(event, dict) else 'unknown'}"
+    corr = event.get("correlation_id") if isinstance(event, dict) else None
+    return subject, str(corr or subject)
+
+
+def _trigger_time(event: dict[str, Any]) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(event["time"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+@DBOS.workflow()
+def run_flow(flow_name: str, event: dict[str, Any]) -> dict[str, Any]:
+    """Run one flow for one event; always ends completed or with an exception case."""
+    hub = current()
+    flow = FLOWS[flow_name]
+    subject, corr = _identity(event)
+    with correlated(corr, flow=flow_name, subject=subject):
+        record = hub.tx(repo.start_run, flow_name, subject, corr, _trigger_time(event))
+        if record["status"] == "completed":
+            return {"status": "completed", "already": True}
+        run = Run(flow, event, subject, corr, hub)
+        try:
+            summary = flow.body(run)
+        except Exception as exc:  # every failure ends in a case: nothing is left running
+            return _stop(run, as_case_error(exc, flow_name))
+        hub.tx(_complete, run, summary)
+        log.info("flow.completed", **{k: v for k, v in summary.items() if isinstance(v, str | int)})
+        return {"status": "completed", **summary}
+
+
+def _stop(run: Run, error: HubError) -> dict[str, Any]:
+    hub = run.hub
+    flow = run.flow
+    steps = dict((hub.tx(repo.get_run, flow.name, run.subject) or {}).get("steps") or {})
+    compensated: list[str] = []
+    compensation_note = ""
+    if flow.compensate is not None and hub.config.policy(flow.name).compensate and steps:
+        try:
+            compensated = flow.compensate(run, steps)
+        except Exception as exc:  # compensation failing must not lose the case
+            compensation_note = f"; compensation failed ({as_case_error(exc, flow.name).message})"
+    written = written_summary(steps, flow.writes, compensated) + compensation_note
+    error.details.setdefault("written", {s: v.get("id") for s, v in steps.items() if s not in compensated})
+    error.details["compensated"] = compensated
+    data = error.to_dict()
+    data["message"] = f"{error.message} — {written}."
+    case_id = hub.tx(_fail, flow.name, run.subject, run.correlation_id, data, run.event, compensated)
+    log.warning("flow.exception", code=error.code, case=case_id)
+    if flow.report is not None:
+        with contextlib.suppress(Exception):  # the case is recorded; telling the source is a courtesy
+            flow.report(run, HubError(data["message"], code=error.code), case_id)
+    return {"status": "exception", "case": case_id, "code": error.code, "compensated": compensated}
+
+
+# -- the router -----------------------------------------------------------------------------
+def workflow_id(flow: str, subject: str, attempt: int = 1) -> str:
+    """DBOS workflow id of a run: one first run per flow and subject, then one per resubmission."""
+    return f"{flow}:{subject}" + ("" if attempt == 1 else f":r{attempt}")
+
+
+def start(flow: str, event: BusinessEvent | dict[str, Any], attempt: int = 1) -> str:
+    """Enqueue one flow for one event; returns the workflow id (a duplicate start is harmless)."""
+    data = event.model_dump(mode="json") if isinstance(event, BusinessEvent) else event
+    subject, _ = _identity(data)
+    wf = workflow_id(flow, subject, attempt)
+    with SetWorkflowID(wf):
+        current().queue(flow).enqueue(run_flow, flow, data)
+    return wf
+
+
+def flows_for(event_type: str) -> list[Flow]:
+    """The flows an event type triggers."""
+    return [f for f in FLOWS.values() if event_type in f.triggers]
+
+
+def dispatch(event: BusinessEvent | dict[str, Any], attempt: int = 1) -> list[str]:
+    """Start every flow the event triggers; returns their workflow ids."""
+    data = event.model_dump(mode="json") if isinstance(event, BusinessEvent) else event
+    return [start(f.name, data, attempt) for f in flows_for(str(data.get("type")))]
+
+
+__all__ = [
+    "FLOWS",
+    "BusinessRuleError",
+    "Flow",
+    "Run",
+    "declare",
+    "dispatch",
+    "emit",
+    "run_flow",
+    "start",
+    "workflow_id",
+    "write_key",
+]

@@ -1,0 +1,105 @@
+"""Two ERPs routed by legal entity: the flows run unchanged over the Erp port.
+
+One ERP is the NetSuite sandbox, the other a minimal adapter registered
+through the connector registry (``ledger_erp.py``). Lead-to-project creates
+each deal's customer and project in the ERP its legal entity is routed to;
+posting sends each project's time there; reconciliation reads both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+
+from quote2cash.config import load_config
+from quote2cash.flows import launch_hub
+from quote2cash.flows.intake import poll_closed_won
+from quote2cash.flows.lead_to_project import workflow_id
+from quote2cash.ops.posting import post_now
+from quote2cash.ops.reconciliation import reconcile
+from quote2cash.runtime.hub import Hub
+from quote2cash.sandbox.seed import SANDBOX_ENV, Sandboxes
+from quote2cash.store.tables import project_registry
+
+from . import ledger_erp
+from .conftest import FAST, add_deal, result_of
+
+
+@pytest.fixture
+def routed_hub(db_url: str, boxes: Sandboxes) -> Iterator[Hub]:
+    raw = boxes.config(db_url)
+    entities = raw["legal_entities"]
+    raw["systems"]["ledger_uk"] = {
+        "kind": ledger_erp.CONNECTOR.kind,
+        "subsidiaries": [e["erp_subsidiary"] for e in entities.values()],
+        "currencies": ["GBP", "EUR", "USD"],
+    }
+    raw["erp_routing"] = {"rules": [{"system": "ledger_uk", "legal_entities": ["UK01"]}], "default": "erp"}
+    hub = launch_hub(load_config(data=raw, env=SANDBOX_ENV), retry=FAST)
+    yield hub
+    hub.shutdown()
+
+
+def test_two_erps_routed_by_legal_entity_run_the_same_flows(
+    routed_hub: Hub, boxes: Sandboxes, tmp_path: object
+) -> None:
+    hub = routed_hub
+    ledger = hub.systems["ledger_uk"]
+    assert isinstance(ledger, ledger_erp.LedgerErp)
+    _, us = add_deal(boxes, region="North America", currency="USD")
+    _, uk = add_deal(boxes, region="UK & Ireland", currency="GBP")
+    poll_closed_won(hub)
+    assert result_of(workflow_id(us))["status"] == "completed"
+    assert result_of(workflow_id(uk))["status"] == "completed"
+
+    # F2 wrote each deal to the ERP its legal entity is routed to, and nowhere else.
+    assert [j["externalId"] for j in boxes.netsuite.records("job")] == [f"Q2C-P-{us}"]
+    assert list(ledger.projects_by_key) == [f"Q2C-P-{uk}"]
+    assert len(ledger.customers_by_key) == 1 and len(boxes.netsuite.records("customer")) == 1
+    projects = hub.read(
+        lambda c: {r["canonical_id"]: dict(r) for r in c.execute(sa.select(project_registry)).mappings()}
+    )
+    assert projects[us]["erp"] == "erp" and projects[uk]["erp"] == "ledger_uk"
+
+    # Time on both projects: each project's postings go to its own ERP.
+    kt = boxes.kantata
+    users = {u["headline"]: str(u["id"]) for u in kt.records("users")}
+    consultant = users.get("Consultant") or kt.add_user("Ada Lovelace", "ada@northwind.example", "Consultant")
+    rates = {code: card.rates["Consultant"] for code, card in hub.config.rate_cards.items()}
+    entries = []
+    for opp, currency in ((us, "USD"), (uk, "GBP")):
+        ws = projects[opp]["psa_workspace_id"]
+        task = next(
+            s for s in kt.records("stories") if str(s["workspace_id"]) == ws and s["story_type"] == "task"
+        )
+        for day in ("2026-10-13", "2026-10-14", "2026-10-15"):
+            entries.append(
+                {
+                    "workspace_id": ws,
+                    "story_id": task["id"],
+                    "user_id": consultant,
+                    "date_performed": day,
+                    "time_in_minutes": 90,
+                    "billable": True,
+                    "rate_in_cents": int(rates[f"STD-{currency}"] * 100),
+                    "currency": currency,
+                    "approved": True,
+                }
+            )
+    kt.add_time_entries(entries)
+    result = post_now(hub, "time")
+    assert result["valid"] == 6 and result["quarantined"] == 0 and result["postings_failed"] == 0
+
+    journals = [j for j in boxes.netsuite.records("journalentry") if j.get("custbody_q2c_kind") == "time"]
+    assert [j["custbody_q2c_project"] for j in journals] == [us]
+    assert Decimal(journals[0]["custbody_q2c_hours"]) == Decimal("4.50")
+    [uk_posting] = ledger.postings.values()
+    assert (uk_posting.project, uk_posting.currency, uk_posting.minutes) == (uk, "GBP", 270)
+    assert uk_posting.amount_minor == int(rates["STD-GBP"] * 100 * Decimal("4.5"))
+
+    # Reconciliation reads both ERPs and finds them in agreement with the PSA.
+    report = reconcile(hub, "time", "2026-10")
+    assert report.breaks == [] and {ln.project for ln in report.lines} == {us, uk}
