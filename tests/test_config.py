@@ -9,7 +9,9 @@ import yaml
 
 from quote2cash.config import load_config
 from quote2cash.errors import BusinessRuleError, ConfigError, MappingError
+from quote2cash.connectors.salesforce.adapter import MAPPING as SALESFORCE_MAPPING
 from quote2cash.mappings import Mapping
+from quote2cash.runtime.hub import Hub
 from quote2cash.sandbox.seed import SANDBOX_ENV, hub_config
 
 
@@ -92,9 +94,38 @@ def test_invalid_mapping_names_file_and_field(tmp_path: Path) -> None:
 
 
 def test_unmapped_value_goes_to_a_person_with_the_known_values() -> None:
-    mapping = Mapping.load("default")
+    mapping = Mapping.load(SALESFORCE_MAPPING)
     with pytest.raises(BusinessRuleError) as info:
         mapping.apply("customer_from_salesforce", {"Id": "001", "Name": "X", "Region__c": "LATAM"})
     assert info.value.code == "mapping.unmapped_value"
     assert "'LATAM' has no entry in the value map 'region_to_legal_entity'" in info.value.message
     assert "DACH" in info.value.message
+
+
+def test_a_system_mapping_file_replaces_the_connector_one_and_a_bad_one_names_itself(tmp_path: Path) -> None:
+    data = _valid()
+    custom = tmp_path / "crm-mapping.yaml"
+    custom.write_text(SALESFORCE_MAPPING.read_text().replace("DACH: DE01", "DACH & Nordics: DE01"))
+    data["systems"]["crm"]["mapping"] = str(custom)
+    hub = Hub(load_config(_write(tmp_path, data), env=SANDBOX_ENV))
+    try:
+        crm = hub.systems["crm"]
+        assert crm.mapping.value("region_to_legal_entity", "DACH & Nordics") == "DE01"  # type: ignore[attr-defined]
+    finally:
+        hub.engine.dispose()
+    custom.write_text("name: broken\nversion: 1\nrecords: {x: {fields: {a: {value_map: nowhere}}}}\n")
+    with pytest.raises(MappingError, match="crm-mapping.yaml is invalid"):
+        Hub(load_config(_write(tmp_path, data), env=SANDBOX_ENV))
+
+
+def test_a_role_two_systems_could_play_must_be_named(tmp_path: Path) -> None:
+    data = _valid()
+    data["systems"]["erp2"] = dict(data["systems"]["erp"])
+    config = load_config(_write(tmp_path, data), env=SANDBOX_ENV)
+    with pytest.raises(ConfigError, match=r"systems erp, erp2 can all play the erp role; name one under `roles"):
+        config.system_for("erp")
+    data["roles"] = {"erp": "erp2"}
+    assert load_config(_write(tmp_path, data), env=SANDBOX_ENV).system_for("erp") == "erp2"
+    data["roles"] = {"erp": "crm"}
+    with pytest.raises(ConfigError, match=r"roles.erp: system 'crm' \(salesforce\) cannot play the erp role"):
+        load_config(_write(tmp_path, data), env=SANDBOX_ENV)

@@ -200,7 +200,6 @@ class HubSection(_Strict):
     )
     executor_id: str | None = Field(default=None, description="stable worker id; default hostname")
     poll_interval_seconds: float = Field(default=2.0, gt=0)
-    mapping: str = Field(default="default", description="mapping file name in mappings/files or a path")
     log_level: str = "INFO"
 
 

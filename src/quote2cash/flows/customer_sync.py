@@ -8,6 +8,7 @@ cross-reference is recorded in the same transaction as the step's checkpoint.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from dbos import DBOS
 
@@ -17,7 +18,6 @@ from quote2cash.ports import CustomerRecord, ErpMasterData, ErpRefs
 from quote2cash.rules import Candidate, domain_of, match_customer, validate_customer
 from quote2cash.runtime.flow import Run
 from quote2cash.runtime.hub import current
-from quote2cash.store import audit, repo
 
 CUSTOMER = "customer"
 
@@ -35,52 +35,36 @@ class Synced:
     how: str  # existing | matched | created
 
 
-# -- remote steps: one call each, at-least-once, idempotent ---------------------------------
+# -- remote steps: at-least-once, idempotent -------------------------------------------------
 @DBOS.step()
 def erp_master_data(erp: str, fresh: bool = False) -> ErpMasterData:
     """The ERP's reference data (reused by the adapter for its freshness window unless ``fresh``)."""
     return current().erp(erp).master_data(fresh=fresh)
 
 
-@DBOS.step()
-def erp_customers(erp: str) -> list[CustomerRecord]:
-    """Existing ERP customers, for identity matching."""
-    return current().erp(erp).customers()
-
-
-@DBOS.step()
-def upsert_erp_customer(erp: str, customer: Customer, external_id: str, refs: ErpRefs) -> str:
-    """Create or update the ERP customer by the hub's external id."""
-    return current().erp(erp).upsert_customer(customer, external_id, refs)
-
-
-def _link(run: Run, erp: str, canonical_id: str, erp_id: str, after: dict[str, str]) -> Synced:
-    run.record("erp_customer", erp, CUSTOMER, canonical_id, erp_id, after)
-    run.hub.tx(
-        audit.append,
-        actor="flow:customer_sync",
-        action="customer.matched",
-        subject=f"Account/{canonical_id}",
-        correlation_id=run.correlation_id,
-        systems=[],
-        after=after,
-    )
-    return Synced(erp_id, "matched")
-
-
-def sync_customer(run: Run, customer: Customer, erp: str, master: ErpMasterData) -> Synced:
+def sync_customer(
+    run: Run,
+    customer: Customer,
+    erp: str,
+    master: ErpMasterData,
+    candidates: list[CustomerRecord] | None,
+    decision: dict[str, Any] | None,
+) -> Synced:
     """Make sure the customer exists in the ERP ``erp``.
 
-    Raises a :class:`BusinessRuleError` when validation fails or a probable
-    duplicate needs a person's decision. A rule that fails on reused master
-    data is checked again on fresh data first: finance may just have fixed it.
+    ``candidates`` are the ERP's customers for identity matching and
+    ``decision`` a person's earlier decision on a probable duplicate (both
+    read with the deal, in one step). Raises a :class:`BusinessRuleError` when
+    validation fails or a probable duplicate needs a person's decision. A rule
+    that fails on reused master data is checked again on fresh data first:
+    finance may just have fixed it.
     """
     try:
-        return _sync(run, customer, erp, master)
+        return _sync(run, customer, erp, master, candidates, decision)
     except BusinessRuleError as exc:
         if exc.code not in MASTER_DATA_RULES:
             raise
-    return _sync(run, customer, erp, erp_master_data(erp, True))
+    return _sync(run, customer, erp, erp_master_data(erp, True), candidates, decision)
 
 
 MASTER_DATA_RULES = frozenset(
@@ -92,7 +76,14 @@ MASTER_DATA_RULES = frozenset(
 )
 
 
-def _sync(run: Run, customer: Customer, erp: str, master: ErpMasterData) -> Synced:
+def _sync(
+    run: Run,
+    customer: Customer,
+    erp: str,
+    master: ErpMasterData,
+    candidates: list[CustomerRecord] | None,
+    decision: dict[str, Any] | None,
+) -> Synced:
     hub = run.hub
     canonical_id = customer.source_id
     known = run.known(erp, CUSTOMER, canonical_id)
@@ -122,17 +113,16 @@ def _sync(run: Run, customer: Customer, erp: str, master: ErpMasterData) -> Sync
         )
 
     key = customer_key(canonical_id)
-    decision = hub.tx(repo.get_identity_decision, canonical_id)
     if decision is not None and decision["decision"] == "link":
         erp_id = str(decision["external_id"])
         return _link(run, erp, canonical_id, erp_id, {"linked_to": erp_id, "by": decision["decided_by"]})
     if decision is None:
-        candidates = [
+        pool = [
             Candidate(external_id=c.id, name=c.name, domain=domain_of(c.website), tax_id=c.tax_id)
-            for c in erp_customers(erp)
+            for c in candidates or []
             if c.external_id != key
         ]
-        result = match_customer(customer.name, domain_of(customer.website), customer.tax_id, candidates)
+        result = match_customer(customer.name, domain_of(customer.website), customer.tax_id, pool)
         if result.kind == "match" and result.candidate is not None:
             erp_id = result.candidate.external_id
             return _link(run, erp, canonical_id, erp_id, {"linked_to": erp_id, "reason": result.reason})
@@ -148,16 +138,23 @@ def _sync(run: Run, customer: Customer, erp: str, master: ErpMasterData) -> Sync
             )
 
     refs = ErpRefs(subsidiary=sub_id, currency=master.currencies[currency], terms=terms_id)
-    run.begin(erp, CUSTOMER, canonical_id, "upsert customer")
-    erp_id = upsert_erp_customer(erp, customer, key, refs)
-    run.record("erp_customer", erp, CUSTOMER, canonical_id, erp_id, customer.model_dump(mode="json"))
-    run.hub.tx(
-        audit.append,
-        actor="flow:customer_sync",
-        action="customer.created",
-        subject=f"Account/{canonical_id}",
-        correlation_id=run.correlation_id,
-        systems=[erp],
-        after={"erp_id": erp_id, "external_id": key},
+
+    def send(first: bool) -> str:
+        return current().erp(erp).upsert_customer(customer, key, refs)  # an upsert: safe to repeat
+
+    erp_id = run.write(
+        "erp_customer",
+        erp,
+        CUSTOMER,
+        canonical_id,
+        "upsert customer",
+        send,
+        {"external_id": key, **customer.model_dump(mode="json")},
+        audit_action="customer.created",
     )
     return Synced(erp_id, "created")
+
+
+def _link(run: Run, erp: str, canonical_id: str, erp_id: str, after: dict[str, str]) -> Synced:
+    run.record("erp_customer", erp, CUSTOMER, canonical_id, erp_id, after, audit_action="customer.matched")
+    return Synced(erp_id, "matched")

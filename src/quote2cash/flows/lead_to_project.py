@@ -14,6 +14,7 @@ into an exception case and reports it to the CRM.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,9 +22,9 @@ import sqlalchemy as sa
 from dbos import DBOS
 
 from quote2cash.errors import BusinessRuleError, HubError, Owner
-from quote2cash.flows.customer_sync import erp_master_data, sync_customer
+from quote2cash.flows.customer_sync import sync_customer
 from quote2cash.model import FinancialDimensions, Project, ResourceRequest
-from quote2cash.ports import Deal, DealStatus, ErpRefs
+from quote2cash.ports import CustomerRecord, Deal, DealStatus, ErpMasterData, ErpRefs
 from quote2cash.runtime.flow import Flow, Run, declare, emit
 from quote2cash.runtime.flow import workflow_id as flow_workflow_id
 from quote2cash.runtime.hub import current
@@ -45,22 +46,33 @@ def workflow_id(opportunity_id: str, attempt: int = 1) -> str:
 
 
 # -- remote steps (at-least-once; each is idempotent) -----------------------------------
-@DBOS.step()
-def fetch_deal(opportunity_id: str) -> Deal:
-    """The opportunity, its account and its lines, as the CRM holds them now."""
-    return current().crm(FLOW).get_deal(opportunity_id)
+@dataclass(frozen=True)
+class DealContext:
+    """Everything the flow reads before it writes, from one step: the deal, the ERP it is
+    routed to with that ERP's master data, and (for an account not yet linked) the
+    ERP's customers and any decision a person took on a probable duplicate."""
+
+    deal: Deal
+    erp: str
+    master: ErpMasterData
+    candidates: list[CustomerRecord] | None
+    decision: dict[str, Any] | None
 
 
 @DBOS.step()
-def upsert_erp_project(erp: str, project: Project, external_id: str, refs: ErpRefs) -> str:
-    """Create or update the ERP project by the hub's external id."""
-    return current().erp(erp).upsert_project(project, external_id, refs)
-
-
-@DBOS.step()
-def ensure_workspace(project: Project, reference: str, known_absent: bool) -> str:
-    """Find the deal's PSA project by its reference, or create it carrying the reference."""
-    return current().psa(FLOW).ensure_project(project, reference, known_absent=known_absent)
+def read_deal(opportunity_id: str, linked_erps: list[str]) -> DealContext:
+    """The deal as the CRM holds it now, and what the routed ERP knows (master data is cached)."""
+    hub = current()
+    deal = hub.crm(FLOW).get_deal(opportunity_id)
+    opportunity = deal.opportunity
+    erp = hub.config.erp_for(
+        deal.customer.legal_entity or "", opportunity.start_date or opportunity.close_date
+    )
+    port = hub.erp(erp)
+    if erp in linked_erps:
+        return DealContext(deal, erp, port.master_data(), None, None)
+    decision = hub.read(repo.get_identity_decision, deal.customer.source_id)
+    return DealContext(deal, erp, port.master_data(), port.customers(), decision)
 
 
 @DBOS.step()
@@ -99,11 +111,25 @@ def _opportunity_id(run: Run) -> str:
     return str(opp_id)
 
 
+def _keys(run: Run) -> list[tuple[str, str, str]]:
+    """Cross-references the run needs, read when it opens (the account's in every ERP)."""
+    opp_id = _opportunity_id(run)
+    account = str(run.payload.get("AccountId") or "")
+    hub = run.hub
+    keys = [(erp, "job", opp_id) for erp in hub.erp_names()]
+    keys += [(erp, "customer", account) for erp in hub.erp_names() if account]
+    keys.append((hub.config.system_for("psa", FLOW), "workspace", opp_id))
+    return keys
+
+
 def steps(run: Run) -> dict[str, Any]:
     """The business steps of F2 for one closed-won deal."""
     hub = run.hub
     opp_id = _opportunity_id(run)
-    deal = fetch_deal(opp_id)
+    account = str(run.payload.get("AccountId") or "")
+    linked = [erp for erp in hub.erp_names() if account and run.known(erp, "customer", account)]
+    ctx = read_deal(opp_id, linked)
+    deal, erp, master = ctx.deal, ctx.erp, ctx.master
     opportunity, customer = deal.opportunity, deal.customer
     if not (opportunity.is_won and opportunity.terms_approved):
         raise BusinessRuleError(
@@ -122,11 +148,9 @@ def steps(run: Run) -> dict[str, Any]:
     legal_entity = customer.legal_entity or ""
     entity = hub.legal_entities.get(legal_entity)
     start = opportunity.start_date or opportunity.close_date
-    erp = hub.config.erp_for(legal_entity, start)
     psa = hub.config.system_for("psa", FLOW)
-    master = erp_master_data(erp)
 
-    synced = sync_customer(run, customer, erp, master)
+    synced = sync_customer(run, customer, erp, master, ctx.candidates, ctx.decision)
     currency = customer.currency or (entity.base_currency if entity else "USD")
     department = master.departments.get(opportunity.practice or "")
     project = Project(
@@ -149,8 +173,9 @@ def steps(run: Run) -> dict[str, Any]:
             region=customer.region,
         ),
     )
+    after = project.model_dump(mode="json")
 
-    # ERP project with financial dimensions.
+    # ERP project with financial dimensions (an upsert by the hub's external id).
     job_id = run.known(erp, "job", opp_id)
     if job_id is None:
         refs = ErpRefs(
@@ -159,18 +184,25 @@ def steps(run: Run) -> dict[str, Any]:
             customer=synced.erp_id,
             department=department,
         )
-        run.begin(erp, "job", opp_id, "upsert project")
-        job_id = upsert_erp_project(erp, project, project_key(opp_id), refs)
-        run.record("erp_project", erp, "job", opp_id, job_id, project.model_dump(mode="json"))
 
-    # PSA project from the template of the billing model.
+        def send_job(first: bool) -> str:
+            return current().erp(erp).upsert_project(project, project_key(opp_id), refs)
+
+        job_id = run.write("erp_project", erp, "job", opp_id, "upsert project", send_job, after)
+
+    # PSA project from the template of the billing model (a create: looked up first when in doubt).
     ws_id = run.known(psa, "workspace", opp_id)
     created_now = False
     if ws_id is None:
-        first = run.begin(psa, "workspace", opp_id, "create workspace")
-        ws_id = ensure_workspace(project, opp_id, first)
-        created_now = first
-        run.record("psa_workspace", psa, "workspace", opp_id, ws_id, project.model_dump(mode="json"))
+
+        def send_workspace(first: bool) -> str:
+            nonlocal created_now
+            created_now = first
+            return current().psa(FLOW).ensure_project(project, opp_id, known_absent=first)
+
+        ws_id = run.write(
+            "psa_workspace", psa, "workspace", opp_id, "create workspace", send_workspace, after
+        )
 
     # Staffing requests by role and start date, one per opportunity line.
     requests = [
@@ -263,5 +295,6 @@ LEAD_TO_PROJECT = declare(
         report=_report,
         on_complete=_on_complete,
         latency_kpi="closed_won_to_project_seconds",
+        keys=_keys,
     )
 )

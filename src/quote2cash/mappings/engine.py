@@ -27,7 +27,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from quote2cash.errors import BusinessRuleError, MappingError, Owner
 from quote2cash.model import SCHEMA_MODELS
 
-FILES = Path(__file__).with_name("files")
 _MISSING = object()
 
 
@@ -130,10 +129,8 @@ class Mapping:
 
     @classmethod
     def load(cls, name_or_path: str | Path) -> Mapping:
-        """Load a shipped mapping by name (``default``) or a file by path."""
+        """Load a mapping file (each connector ships its own ``mapping.yaml``)."""
         path = Path(name_or_path)
-        if not path.suffix:
-            path = FILES / f"{name_or_path}.yaml"
         try:
             raw = yaml.safe_load(path.read_text())
         except OSError as exc:

@@ -68,6 +68,8 @@ class Flow:
         on_complete: extra bookkeeping in the completing transaction.
         global_concurrency: runs at once across all workers (None: no global limit).
         latency_kpi: the KPI that records trigger → completed seconds (None: none).
+        keys: the records (system role, object type, canonical id) whose cross-references
+            the run needs, read in the run's opening transaction (one checkpoint, not one each).
     """
 
     name: str
@@ -80,6 +82,7 @@ class Flow:
     on_complete: Callable[[sa.Connection, Run, dict[str, Any]], None] | None = None
     global_concurrency: int | None = None
     latency_kpi: str | None = None
+    keys: Callable[[Run], list[tuple[str, str, str]]] | None = None
 
 
 FLOWS: dict[str, Flow] = {}
@@ -100,6 +103,8 @@ class Run:
     subject: str
     correlation_id: str
     hub: Hub = field(repr=False)
+    #: Cross-references read when the run opened: (system, object type, canonical id) -> id.
+    known_ids: dict[tuple[str, str, str], str] = field(default_factory=dict)
 
     @property
     def payload(self) -> dict[str, Any]:
@@ -110,23 +115,63 @@ class Run:
         return payload
 
     def known(self, system: str, object_type: str, canonical_id: str) -> str | None:
-        """The id a system gave this record before (a cross-reference), if any."""
+        """The id a system gave this record before (a cross-reference), if any.
+
+        Records named by the flow's ``keys`` were read when the run opened; others are read now.
+        """
+        key = (system, object_type, canonical_id)
+        if key in self.known_ids or (self.flow.keys is not None and key in self._declared):
+            return self.known_ids.get(key)
         return self.hub.tx(repo.get_xref, system, object_type, canonical_id)
 
-    def begin(self, system: str, object_type: str, canonical_id: str, action: str) -> bool:
-        """Mark a write as in doubt until :meth:`record`; True when no earlier attempt began it.
+    @property
+    def _declared(self) -> set[tuple[str, str, str]]:
+        return set(self.flow.keys(self)) if self.flow.keys is not None else set()
 
-        An earlier attempt left in doubt (a crash, a lost answer) means the
-        write may have landed: the caller looks it up before writing again.
+    def write(
+        self,
+        step: str,
+        system: str,
+        object_type: str,
+        canonical_id: str,
+        action: str,
+        send: Callable[[bool], str],
+        after: Any,
+        audit_action: str | None = None,
+    ) -> str:
+        """One write to a system as one checkpointed step: mark it in doubt, send it, record it.
+
+        ``send(first)`` makes the call; ``first`` is False when an earlier attempt
+        began the same write (it may have landed), so the sender looks the record
+        up before it creates anything. The record (cross-reference, saga step,
+        ledger, audit) is written in the same step, right after the answer.
         """
-        return self.hub.tx(
-            _begin, write_key(system, object_type, canonical_id), system, action, self.correlation_id
+        return _write_step(
+            self.flow.name,
+            self.subject,
+            self.correlation_id,
+            step,
+            system,
+            object_type,
+            canonical_id,
+            action,
+            send,
+            after,
+            audit_action,
         )
 
     def record(
-        self, step: str, system: str, object_type: str, canonical_id: str, external_id: str, after: Any
+        self,
+        step: str,
+        system: str,
+        object_type: str,
+        canonical_id: str,
+        external_id: str,
+        after: Any,
+        audit_action: str | None = None,
     ) -> None:
-        """Record a write: cross-reference, saga step, ledger and audit, in one checkpointed transaction."""
+        """Record a write (or a link to an existing record): cross-reference, saga step, ledger
+        and audit, in one checkpointed transaction."""
         self.hub.tx(
             _record,
             self.flow.name,
@@ -138,18 +183,52 @@ class Run:
             external_id,
             self.correlation_id,
             after,
+            audit_action,
         )
+
+
+@DBOS.step()
+def _write_step(
+    flow: str,
+    subject: str,
+    correlation_id: str,
+    step: str,
+    system: str,
+    object_type: str,
+    canonical_id: str,
+    action: str,
+    send: Callable[[bool], str],
+    after: Any,
+    audit_action: str | None,
+) -> str:
+    hub = current()
+    key = write_key(system, object_type, canonical_id)
+    with hub.engine.begin() as conn:
+        first = repo.ledger_begin(conn, key, system, action, correlation_id)
+        if not first and (prior := repo.get_xref(conn, system, object_type, canonical_id)) is not None:
+            return prior  # recorded by an attempt whose checkpoint was lost
+    external_id = send(first)
+    # A re-run of this step (its checkpoint lost in a crash) records the same ids again: all upserts.
+    with hub.engine.begin() as conn:
+        _record(
+            conn,
+            flow,
+            subject,
+            step,
+            system,
+            object_type,
+            canonical_id,
+            external_id,
+            correlation_id,
+            after,
+            audit_action,
+        )
+    return external_id
 
 
 def write_key(system: str, object_type: str, canonical_id: str) -> str:
     """Idempotency-ledger key of the hub's write of a record to a system."""
     return f"{system}:{object_type}:{canonical_id}"
-
-
-def _begin(conn: sa.Connection, key: str, system: str, action: str, correlation_id: str) -> bool:
-    first = repo.ledger_get(conn, key) is None
-    repo.ledger_begin(conn, key, system, action, correlation_id)
-    return first
 
 
 def _record(
@@ -163,6 +242,7 @@ def _record(
     external_id: str,
     correlation_id: str,
     after: Any,
+    audit_action: str | None = None,
 ) -> None:
     repo.put_xref(conn, system, object_type, canonical_id, external_id)
     repo.record_step(conn, flow, subject, step, system, external_id)
@@ -170,7 +250,7 @@ def _record(
     audit.append(
         conn,
         actor=f"flow:{flow}",
-        action=f"{step}.written",
+        action=audit_action or f"{step}.written",
         subject=subject,
         correlation_id=correlation_id,
         systems=[system],
@@ -220,6 +300,23 @@ def written_summary(steps: dict[str, Any], writes: tuple[str, ...], compensated:
     if compensated:
         parts.append("compensation removed " + ", ".join(WHAT.get(s, s) for s in compensated))
     return "; ".join(parts)
+
+
+def _open(
+    conn: sa.Connection,
+    flow: str,
+    subject: str,
+    correlation_id: str,
+    trigger: datetime | None,
+    keys: list[tuple[str, str, str]],
+) -> tuple[dict[str, Any], list[tuple[str, str, str, str]]]:
+    record = repo.start_run(conn, flow, subject, correlation_id, trigger)
+    known = []
+    for system, object_type, canonical_id in keys:
+        found = repo.get_xref(conn, system, object_type, canonical_id)
+        if found is not None:
+            known.append((system, object_type, canonical_id, found))
+    return record, known
 
 
 def _fail(
@@ -326,10 +423,15 @@ def run_flow(flow_name: str, event: dict[str, Any]) -> dict[str, Any]:
     flow = FLOWS[flow_name]
     subject, corr = _identity(event)
     with correlated(corr, flow=flow_name, subject=subject):
-        record = hub.tx(repo.start_run, flow_name, subject, corr, _trigger_time(event))
+        run = Run(flow, event, subject, corr, hub)
+        try:
+            keys = flow.keys(run) if flow.keys is not None else []
+        except Exception:  # an unreadable payload: the body reports it as a case
+            keys = []
+        record, known = hub.tx(_open, flow_name, subject, corr, _trigger_time(event), keys)
         if record["status"] == "completed":
             return {"status": "completed", "already": True}
-        run = Run(flow, event, subject, corr, hub)
+        run.known_ids = {(s, t, c): v for s, t, c, v in known}
         try:
             summary = flow.body(run)
         except Exception as exc:  # every failure ends in a case: nothing is left running
