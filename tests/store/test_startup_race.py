@@ -106,10 +106,15 @@ def _start_together(url: str, mode: str, tmp_path: Path, workers: int = 2) -> li
         tmp = tmp_path / "go.tmp"
         tmp.write_text(repr(time.time() + 0.25))
         tmp.rename(tmp_path / "go")  # atomic: a worker never reads a half-written time
-        return [
-            (p.wait(timeout=180), (tmp_path / f"worker-{n}.log").read_text())
-            for n, (p, _) in enumerate(procs)
-        ]
+        deadline = time.monotonic() + 120  # a start takes seconds; longer is a deadlock
+        for p, _ in procs:
+            try:
+                p.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pytest.fail(
+                    "a worker was still starting after 120 s (deadlock?)\n" + _logs(tmp_path, workers)
+                )
+        return [(p.returncode, (tmp_path / f"worker-{n}.log").read_text()) for n, (p, _) in enumerate(procs)]
     finally:
         for p, log in procs:
             if p.poll() is None:

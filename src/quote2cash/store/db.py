@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -129,15 +130,17 @@ def startup_lock(engine: sa.Engine, *, timeout: float = STARTUP_LOCK_TIMEOUT) ->
     the datasource it migrates (``SQLAlchemyDatasource.create``). A worker that
     comes second waits, then finds the schema at head and changes nothing.
 
-    - PostgreSQL: a session-level ``pg_advisory_lock(STARTUP_LOCK_KEY)`` on a
+    - PostgreSQL: a session-level advisory lock on :data:`STARTUP_LOCK_KEY`, on a
       connection of its own, in autocommit, so no transaction stays open while
-      the lock is held. A worker that dies releases it with its session.
+      the lock is held. A worker that dies releases it with its session. It is
+      taken by polling ``pg_try_advisory_lock``: a waiter blocked in
+      ``pg_advisory_lock`` would deadlock with the holder's ``DBOS.launch()``.
     - SQLite: ``BEGIN EXCLUSIVE`` on a connection of its own to a file next to
       the database (``hub.sqlite.startup-lock``), not to the database itself:
       an exclusive transaction on the database would block this process's own
       migration and DBOS's, which use other connections. The lock file (and its
       directory) is created if missing; the OS releases it when a worker dies.
-      An in-memory database has no other process to wait for.
+      An in-memory database (or a ``file:`` URI) is not locked across processes.
 
     The lock is re-entrant within a process (keyed by the database, not the
     engine), so ``Hub.launch`` may hold it around :func:`migrate` and
@@ -188,23 +191,27 @@ def _timed_out(engine: sa.Engine, timeout: float) -> HubError:
 def _postgres_lock(engine: sa.Engine, timeout: float) -> Iterator[None]:
     conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
     try:
-        # lock_timeout bounds the wait for an advisory lock too (SQLSTATE 55P03 when it expires).
-        conn.execute(
-            sa.text("SELECT set_config('lock_timeout', :ms, false)"), {"ms": f"{max(1, int(timeout * 1000))}"}
-        )
-        try:
-            conn.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": STARTUP_LOCK_KEY})
-        except sa.exc.OperationalError as exc:
-            if getattr(exc.orig, "sqlstate", None) == "55P03":
-                raise _timed_out(engine, timeout) from exc
-            raise
+        # Poll with pg_try_advisory_lock; never wait in a blocking pg_advisory_lock. A statement
+        # blocked on the lock keeps a snapshot open, and the holder's DBOS.launch() runs
+        # CREATE INDEX CONCURRENTLY, which waits for every open snapshot in the database:
+        # the holder would wait for the waiter, which waits for the holder, for ever.
+        deadline = time.monotonic() + timeout
+        pause = 0.02
+        while not conn.execute(
+            sa.text("SELECT pg_try_advisory_lock(:key)"), {"key": STARTUP_LOCK_KEY}
+        ).scalar_one():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise _timed_out(engine, timeout)
+            time.sleep(min(pause, remaining))
+            pause = min(pause * 2, 0.5)
         try:
             yield
         finally:
             with suppress(sa.exc.DBAPIError):  # if the session is gone, its lock went with it
                 conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": STARTUP_LOCK_KEY})
     finally:
-        # Discard the session rather than pool it: its lock_timeout must not leak into other work.
+        # Discard the session rather than pool it: a lock left on it must not outlive this block.
         conn.invalidate()
         conn.close()
 
