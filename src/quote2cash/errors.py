@@ -266,6 +266,13 @@ CATALOGUE: dict[str, ErrorCode] = {
             "usage.invalid_argument", _I, False, 400, "An argument is invalid; the message says which."
         ),
         ErrorCode("run.not_found", _I, False, 404, "There is no such flow run."),
+        ErrorCode(
+            "hub.startup_lock_timeout",
+            _I,
+            False,
+            503,
+            "Another worker held the database's start-up lock for too long; see whether it is stuck migrating.",
+        ),
         ErrorCode("hub.error", _I, False, 500, "An error of the hub."),
     ]
 }

@@ -182,7 +182,7 @@ def _timed_out(engine: sa.Engine, timeout: float) -> HubError:
     return HubError(
         f"another hub worker has held the start-up lock of the hub database for over {timeout:g}s; "
         "is a worker stuck in start-up or running a long migration?",
-        code="hub.error",
+        code="hub.startup_lock_timeout",
         record=where,
     )
 
