@@ -172,9 +172,6 @@ class VendorClient:
             record=record,
         )
 
-    def before_request(self, request: httpx.Request) -> None:
-        """Hook to sign or decorate a request just before it is sent."""
-
     # -- the retry loop --------------------------------------------------------------
     def request(
         self,
@@ -233,7 +230,6 @@ class VendorClient:
         request = self._http.build_request(
             method, url, json=json, params=params, headers=headers, content=content
         )
-        self.before_request(request)
         self.calls += 1
         try:
             with self.limiter:

@@ -27,6 +27,7 @@ from urllib.parse import quote, urlencode
 import httpx
 
 from quote2cash.connectors._http import Limiter, RetryPolicy, VendorClient, require
+from quote2cash.connectors.salesforce.auth import TOKEN_PATH, SessionAuth
 from quote2cash.connectors.salesforce.errors import from_vendor
 from quote2cash.errors import (
     AuthError,
@@ -37,7 +38,6 @@ from quote2cash.errors import (
 
 #: Records per sObject Collections call (a Salesforce limit).
 COLLECTION_LIMIT = 200
-_TOKEN_PATH = "/services/oauth2/token"
 
 
 @dataclass(frozen=True)
@@ -81,8 +81,15 @@ class SalesforceClient(VendorClient):
         limiter: Limiter | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        self._session = SessionAuth()
         super().__init__(
-            login_url, transport=transport, timeout=timeout, retry=retry, sleep=sleep, limiter=limiter
+            login_url,
+            transport=transport,
+            timeout=timeout,
+            retry=retry,
+            sleep=sleep,
+            limiter=limiter,
+            auth=self._session,
         )
         self.api_version = api_version
         self.instance_url: str | None = None
@@ -105,7 +112,7 @@ class SalesforceClient(VendorClient):
         response = VendorClient.request(
             self,
             "POST",
-            _TOKEN_PATH,
+            TOKEN_PATH,
             content=form,
             headers={"Content-Type": "application/x-www-form-urlencoded"},
             idempotent=True,
@@ -116,11 +123,7 @@ class SalesforceClient(VendorClient):
         if not isinstance(token, str) or not isinstance(instance, str):
             raise VendorPayloadError("salesforce token answer has non-text fields", system=self.system)
         self._token, self.instance_url = token, instance.rstrip("/")
-
-    def before_request(self, request: httpx.Request) -> None:
-        """Add the bearer token to every API call (not to the token call itself)."""
-        if self._token and not request.url.path.endswith(_TOKEN_PATH):
-            request.headers["Authorization"] = f"Bearer {self._token}"
+        self._session.token = token
 
     def request(
         self,
