@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from quote2cash.cli import app
-from quote2cash.model import BusinessEvent, Money, from_minor, to_minor
+from quote2cash.model import BusinessEvent, Invoice, InvoiceLine, Money, from_minor, to_minor
 
 
 def test_money_refuses_floats_and_mixed_currencies() -> None:
@@ -59,3 +59,19 @@ def test_money_rounds_by_the_currency_minor_unit(
     assert str(money.rounded().amount) == rounded
     assert Money.from_minor(minor, currency).amount == Decimal(rounded)
     assert to_minor(Decimal(amount), currency) == minor and from_minor(minor, currency) == Decimal(rounded)
+
+
+def test_an_invoice_totals_its_lines_in_its_currency_minor_unit() -> None:
+    invoice = Invoice(
+        source_system="quote2cash",
+        source_id="INV-1",
+        customer_id="001",
+        currency="JPY",
+        lines=[
+            InvoiceLine(description="Milestone 1", unit_amount=Money.of("150000.4", "JPY")),
+            InvoiceLine(description="T&M", quantity=Decimal("2.5"), unit_amount=Money.of("20000", "JPY")),
+        ],
+    )
+    assert invoice.total() == Money.of("200000", "JPY")
+    with pytest.raises(ValidationError):
+        Invoice(source_system="q", source_id="INV-2", customer_id="001", currency="USD", lines=[])

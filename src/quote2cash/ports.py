@@ -26,7 +26,9 @@ from quote2cash.model import (
     AccountingPeriod,
     BusinessEvent,
     Customer,
+    Invoice,
     Opportunity,
+    Payment,
     Project,
     ResourceRequest,
 )
@@ -361,12 +363,40 @@ class Erp(System, Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class PaymentPage:
+    """Payments received since a cursor, and the cursor to continue from."""
+
+    payments: list[Payment]
+    cursor: str | None
+
+
 @runtime_checkable
 class Billing(System, Protocol):
-    """A billing system: invoices and payments (flows F6–F8)."""
+    """A billing system: invoices and payments (flows F6–F8).
+
+    Every create carries a deterministic idempotency key (the hub's external
+    id of the record), so a repeated create returns the first one.
+    """
 
     def upsert_customer(self, customer: Customer, external_id: str) -> str:
         """Create or update the billing customer by the hub's external id."""
+        ...
+
+    def create_invoice(self, invoice: Invoice, billing_customer_id: str, idempotency_key: str) -> str:
+        """Create a draft invoice with its lines; the same key returns the same invoice."""
+        ...
+
+    def finalize_invoice(self, invoice_id: str) -> Invoice:
+        """Finalize and send a draft invoice; returns it with its number and status."""
+        ...
+
+    def void_invoice(self, invoice_id: str) -> None:
+        """Void an open invoice (a correction is a credit note or a new invoice)."""
+        ...
+
+    def payments_since(self, cursor: str | None) -> PaymentPage:
+        """Payments received after the cursor, oldest first."""
         ...
 
 
@@ -386,6 +416,7 @@ __all__ = [
     "ErpMasterData",
     "ErpRefs",
     "EventPage",
+    "PaymentPage",
     "PostedRecord",
     "Posting",
     "PostingResult",

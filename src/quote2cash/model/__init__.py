@@ -2,6 +2,7 @@
 
 from pydantic import BaseModel
 
+from quote2cash.model.billing import Invoice, InvoiceLine, InvoiceStatus, Payment
 from quote2cash.model.common import Canonical
 from quote2cash.model.deal import (
     BillingModel,
@@ -42,6 +43,8 @@ SCHEMA_MODELS: dict[str, type[BaseModel]] = {
     "BusinessEvent": BusinessEvent,
     "TimeEntry": TimeEntry,
     "Expense": Expense,
+    "Invoice": Invoice,
+    "Payment": Payment,
     "Money": Money,
 }
 
@@ -58,11 +61,15 @@ __all__ = [
     "Customer",
     "Expense",
     "FinancialDimensions",
+    "Invoice",
+    "InvoiceLine",
+    "InvoiceStatus",
     "LegalEntity",
     "Milestone",
     "Money",
     "Opportunity",
     "OpportunityLine",
+    "Payment",
     "Phase",
     "Project",
     "RateCard",
