@@ -103,3 +103,50 @@ def test_two_erps_routed_by_legal_entity_run_the_same_flows(
     # Reconciliation reads both ERPs and finds them in agreement with the PSA.
     report = reconcile(hub, "time", "2026-10")
     assert report.breaks == [] and {ln.project for ln in report.lines} == {us, uk}
+
+
+def test_a_shadow_erp_receives_a_copy_of_every_posting_and_decides_nothing(
+    db_url: str, boxes: Sandboxes
+) -> None:
+    raw = boxes.config(db_url)
+    raw["systems"]["ledger_new"] = {
+        "kind": ledger_erp.CONNECTOR.kind,
+        "subsidiaries": [e["erp_subsidiary"] for e in raw["legal_entities"].values()],
+        "currencies": ["USD"],
+    }
+    raw["erp_routing"] = {"default": "erp", "shadow": "ledger_new"}
+    hub = launch_hub(load_config(data=raw, env=SANDBOX_ENV), retry=FAST)
+    try:
+        _, opp = add_deal(boxes)
+        poll_closed_won(hub)
+        assert result_of(workflow_id(opp))["status"] == "completed"
+        shadow = hub.systems["ledger_new"]
+        assert isinstance(shadow, ledger_erp.LedgerErp)
+        assert shadow.projects_by_key == {}  # projects live in the routed ERP only
+        kt = boxes.kantata
+        ws = kt.records("workspaces")[0]["id"]
+        task = next(s for s in kt.records("stories") if s["workspace_id"] == ws and s["story_type"] == "task")
+        user = kt.add_user("Ada Lovelace", "ada@northwind.example", "Consultant")
+        rate = int(hub.config.rate_cards["STD-USD"].rates["Consultant"] * 100)
+        kt.add_time_entries(
+            [
+                {
+                    "workspace_id": ws,
+                    "story_id": task["id"],
+                    "user_id": user,
+                    "date_performed": "2026-10-14",
+                    "time_in_minutes": 60,
+                    "billable": True,
+                    "rate_in_cents": rate,
+                    "currency": "USD",
+                    "approved": True,
+                }
+            ]
+        )
+        result = post_now(hub, "time")
+        assert result["postings_sent"] == 1
+        journals = [j for j in boxes.netsuite.records("journalentry") if j.get("custbody_q2c_kind") == "time"]
+        assert [j["externalId"] for j in journals] == list(shadow.postings)  # the same posting, dual-posted
+        assert reconcile(hub, "time", "2026-10").breaks == []  # the shadow is not counted twice
+    finally:
+        hub.shutdown()
