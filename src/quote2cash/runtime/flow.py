@@ -263,9 +263,9 @@ def as_case_error(exc: BaseException, flow: str) -> HubError:
     """Any failure of a run as the hub error its case carries (never a silent failure)."""
     if isinstance(exc, TransientError):
         attempts = exc.details.get("attempts")
+        tried = f"gave up after {attempts} attempts" if attempts else "gave up after retrying"
         return HubError(
-            f"{exc.message}; gave up after {attempts or 'every'} attempt(s). Resubmit the case once "
-            f"{exc.system or 'the system'} is reachable.",
+            f"{exc.message}; {tried}. Resubmit the case once {exc.system or 'the system'} is reachable.",
             code="vendor.retries_exhausted",
             system=exc.system,
             record=exc.record,
@@ -291,7 +291,9 @@ def as_case_error(exc: BaseException, flow: str) -> HubError:
 
 def written_summary(steps: dict[str, Any], writes: tuple[str, ...], compensated: list[str]) -> str:
     """ "ERP customer 1001 and ERP project 1002 exist; PSA workspace not created" for a case."""
-    done = [f"{WHAT.get(s, s)} {v.get('id')}" for s, v in steps.items() if s not in compensated]
+    # In the order they were written (a JSON column need not keep key order).
+    ordered = sorted(steps.items(), key=lambda item: str(item[1].get("at") or ""))
+    done = [f"{WHAT.get(s, s)} {v.get('id')}" for s, v in ordered if s not in compensated]
     parts = []
     if done:
         parts.append(" and ".join([", ".join(done[:-1]), done[-1]] if len(done) > 1 else done) + " exist")

@@ -122,11 +122,12 @@ class KantataPsa:
         for attempt in range(1, self.client.retry.max_attempts + 1):
             try:
                 return str(self.client.create("workspaces", {**body, "external_references": refs})["id"])
-            except InDoubtError:
+            except InDoubtError as exc:
                 found = self._find(reference)
                 if found is not None:
                     return found
                 if attempt == self.client.retry.max_attempts:
+                    exc.details["attempts"] = attempt
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -180,8 +181,9 @@ class KantataPsa:
                 for body in missing:
                     self.client.create("resource_requests", body)
                 return len(requests)
-            except InDoubtError:
+            except InDoubtError as exc:
                 if attempt == self.client.retry.max_attempts:
+                    exc.details["attempts"] = attempt
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 
