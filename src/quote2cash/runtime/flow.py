@@ -138,13 +138,17 @@ class Run:
         send: Callable[[bool], str],
         after: Any,
         audit_action: str | None = None,
+        *,
+        create: bool = False,
     ) -> str:
-        """One write to a system as one checkpointed step: mark it in doubt, send it, record it.
+        """One write to a system as one checkpointed step: send it, record it.
 
-        ``send(first)`` makes the call; ``first`` is False when an earlier attempt
-        began the same write (it may have landed), so the sender looks the record
-        up before it creates anything. The record (cross-reference, saga step,
-        ledger, audit) is written in the same step, right after the answer.
+        ``send(first)`` makes the call. A ``create`` (not an upsert by external
+        id) is first marked in doubt in the idempotency ledger, and ``first`` is
+        False when an earlier attempt began it (it may have landed), so the
+        sender looks the record up before it creates anything; an upsert is
+        safe to repeat and needs no mark. The record (cross-reference, saga
+        step, ledger, audit) is written in the same step, right after the answer.
         """
         return _write_step(
             self.flow.name,
@@ -158,6 +162,7 @@ class Run:
             send,
             after,
             audit_action,
+            create,
         )
 
     def record(
@@ -200,16 +205,21 @@ def _write_step(
     send: Callable[[bool], str],
     after: Any,
     audit_action: str | None,
+    create: bool,
 ) -> str:
     hub = current()
     key = write_key(system, object_type, canonical_id)
-    with hub.engine.begin() as conn:
-        first = repo.ledger_begin(conn, key, system, action, correlation_id)
-        if not first and (prior := repo.get_xref(conn, system, object_type, canonical_id)) is not None:
-            return prior  # recorded by an attempt whose checkpoint was lost
+    first = True
+    if create:
+        with hub.engine.begin() as conn:
+            first = repo.ledger_begin(conn, key, system, action, correlation_id)
+            if not first and (prior := repo.get_xref(conn, system, object_type, canonical_id)) is not None:
+                return prior  # recorded by an attempt whose checkpoint was lost
     external_id = send(first)
     # A re-run of this step (its checkpoint lost in a crash) records the same ids again: all upserts.
     with hub.engine.begin() as conn:
+        if not create:
+            repo.ledger_begin(conn, key, system, action, correlation_id)
         _record(
             conn,
             flow,
