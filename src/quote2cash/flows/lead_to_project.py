@@ -296,5 +296,6 @@ LEAD_TO_PROJECT = declare(
         on_complete=_on_complete,
         latency_kpi="closed_won_to_project_seconds",
         keys=_keys,
+        one_step=True,
     )
 )

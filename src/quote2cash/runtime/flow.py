@@ -69,7 +69,11 @@ class Flow:
         global_concurrency: runs at once across all workers (None: no global limit).
         latency_kpi: the KPI that records trigger → completed seconds (None: none).
         keys: the records (system role, object type, canonical id) whose cross-references
-            the run needs, read in the run's opening transaction (one checkpoint, not one each).
+            the run needs, read together instead of one look-up each.
+        one_step: run the whole body as one checkpointed step. Every write in it must be
+            idempotent and record itself (:meth:`Run.write`), so a body interrupted half-way
+            runs again from the top, finds what it already wrote and goes on: three
+            checkpoints per run (open, body, complete) instead of one per call.
     """
 
     name: str
@@ -83,6 +87,7 @@ class Flow:
     global_concurrency: int | None = None
     latency_kpi: str | None = None
     keys: Callable[[Run], list[tuple[str, str, str]]] | None = None
+    one_step: bool = False
 
 
 FLOWS: dict[str, Flow] = {}
@@ -103,8 +108,10 @@ class Run:
     subject: str
     correlation_id: str
     hub: Hub = field(repr=False)
-    #: Cross-references read when the run opened: (system, object type, canonical id) -> id.
+    #: Cross-references read together: (system, object type, canonical id) -> id.
     known_ids: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    #: Inside a one-step body: bookkeeping goes straight to the database, not through checkpoints.
+    in_step: bool = False
 
     @property
     def payload(self) -> dict[str, Any]:
@@ -122,6 +129,8 @@ class Run:
         key = (system, object_type, canonical_id)
         if key in self.known_ids or (self.flow.keys is not None and key in self._declared):
             return self.known_ids.get(key)
+        if self.in_step:
+            return self.hub.read(repo.get_xref, system, object_type, canonical_id)
         return self.hub.tx(repo.get_xref, system, object_type, canonical_id)
 
     @property
@@ -177,6 +186,22 @@ class Run:
     ) -> None:
         """Record a write (or a link to an existing record): cross-reference, saga step, ledger
         and audit, in one checkpointed transaction."""
+        if self.in_step:
+            with self.hub.engine.begin() as conn:
+                _record(
+                    conn,
+                    self.flow.name,
+                    self.subject,
+                    step,
+                    system,
+                    object_type,
+                    canonical_id,
+                    external_id,
+                    self.correlation_id,
+                    after,
+                    audit_action,
+                )
+            return
         self.hub.tx(
             _record,
             self.flow.name,
@@ -437,7 +462,7 @@ def run_flow(flow_name: str, event: dict[str, Any]) -> dict[str, Any]:
     with correlated(corr, flow=flow_name, subject=subject):
         run = Run(flow, event, subject, corr, hub)
         try:
-            keys = flow.keys(run) if flow.keys is not None else []
+            keys = flow.keys(run) if flow.keys is not None and not flow.one_step else []
         except Exception:  # an unreadable payload: the body reports it as a case
             keys = []
         record, known = hub.tx(_open, flow_name, subject, corr, _trigger_time(event), keys)
@@ -445,12 +470,28 @@ def run_flow(flow_name: str, event: dict[str, Any]) -> dict[str, Any]:
             return {"status": "completed", "already": True}
         run.known_ids = {(s, t, c): v for s, t, c, v in known}
         try:
-            summary = flow.body(run)
+            summary = _body_step(flow_name, event, subject, corr) if flow.one_step else flow.body(run)
         except Exception as exc:  # every failure ends in a case: nothing is left running
             return _stop(run, as_case_error(exc, flow_name))
         hub.tx(_complete, run, summary)
         log.info("flow.completed", **{k: v for k, v in summary.items() if isinstance(v, str | int)})
         return {"status": "completed", **summary}
+
+
+@DBOS.step()
+def _body_step(flow_name: str, event: dict[str, Any], subject: str, correlation_id: str) -> dict[str, Any]:
+    """A one-step flow's body: cross-references read afresh, then every call and its record."""
+    hub = current()
+    flow = FLOWS[flow_name]
+    run = Run(flow, event, subject, correlation_id, hub, in_step=True)
+    if flow.keys is not None:
+        keys = flow.keys(run)
+        with hub.engine.connect() as conn:
+            for system, object_type, canonical_id in keys:
+                found = repo.get_xref(conn, system, object_type, canonical_id)
+                if found is not None:
+                    run.known_ids[(system, object_type, canonical_id)] = found
+    return flow.body(run)
 
 
 def _stop(run: Run, error: HubError) -> dict[str, Any]:
