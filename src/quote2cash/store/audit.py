@@ -2,8 +2,8 @@
 
 Each entry's hash covers its content and the previous entry's hash, so any
 edit, deletion or reordering of a past row breaks the chain at that row.
-Appends are serialised through the ``audit_head`` cursor row, which works the
-same on SQLite (database write lock) and PostgreSQL (row lock).
+Appends are serialised through the ``audit_head`` cursor row: a row lock on
+PostgreSQL, the database's write lock on SQLite.
 """
 
 from __future__ import annotations
@@ -16,11 +16,35 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from quote2cash.store.repo import get_cursor, now, set_cursor
-from quote2cash.store.tables import audit_log
+from quote2cash.store.repo import insert_ignore, now
+from quote2cash.store.tables import audit_log, cursor
 
 GENESIS = "0" * 64
 _HEAD = "audit_head"
+# Built once: an append runs several times per flow run.
+_TOUCH = sa.update(cursor).where(cursor.c.name == _HEAD).values(value=cursor.c.value)
+_READ = sa.select(cursor.c.value).where(cursor.c.name == _HEAD)
+_READ_LOCKED = _READ.with_for_update()
+_MOVE = (
+    sa.update(cursor)
+    .where(cursor.c.name == _HEAD)
+    .values(value=sa.bindparam("head"), updated_at=sa.bindparam("at"))
+)
+_INSERT = sa.insert(audit_log)
+
+
+def _lock_head(conn: sa.Connection) -> str:
+    """The chain's head ``seq:hash``, with the write lock that serialises appends held."""
+    for _ in range(2):
+        if conn.dialect.name == "postgresql":
+            head = conn.execute(_READ_LOCKED).scalar_one_or_none()  # a row lock
+        else:
+            conn.execute(_TOUCH)  # SQLite: a write takes the database's write lock first
+            head = conn.execute(_READ).scalar_one_or_none()
+        if head is not None:
+            return str(head)
+        insert_ignore(conn, cursor, {"name": _HEAD, "value": f"0:{GENESIS}", "updated_at": now()})
+    raise RuntimeError("the audit head row cannot be created")
 
 
 def _iso(value: datetime) -> str:
@@ -59,9 +83,8 @@ def append(
     after: Any = None,
 ) -> int:
     """Append an entry; returns its sequence number."""
-    set_cursor(conn, _HEAD + ".lock", now().isoformat())  # takes the write lock first
-    head = get_cursor(conn, _HEAD)
-    seq, prev = (0, GENESIS) if head is None else (int(head.split(":")[0]), head.split(":")[1])
+    head = _lock_head(conn)
+    seq, prev = int(head.split(":")[0]), head.split(":")[1]
     row: dict[str, Any] = {
         "seq": seq + 1,
         "at": now(),
@@ -75,8 +98,8 @@ def append(
         "prev_hash": prev,
     }
     row["hash"] = entry_hash(row, prev)
-    conn.execute(sa.insert(audit_log).values(**row))
-    set_cursor(conn, _HEAD, f"{row['seq']}:{row['hash']}")
+    conn.execute(_INSERT, row)
+    conn.execute(_MOVE, {"head": f"{row['seq']}:{row['hash']}", "at": row["at"]})
     return int(row["seq"])
 
 
@@ -105,7 +128,7 @@ def verify(conn: sa.Connection) -> ChainReport:
             return ChainReport(count, False, row["seq"], "content does not match its hash (row was altered)")
         prev = row["hash"]
         expected_seq += 1
-    head = get_cursor(conn, _HEAD)
+    head = conn.execute(_READ).scalar_one_or_none()
     if head is not None and int(head.split(":")[0]) != count:
         return ChainReport(count, False, count + 1, "entries after the last one were removed")
     return ChainReport(count, True)
