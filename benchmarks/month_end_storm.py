@@ -426,7 +426,7 @@ def run_hub(args: argparse.Namespace, info: dict[str, Any], child: Child, workdi
 
     from quote2cash.config import load_config
     from quote2cash.flows import launch_hub
-    from quote2cash.flows.post_approved_work import post_approved_work, post_now, run_id_now
+    from quote2cash.flows.posting import post_approved_work, post_now, run_id_now
     from quote2cash.sandbox.seed import SANDBOX_ENV
     from quote2cash.store.db import sqlite_url
     from quote2cash.store.tables import project_registry
@@ -464,7 +464,8 @@ def run_hub(args: argparse.Namespace, info: dict[str, Any], child: Child, workdi
         figures["erp_suiteql_calls"] = _calls(ns0, ns1, "suiteql")
         steps = DBOS.list_workflow_steps(run_id, load_output=False)
         figures["phases"] = phases(steps, epoch0, epoch0 + wall)
-        figures.update(check_erp(hub.erp, info, args.mode))
+        erp: Any = hub.erp()  # the NetSuite adapter: its wire client runs the SuiteQL checks
+        figures.update(check_erp(erp.client, info, args.mode))
     finally:
         hub.shutdown()
     return figures

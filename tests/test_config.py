@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from quote2cash.config import load_config
-from quote2cash.errors import BusinessRuleError, ConfigError, MappingError
 from quote2cash.connectors.salesforce.adapter import MAPPING as SALESFORCE_MAPPING
+from quote2cash.errors import BusinessRuleError, ConfigError, MappingError
 from quote2cash.mappings import Mapping
 from quote2cash.runtime.hub import Hub
 from quote2cash.sandbox.seed import SANDBOX_ENV, hub_config
@@ -114,7 +114,7 @@ def test_a_system_mapping_file_replaces_the_connector_one_and_a_bad_one_names_it
     finally:
         hub.engine.dispose()
     custom.write_text("name: broken\nversion: 1\nrecords: {x: {fields: {a: {value_map: nowhere}}}}\n")
-    with pytest.raises(MappingError, match="crm-mapping.yaml is invalid"):
+    with pytest.raises(MappingError, match=r"crm-mapping\.yaml is invalid"):
         Hub(load_config(_write(tmp_path, data), env=SANDBOX_ENV))
 
 
@@ -122,7 +122,9 @@ def test_a_role_two_systems_could_play_must_be_named(tmp_path: Path) -> None:
     data = _valid()
     data["systems"]["erp2"] = dict(data["systems"]["erp"])
     config = load_config(_write(tmp_path, data), env=SANDBOX_ENV)
-    with pytest.raises(ConfigError, match=r"systems erp, erp2 can all play the erp role; name one under `roles"):
+    with pytest.raises(
+        ConfigError, match=r"systems erp, erp2 can all play the erp role; name one under `roles"
+    ):
         config.system_for("erp")
     data["roles"] = {"erp": "erp2"}
     assert load_config(_write(tmp_path, data), env=SANDBOX_ENV).system_for("erp") == "erp2"

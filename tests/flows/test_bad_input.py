@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 from quote2cash.cli import app
 from quote2cash.errors import VendorPayloadError
 from quote2cash.flows.intake import cursor_name, poll_closed_won
-from quote2cash.flows.post_approved_work import post_now
-from quote2cash.flows.work_intake import feed_cursor
+from quote2cash.flows.posting import post_now
+from quote2cash.flows.posting.pull import feed_cursor
 from quote2cash.runtime.hub import Hub
 from quote2cash.sandbox.seed import Sandboxes
 from quote2cash.store import cases, repo

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from quote2cash.flows.intake import poll_closed_won
 from quote2cash.flows.lead_to_project import workflow_id
-from quote2cash.flows.post_approved_work import post_now
+from quote2cash.flows.posting import post_now
 from quote2cash.flows.reconcile_work import reconcile
 from quote2cash.runtime.hub import Hub
 from quote2cash.sandbox.seed import Sandboxes

@@ -23,7 +23,7 @@ from quote2cash.config import load_config
 from quote2cash.connectors.salesforce.adapter import closed_won_event
 from quote2cash.flows import launch_hub
 from quote2cash.flows.intake import deliver, poll_closed_won
-from quote2cash.flows.post_approved_work import post_now
+from quote2cash.flows.posting import post_now
 from quote2cash.flows.reconcile_work import reconcile
 from quote2cash.runtime.hub import Hub
 from quote2cash.runtime.logs import configure_logging

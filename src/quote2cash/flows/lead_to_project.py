@@ -15,7 +15,7 @@ into an exception case and reports it to the CRM.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -245,6 +245,8 @@ def steps(run: Run) -> dict[str, Any]:
             "psa_workspace_id": ws_id,
             "erp_job_id": job_id,
             "erp": erp,
+            "customer_id": customer.source_id,
+            "start_date": start.isoformat(),
             "customer_erp_id": synced.erp_id,
             "legal_entity": legal_entity,
             "subsidiary": hub.subsidiary_of[legal_entity],
@@ -279,9 +281,8 @@ def _report(run: Run, error: HubError, case_id: int) -> None:
 
 def _on_complete(conn: sa.Connection, run: Run, summary: dict[str, Any]) -> None:
     emit(conn, run, "project.activated", summary)
-    repo.upsert(
-        conn, project_registry, {**summary["project"], "updated_at": datetime.now(UTC)}, ["canonical_id"]
-    )
+    project = {**summary["project"], "start_date": date.fromisoformat(summary["project"]["start_date"])}
+    repo.upsert(conn, project_registry, {**project, "updated_at": datetime.now(UTC)}, ["canonical_id"])
 
 
 LEAD_TO_PROJECT = declare(

@@ -22,14 +22,13 @@ import sqlalchemy as sa
 from dbos import DBOS
 
 from quote2cash.errors import BusinessRuleError, Owner, UsageError
+from quote2cash.flows.posting.work_type import WORK_TYPES
 from quote2cash.model import from_minor, round_money
-from quote2cash.ports import WorkKind
 from quote2cash.runtime.hub import Hub, current
 from quote2cash.store import cases
 from quote2cash.store.tables import posting, project_registry, work_entry
 
 FLOW = "reconcile_work"
-KINDS = ("time", "expense")
 CODES = {
     "missing": "recon.missing",
     "duplicated": "recon.duplicated",
@@ -115,9 +114,9 @@ def reconcile(
     hub: Hub, kind: str, period: str, *, out: Path | None = None, open_cases: bool = True
 ) -> Report:
     """Compare PSA approved with ERP posted for one kind and period; write CSV/JSON to ``out``."""
-    if kind not in KINDS:
+    work = WORK_TYPES.get(kind)
+    if work is None:
         raise UsageError(f"unknown kind {kind!r}: use time or expenses")
-    work_kind: WorkKind = "time" if kind == "time" else "expense"
     start, end = _bounds(period)
     registry = hub.read(
         lambda c: {
@@ -127,7 +126,7 @@ def reconcile(
     )
     # PSA: approved entries of the period.
     psa: dict[str, dict[str, Any]] = {}
-    for raw in hub.psa().approved_work(work_kind, start, end):
+    for raw in hub.psa().approved_work(work.kind, start, end):
         ws = raw["workspace_id"]
         project, le, cur = registry.get(ws, (f"workspace:{ws}", "?", raw["currency"]))
         minutes, amount = raw["minutes"], raw["amount_minor"]
@@ -182,7 +181,7 @@ def reconcile(
         }
         for name in hub.erp_names()
         if name != hub.config.erp_routing.shadow
-        for r in hub.erp(name).posted(work_kind, period)
+        for r in hub.erp(name).posted(work.kind, period)
     ]
     le_of = {v: k for k, v in hub.subsidiary_of.items()}
     breaks: list[Break] = []
@@ -407,7 +406,7 @@ def scheduled_reconciliation(scheduled_time: datetime, context: Any) -> None:
     """Nightly: reconcile this month and the last, for time and expenses."""
     day = scheduled_time.astimezone(UTC).date()
     previous = day.replace(day=1) - timedelta(days=1)
-    for kind in ("time", "expense"):
+    for kind in WORK_TYPES:
         for period in (f"{previous:%Y-%m}", f"{day:%Y-%m}"):
             _nightly(kind, period)
 

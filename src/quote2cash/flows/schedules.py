@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dbos import DBOS
 
-from quote2cash.flows.post_approved_work import scheduled_posting
+from quote2cash.flows.posting import scheduled_posting
 from quote2cash.flows.reconcile_work import scheduled_reconciliation
 from quote2cash.runtime.hub import Hub
 

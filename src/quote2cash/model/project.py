@@ -46,14 +46,18 @@ class Phase(BaseModel):
 
 
 class Project(Canonical):
-    """An engagement delivered for a customer."""
+    """An engagement delivered for a customer.
 
-    customer_id: str
+    ``customer_id`` and ``start_date`` are None where they are not known (a
+    project registered before the hub kept them).
+    """
+
+    customer_id: str | None = Field(description="the customer's canonical id; None: not known")
     opportunity_id: str
     name: str
     billing_model: BillingModel
     currency: CurrencyCode
-    start_date: date
+    start_date: date | None = Field(description="None: not known")
     end_date: date | None = None
     budget: Money | None = None
     template: str | None = None

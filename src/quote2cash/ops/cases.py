@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from dbos import DBOS
 
 from quote2cash.errors import HubError, NotFoundError, UsageError
-from quote2cash.flows import work_posting
+from quote2cash.flows.posting import FLOW as POSTING_FLOW
 from quote2cash.runtime import flow as runtime_flow
 from quote2cash.runtime.hub import Hub
 from quote2cash.store import audit, cases, repo
@@ -169,7 +169,7 @@ def resubmit(
             f"case {case_id} is {case['code']}, not a probable duplicate; link / create-new do not apply",
             code="case.decision",
         )
-    if case["flow"] == work_posting.FLOW:
+    if case["flow"] == POSTING_FLOW:
         _resubmit_entry(hub, case, actor)
         return None
     if not _can_start_again(case["flow"]) or case["payload"] is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from quote2cash.flows import post_approved_work
+from quote2cash.flows import posting as posting_flow
 from quote2cash.ops._args import work_kind
 from quote2cash.runtime.hub import Hub
 
@@ -14,4 +14,4 @@ def post_now(hub: Hub, kind: str) -> dict[str, Any]:
 
     Returns the run's figures (pulled, valid, quarantined, held, posted, …).
     """
-    return post_approved_work.post_now(work_kind(kind))
+    return posting_flow.post_now(work_kind(kind))

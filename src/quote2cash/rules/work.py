@@ -2,9 +2,16 @@
 with messages a PMO or finance person can act on.
 
 The rules run against :class:`MasterData`, a snapshot of what the hub knows
-about projects (from lead-to-project), tasks and people (from the PSA),
-accounting periods, subsidiaries and cost centres (from the ERP) and rate
-cards (from configuration). Each rule returns a :class:`Violation` or None.
+about projects (the canonical :class:`~quote2cash.model.Project` from
+lead-to-project, with its :class:`ProjectRefs`), tasks and people (from the
+PSA), accounting periods, subsidiaries and cost centres (from the ERP) and
+rate cards (from configuration). There is one rule set per kind of work,
+:func:`check_time` and :func:`check_expense`; each returns the first
+:class:`Violation` an entry breaks, or None.
+
+Each rule set has a fast path that builds no message (it runs for every entry
+of a month-end batch) and the full rules (:func:`time_violation`,
+:func:`expense_violation`) that name what is wrong; they agree on every entry.
 """
 
 from __future__ import annotations
@@ -15,31 +22,36 @@ from decimal import Decimal
 from typing import Any
 
 from quote2cash.errors import Owner
-from quote2cash.model import from_minor, to_minor
+from quote2cash.model import BillingModel, Project, from_minor, to_minor
 
 #: Billing models under which time itself is billed. Under the others the
 #: client pays for milestones, a fixed fee or a subscription, so time is cost.
-TIME_BILLED = frozenset({"time_and_materials"})
+TIME_BILLED = frozenset({BillingModel.TIME_AND_MATERIALS})
 #: Billing models under which expenses may be re-billed to the client.
-EXPENSES_REBILLED = frozenset({"time_and_materials", "milestone", "fixed_fee", "retainer"})
+EXPENSES_REBILLED = frozenset(
+    {BillingModel.TIME_AND_MATERIALS, BillingModel.MILESTONE, BillingModel.FIXED_FEE, BillingModel.RETAINER}
+)
 #: PSA task states that no longer accept time.
 CLOSED_TASK_STATES = frozenset({"completed", "closed", "archived", "cancelled"})
 
 
 @dataclass(frozen=True)
-class Project:
-    """What posting needs to know about a project."""
+class ProjectRefs:
+    """What posting needs to know about a project besides its canonical record.
 
-    canonical_id: str
-    name: str
+    Attributes:
+        workspace_id: the project's workspace in the PSA (where work is booked).
+        erp_project_id: the project (job) in the ERP the postings carry.
+        erp: the ERP system (by name) the project is routed to; None: the default ERP.
+        rate_card: the code of the rate card billable time is checked against.
+        open_for_time: the project still takes time.
+        open_for_expenses: the project still takes expenses.
+    """
+
     workspace_id: str
-    erp_job_id: str
-    legal_entity: str
-    subsidiary: str
-    currency: str
-    billing_model: str
-    rate_card: str | None
-    department: str | None
+    erp_project_id: str
+    erp: str | None = None
+    rate_card: str | None = None
     open_for_time: bool = True
     open_for_expenses: bool = True
 
@@ -58,7 +70,7 @@ class Period:
 class MasterData:
     """A snapshot of the reference data the rules check against."""
 
-    projects: dict[str, Project]  # by PSA workspace id
+    projects: dict[str, tuple[Project, ProjectRefs]]  # by PSA workspace id
     task_states: dict[str, tuple[str, str]]  # story id -> (workspace id, state)
     roles: dict[str, str]  # PSA user id -> role
     rate_cards: dict[str, tuple[str, dict[str, Decimal]]]  # code -> (currency, role -> rate)
@@ -94,93 +106,117 @@ def _money(minor: int, currency: str) -> str:
     return f"{from_minor(minor, currency):,} {currency}"
 
 
-def describe(kind: str, entry: dict[str, Any], md: MasterData) -> str:
-    """A short human description of an entry for messages."""
-    who = md.names.get(str(entry.get("user_id")), f"user {entry.get('user_id')}")
-    if kind == "time":
-        return f"time entry {entry['source_id']} ({who}, {entry['work_date']}, {entry['minutes'] / 60:.2f} h)"
+def _who(entry: dict[str, Any], md: MasterData) -> str:
+    return md.names.get(str(entry.get("user_id")), f"user {entry.get('user_id')}")
+
+
+def describe_time(entry: dict[str, Any], md: MasterData) -> str:
+    """A short human description of a time entry, for messages."""
     return (
-        f"expense {entry['source_id']} ({who}, {entry['work_date']}, "
+        f"time entry {entry['source_id']} ({_who(entry, md)}, {entry['work_date']}, "
+        f"{entry['minutes'] / 60:.2f} h)"
+    )
+
+
+def describe_expense(entry: dict[str, Any], md: MasterData) -> str:
+    """A short human description of an expense, for messages."""
+    return (
+        f"expense {entry['source_id']} ({_who(entry, md)}, {entry['work_date']}, "
         f"{_money(entry['amount_minor'], entry['currency'])}, {entry.get('category') or 'no category'})"
     )
 
 
-def check_entry(kind: str, entry: dict[str, Any], md: MasterData) -> Violation | None:
-    """The first rule an approved entry breaks, or None. The period rule is separate.
+# -- what both kinds check: the project ---------------------------------------------------------
+def _project_passes(project: Project, md: MasterData) -> bool:
+    dims = project.dimensions
+    if dims.legal_entity not in md.legal_entities or dims.subsidiary not in md.active_subsidiaries:
+        return False
+    return dims.department is None or dims.department in md.active_departments
 
-    Messages are only built for entries that break a rule: this runs for every
-    entry of a month-end batch.
-    """
-    project = md.projects.get(str(entry["workspace_id"]))
-    if project is not None and _passes(kind, entry, md, project):
-        return None
-    what = describe(kind, entry, md)
-    if project is None:
-        return Violation(
-            f"{kind}.project_unknown",
-            f"{what} is booked on PSA workspace {entry['workspace_id']}, which has no project in the ERP "
-            "(it was not created from a won deal). Move the entry to the right project in the PSA.",
-            Owner.PMO,
-        )
+
+def _project_violation(
+    kind: str, takes: str, what: str, md: MasterData, is_open: bool, project: Project
+) -> Violation | None:
+    """The project rules: open for this kind of work, legal entity and cost centre active."""
     name = f"project '{project.name}'"
-    open_ = project.open_for_time if kind == "time" else project.open_for_expenses
-    if not open_:
+    dims = project.dimensions
+    if not is_open:
         return Violation(
             f"{kind}.project_closed",
-            f"{what} is booked on {name}, which is closed for {'time' if kind == 'time' else 'expenses'}. "
-            "Reopen the project or move the entry.",
+            f"{what} is booked on {name}, which is closed for {takes}. Reopen the project or move the entry.",
             Owner.PMO,
         )
-    if project.legal_entity not in md.legal_entities or project.subsidiary not in md.active_subsidiaries:
+    if dims.legal_entity not in md.legal_entities or dims.subsidiary not in md.active_subsidiaries:
         return Violation(
             f"{kind}.legal_entity_invalid",
-            f"{what}: {name} belongs to legal entity {project.legal_entity}, whose ERP subsidiary "
-            f"{project.subsidiary} is not active. Ask finance to activate it.",
+            f"{what}: {name} belongs to legal entity {dims.legal_entity}, whose ERP subsidiary "
+            f"{dims.subsidiary} is not active. Ask finance to activate it.",
             Owner.FINANCE,
         )
-    if project.department is not None and project.department not in md.active_departments:
+    if dims.department is not None and dims.department not in md.active_departments:
         return Violation(
             f"{kind}.cost_centre_invalid",
-            f"{what}: the cost centre (ERP department {project.department}) of {name} is not active. "
+            f"{what}: the cost centre (ERP department {dims.department}) of {name} is not active. "
             "Ask finance to fix the project's cost centre.",
             Owner.FINANCE,
         )
-    if kind == "time":
-        return _check_time(entry, md, project, what, name)
-    return _check_expense(entry, project, what, name)
+    return None
 
 
-def _passes(kind: str, entry: dict[str, Any], md: MasterData, project: Project) -> bool:
+def _project_unknown(kind: str, entry: dict[str, Any], what: str) -> Violation:
+    return Violation(
+        f"{kind}.project_unknown",
+        f"{what} is booked on PSA workspace {entry['workspace_id']}, which has no project in the ERP "
+        "(it was not created from a won deal). Move the entry to the right project in the PSA.",
+        Owner.PMO,
+    )
+
+
+def _billed_as(project: Project) -> str:
+    return project.billing_model.replace("_", " ")
+
+
+# -- time ---------------------------------------------------------------------------------------
+def check_time(entry: dict[str, Any], md: MasterData) -> Violation | None:
+    """The first rule an approved time entry breaks, or None. The period rule is separate.
+
+    Messages are only built for entries that break a rule.
+    """
+    found = md.projects.get(str(entry["workspace_id"]))
+    if found is not None and _time_passes(entry, md, found[0], found[1]):
+        return None
+    return time_violation(entry, md)
+
+
+def _time_passes(entry: dict[str, Any], md: MasterData, project: Project, refs: ProjectRefs) -> bool:
     """The fast path: True when no rule is broken (no message is built)."""
-    if not (project.open_for_time if kind == "time" else project.open_for_expenses):
+    if not refs.open_for_time or not _project_passes(project, md):
         return False
-    if project.legal_entity not in md.legal_entities or project.subsidiary not in md.active_subsidiaries:
-        return False
-    if project.department is not None and project.department not in md.active_departments:
-        return False
-    if kind != "time":
-        return (
-            bool(entry.get("category"))
-            and entry["currency"] == project.currency
-            and (not entry["billable"] or project.billing_model in EXPENSES_REBILLED)
-        )
     task = entry.get("task_id")
     if task:
         workspace, state = md.task_states.get(str(task), (None, None))
-        if workspace is None or workspace != project.workspace_id or state in CLOSED_TASK_STATES:
+        if workspace is None or workspace != refs.workspace_id or state in CLOSED_TASK_STATES:
             return False
     if not entry["billable"]:
         return True
     if project.billing_model not in TIME_BILLED:
         return False
-    card = md.rate_cards.get(project.rate_card or "")
+    card = md.rate_cards.get(refs.rate_card or "")
     expected = card[1].get(md.roles.get(str(entry.get("user_id"))) or "") if card else None
     return expected is not None and int(entry["rate_minor"]) == to_minor(expected, project.currency)
 
 
-def _check_time(
-    entry: dict[str, Any], md: MasterData, project: Project, what: str, name: str
-) -> Violation | None:
+def time_violation(entry: dict[str, Any], md: MasterData) -> Violation | None:
+    """Every time rule in turn, with its message: the first one broken, or None."""
+    what = describe_time(entry, md)
+    found = md.projects.get(str(entry["workspace_id"]))
+    if found is None:
+        return _project_unknown("time", entry, what)
+    project, refs = found
+    broken = _project_violation("time", "time", what, md, refs.open_for_time, project)
+    if broken is not None:
+        return broken
+    name = f"project '{project.name}'"
     task = entry.get("task_id")
     if task:
         workspace, state = md.task_states.get(str(task), (None, None))
@@ -200,18 +236,18 @@ def _check_time(
     if entry["billable"] and project.billing_model not in TIME_BILLED:
         return Violation(
             "time.billable_mismatch",
-            f"{what} is marked billable, but {name} is billed as {project.billing_model.replace('_', ' ')}, "
+            f"{what} is marked billable, but {name} is billed as {_billed_as(project)}, "
             "where time is not billed to the client. Mark it non-billable in the PSA.",
             Owner.PMO,
         )
     if entry["billable"]:
         role = md.roles.get(str(entry.get("user_id")))
-        card = md.rate_cards.get(project.rate_card or "")
+        card = md.rate_cards.get(refs.rate_card or "")
         expected = card[1].get(role or "") if card else None
         if expected is None:
             return Violation(
                 "time.rate_unknown",
-                f"{what}: the rate card {project.rate_card or '(none)'} of {name} has no rate for the role "
+                f"{what}: the rate card {refs.rate_card or '(none)'} of {name} has no rate for the role "
                 f"{role or '(unknown)'}. Add the rate to the rate card.",
                 Owner.FINANCE,
             )
@@ -220,14 +256,47 @@ def _check_time(
             return Violation(
                 "time.rate_mismatch",
                 f"{what} is billed at {_money(entry['rate_minor'], entry['currency'])}/h, but the rate card "
-                f"{project.rate_card} gives {_money(expected_minor, project.currency)}/h for {role}. "
+                f"{refs.rate_card} gives {_money(expected_minor, project.currency)}/h for {role}. "
                 "Correct the rate in the PSA and approve the entry again.",
                 Owner.PMO,
             )
     return None
 
 
-def _check_expense(entry: dict[str, Any], project: Project, what: str, name: str) -> Violation | None:
+# -- expenses -----------------------------------------------------------------------------------
+def check_expense(entry: dict[str, Any], md: MasterData) -> Violation | None:
+    """The first rule an approved expense breaks, or None. The period rule is separate.
+
+    Messages are only built for expenses that break a rule.
+    """
+    found = md.projects.get(str(entry["workspace_id"]))
+    if found is not None and _expense_passes(entry, md, found[0], found[1]):
+        return None
+    return expense_violation(entry, md)
+
+
+def _expense_passes(entry: dict[str, Any], md: MasterData, project: Project, refs: ProjectRefs) -> bool:
+    """The fast path: True when no rule is broken (no message is built)."""
+    if not refs.open_for_expenses or not _project_passes(project, md):
+        return False
+    return (
+        bool(entry.get("category"))
+        and entry["currency"] == project.currency
+        and (not entry["billable"] or project.billing_model in EXPENSES_REBILLED)
+    )
+
+
+def expense_violation(entry: dict[str, Any], md: MasterData) -> Violation | None:
+    """Every expense rule in turn, with its message: the first one broken, or None."""
+    what = describe_expense(entry, md)
+    found = md.projects.get(str(entry["workspace_id"]))
+    if found is None:
+        return _project_unknown("expense", entry, what)
+    project, refs = found
+    broken = _project_violation("expense", "expenses", what, md, refs.open_for_expenses, project)
+    if broken is not None:
+        return broken
+    name = f"project '{project.name}'"
     if not entry.get("category"):
         return Violation(
             "expense.category_missing", f"{what} has no expense category. Add one in the PSA.", Owner.PMO
@@ -235,8 +304,8 @@ def _check_expense(entry: dict[str, Any], project: Project, what: str, name: str
     if entry["billable"] and project.billing_model not in EXPENSES_REBILLED:
         return Violation(
             "expense.billable_mismatch",
-            f"{what} is marked re-billable, but {name} is billed as "
-            f"{project.billing_model.replace('_', ' ')}, which does not re-bill expenses.",
+            f"{what} is marked re-billable, but {name} is billed as {_billed_as(project)}, "
+            "which does not re-bill expenses.",
             Owner.PMO,
         )
     if entry["currency"] != project.currency:

@@ -171,6 +171,8 @@ project_registry = sa.Table(
     sa.Column("psa_workspace_id", sa.String(60), nullable=False, unique=True),
     sa.Column("erp_job_id", sa.String(60), nullable=False),
     sa.Column("erp", sa.String(60), nullable=True),  # the ERP system (by name) the project is routed to
+    sa.Column("customer_id", sa.String(120), nullable=True),  # the CRM account (canonical customer id)
+    sa.Column("start_date", sa.Date, nullable=True),
     sa.Column("customer_erp_id", sa.String(60), nullable=True),
     sa.Column("legal_entity", sa.String(20), nullable=False),
     sa.Column("subsidiary", sa.String(20), nullable=False),

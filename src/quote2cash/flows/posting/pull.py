@@ -13,7 +13,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from quote2cash.flows.work_assign import Classifier
+from quote2cash.flows.posting.classify import Classifier
+from quote2cash.flows.posting.work_type import FLOW
 from quote2cash.runtime.hub import Hub
 from quote2cash.store import bulk, cases, repo
 from quote2cash.store.tables import work_entry
@@ -130,7 +131,7 @@ def pull_changes(hub: Hub, classifier: Classifier) -> dict[str, int]:
                 cases.open_case(
                     conn,
                     error,
-                    flow="post_approved_work",
+                    flow=FLOW,
                     subject=f"{kind}/{record.get('id')}",
                     correlation_id=None,
                     payload=record,

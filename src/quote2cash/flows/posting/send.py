@@ -1,0 +1,114 @@
+"""Send pending postings to the ERP each project is routed to, in batches,
+and dual-post them to the shadow ERP where routing names one.
+
+A posting's key is its external id in the ERP, so a batch sent again after a
+crash is an upsert of the same records; each batch's answer is committed
+(:func:`.confirm.confirm`) before the next batch is sent.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import sqlalchemy as sa
+import structlog
+from dbos import DBOS
+
+from quote2cash.config import AccountsConfig
+from quote2cash.errors import HubError
+from quote2cash.flows.posting.confirm import confirm, pending_postings
+from quote2cash.flows.posting.work_type import FLOW, WorkType, work_type
+from quote2cash.ports import Posting
+from quote2cash.runtime.hub import Hub, current
+from quote2cash.store.tables import project_registry
+
+log = structlog.get_logger(f"quote2cash.flows.{FLOW}")
+
+
+def as_posting(p: dict[str, Any], job: str | None, dept: str | None, accounts: AccountsConfig) -> Posting:
+    """A ``posting`` row as the ERP port's :class:`Posting`, with the accounts it moves."""
+    work: WorkType = work_type(p["kind"])
+    return Posting(
+        key=p["key"],
+        kind=work.kind,
+        mode=p["mode"],
+        project=p["project"],
+        erp_project_id=job,
+        task_id=p["task_id"],
+        legal_entity=p["legal_entity"],
+        subsidiary=p["subsidiary"],
+        department=dept,
+        period=p["period"],
+        tran_date=p["tran_date"],
+        billable=bool(p["billable"]),
+        minutes=int(p["minutes"]),
+        amount_minor=int(p["amount_minor"]),
+        currency=p["currency"],
+        entries=int(p["entries"]),
+        accounts=work.accounts(accounts, bool(p["billable"])),
+        reversal_of=p["reversal_of"],
+    )
+
+
+@DBOS.step()
+def send_step(work: WorkType, correlation_id: str) -> dict[str, int]:
+    """Send every pending posting to its project's ERP; each batch's outcome is committed before the next.
+
+    Summary postings go in the ERP's bulk size; detail postings a few at a
+    time (the posting config's ``detail_concurrency``), so a worker killed at
+    any moment loses at most those few answers, and re-sending them is an
+    upsert of the same records.
+    """
+    hub = current()
+    config = hub.config
+    pending = hub.read(pending_postings, work)
+    projects = hub.read(
+        lambda c: {
+            r.canonical_id: (r.erp_job_id, r.department, r.erp)
+            for r in c.execute(
+                sa.select(
+                    project_registry.c.canonical_id,
+                    project_registry.c.erp_job_id,
+                    project_registry.c.department,
+                    project_registry.c.erp,
+                )
+            )
+        }
+    )
+    default_erp = config.erp_routing.default or config.system_for("erp")
+    calls_before = sum(hub.erp(n).calls for n in hub.erp_names())
+    by_erp: dict[str, list[Posting]] = defaultdict(list)
+    for p in pending:
+        job, dept, erp = projects.get(p["project"], (None, None, None))
+        by_erp[erp or default_erp].append(as_posting(p, job, dept, config.posting.accounts))
+    sent = failed = 0
+    for erp_name, postings in sorted(by_erp.items()):
+        erp = hub.erp(erp_name)
+        size = (
+            erp.capabilities.bulk_size
+            if config.posting.mode == "summary"
+            else config.posting.detail_concurrency
+        )
+        for start in range(0, len(postings), size):
+            batch = postings[start : start + size]
+            results = erp.post(batch)
+            shadow = config.erp_routing.shadow
+            if shadow and shadow != erp_name:
+                _shadow_post(hub, shadow, batch, correlation_id)
+            with hub.engine.begin() as conn:
+                ok, bad = confirm(conn, work, results, correlation_id)
+            sent += ok
+            failed += bad
+    calls = sum(hub.erp(n).calls for n in hub.erp_names()) - calls_before
+    return {"postings_sent": sent, "postings_failed": failed, "erp_calls": calls}
+
+
+def _shadow_post(hub: Hub, shadow: str, batch: list[Posting], correlation_id: str) -> None:
+    """Dual-post to the shadow ERP: its answers are logged, never decide the outcome."""
+    try:
+        results = hub.erp(shadow).post(batch)
+        refused = [r for r in results if r.error]
+        log.info("posting.shadow", erp=shadow, sent=len(results), refused=len(refused))
+    except HubError as exc:
+        log.warning("posting.shadow_failed", erp=shadow, code=exc.code, correlation_id=correlation_id)
