@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import httpx
 import orjson
@@ -341,3 +341,53 @@ def vendor_error(
             message, code="vendor.ambiguous_match", system=system, record=record, details=info
         )
     return BusinessRuleError(message, code="vendor.rejected", system=system, record=record, details=info)
+
+
+C = TypeVar("C", bound="VendorClient")
+
+
+def error_mapper(
+    system: str,
+    *,
+    transient: frozenset[str] = frozenset(),
+    not_found: frozenset[str] = frozenset(),
+    ambiguous: frozenset[str] = frozenset(),
+) -> Callable[..., HubError]:
+    """A connector's ``from_vendor(status, code, message, record, details=None)``, over its code sets."""
+
+    def from_vendor(
+        status: int, code: str, message: str, record: str | None, details: dict[str, Any] | None = None
+    ) -> HubError:
+        return vendor_error(
+            system,
+            status,
+            code,
+            message,
+            record=record,
+            details=details,
+            transient=transient,
+            not_found=not_found,
+            ambiguous=ambiguous,
+        )
+
+    return from_vendor
+
+
+class ClientBacked(Generic[C]):
+    """What every adapter over one :class:`VendorClient` shares: call counters and closing."""
+
+    client: C
+
+    @property
+    def calls(self) -> int:
+        """Requests sent so far."""
+        return self.client.calls
+
+    @property
+    def retries(self) -> int:
+        """Requests retried so far."""
+        return self.client.retries
+
+    def close(self) -> None:
+        """Release connections."""
+        self.client.close()

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from quote2cash.connectors._cache import Cached
-from quote2cash.connectors._http import Limiter, RetryPolicy
+from quote2cash.connectors._http import ClientBacked, Limiter, RetryPolicy
 from quote2cash.connectors.kantata.client import KantataClient
 from quote2cash.connectors.kantata.feed import PAGE, RESOURCES, convert, process_pages, reader_settings
 from quote2cash.connectors.kantata.settings import KantataSettings
@@ -28,7 +28,7 @@ from quote2cash.ports import Capabilities, PsaMasterData, WorkKind, WorkPage
 MAPPING = Path(__file__).with_name("mapping.yaml")
 
 
-class KantataPsa:
+class KantataPsa(ClientBacked[KantataClient]):
     """The PSA port over one Kantata account."""
 
     capabilities = Capabilities(bulk_size=100, external_references=True)
@@ -39,20 +39,6 @@ class KantataPsa:
         self.mapping = mapping
         self.settings = settings
         self.cache = Cached(settings.cache_seconds)
-
-    @property
-    def calls(self) -> int:
-        """Requests sent so far."""
-        return self.client.calls
-
-    @property
-    def retries(self) -> int:
-        """Requests retried so far."""
-        return self.client.retries
-
-    def close(self) -> None:
-        """Release connections."""
-        self.client.close()
 
     # -- master data -------------------------------------------------------------------
     def _templates(self) -> dict[str, str]:

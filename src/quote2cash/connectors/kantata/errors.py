@@ -6,16 +6,10 @@ error's ``type`` is kept in ``details["vendor_code"]``.
 
 from __future__ import annotations
 
-from typing import Any
-
-from quote2cash.connectors._http import vendor_error
-from quote2cash.errors import HubError
+from quote2cash.connectors._http import error_mapper
 
 SYSTEM = "kantata"
 
 
-def from_vendor(
-    status: int, code: str, message: str, record: str | None, details: dict[str, Any] | None = None
-) -> HubError:
-    """The hub error for one Kantata error answer (a 404 is "no such record")."""
-    return vendor_error(SYSTEM, status, code, message, record=record, details=details)
+#: The hub error for one Kantata error answer (a 404 is "no such record").
+from_vendor = error_mapper(SYSTEM)

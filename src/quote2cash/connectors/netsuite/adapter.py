@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 
 from quote2cash.connectors._cache import Cached
-from quote2cash.connectors._http import Limiter, RetryPolicy
+from quote2cash.connectors._http import ClientBacked, Limiter, RetryPolicy
 from quote2cash.connectors.netsuite.auth import TbaCredentials
 from quote2cash.connectors.netsuite.client import NetSuiteClient
 from quote2cash.connectors.netsuite.settings import NetSuiteSettings
@@ -60,7 +60,7 @@ def _quoted(value: str) -> str:
     return f"'{value}'"
 
 
-class NetSuiteErp:
+class NetSuiteErp(ClientBacked[NetSuiteClient]):
     """The ERP port over one NetSuite account."""
 
     def __init__(
@@ -74,20 +74,6 @@ class NetSuiteErp:
         self.capabilities = Capabilities(
             bulk_size=200, upsert_by_external_id=True, max_concurrency=settings.limits.concurrency
         )
-
-    @property
-    def calls(self) -> int:
-        """Requests sent so far."""
-        return self.client.calls
-
-    @property
-    def retries(self) -> int:
-        """Requests retried so far."""
-        return self.client.retries
-
-    def close(self) -> None:
-        """Release connections."""
-        self.client.close()
 
     # -- master data -------------------------------------------------------------------
     def master_data(self, *, fresh: bool = False) -> ErpMasterData:

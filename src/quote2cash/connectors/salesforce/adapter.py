@@ -14,7 +14,7 @@ from typing import Any, cast
 
 import httpx
 
-from quote2cash.connectors._http import Limiter, RetryPolicy
+from quote2cash.connectors._http import ClientBacked, Limiter, RetryPolicy
 from quote2cash.connectors.salesforce.client import SalesforceClient
 from quote2cash.connectors.salesforce.errors import from_vendor
 from quote2cash.connectors.salesforce.settings import SalesforceSettings
@@ -119,7 +119,7 @@ def _decimal(value: Any, field: str, record: str) -> Decimal | None:
         ) from None
 
 
-class SalesforceCrm:
+class SalesforceCrm(ClientBacked[SalesforceClient]):
     """The CRM port over one Salesforce org."""
 
     capabilities = Capabilities(bulk_size=200, upsert_by_external_id=True)
@@ -128,20 +128,6 @@ class SalesforceCrm:
         self.name = name
         self.client = client
         self.mapping = mapping
-
-    @property
-    def calls(self) -> int:
-        """Requests sent so far."""
-        return self.client.calls
-
-    @property
-    def retries(self) -> int:
-        """Requests retried so far."""
-        return self.client.retries
-
-    def close(self) -> None:
-        """Release connections."""
-        self.client.close()
 
     # -- the port -----------------------------------------------------------------------
     def won_deals(self, cursor: str | None) -> EventPage:

@@ -6,10 +6,7 @@ the ``errorCode`` is kept in ``details["vendor_code"]``.
 
 from __future__ import annotations
 
-from typing import Any
-
-from quote2cash.connectors._http import vendor_error
-from quote2cash.errors import HubError
+from quote2cash.connectors._http import error_mapper
 
 SYSTEM = "salesforce"
 #: The org's API request limit: retried, like a 429.
@@ -19,18 +16,5 @@ NOT_FOUND = frozenset({"NOT_FOUND", "ENTITY_IS_DELETED", "INVALID_CROSS_REFERENC
 AMBIGUOUS = frozenset({"MULTIPLE_MATCHES", "DUPLICATE_EXTERNAL_ID"})
 
 
-def from_vendor(
-    status: int, code: str, message: str, record: str | None, details: dict[str, Any] | None = None
-) -> HubError:
-    """The hub error for one Salesforce error."""
-    return vendor_error(
-        SYSTEM,
-        status,
-        code,
-        message,
-        record=record,
-        details=details,
-        transient=TRANSIENT,
-        not_found=NOT_FOUND,
-        ambiguous=AMBIGUOUS,
-    )
+#: The hub error for one of this vendor's error answers.
+from_vendor = error_mapper(SYSTEM, transient=TRANSIENT, not_found=NOT_FOUND, ambiguous=AMBIGUOUS)
