@@ -108,7 +108,8 @@ class Run:
     subject: str
     correlation_id: str
     hub: Hub = field(repr=False)
-    #: Cross-references read together: (system, object type, canonical id) -> id.
+    #: Cross-references read together (the flow's ``keys``), found or not, and the ids found.
+    read_keys: frozenset[tuple[str, str, str]] = frozenset()
     known_ids: dict[tuple[str, str, str], str] = field(default_factory=dict)
     #: Inside a one-step body: bookkeeping goes straight to the database, not through checkpoints.
     in_step: bool = False
@@ -127,15 +128,11 @@ class Run:
         Records named by the flow's ``keys`` were read when the run opened; others are read now.
         """
         key = (system, object_type, canonical_id)
-        if key in self.known_ids or (self.flow.keys is not None and key in self._declared):
+        if key in self.read_keys:
             return self.known_ids.get(key)
         if self.in_step:
             return self.hub.read(repo.get_xref, system, object_type, canonical_id)
         return self.hub.tx(repo.get_xref, system, object_type, canonical_id)
-
-    @property
-    def _declared(self) -> set[tuple[str, str, str]]:
-        return set(self.flow.keys(self)) if self.flow.keys is not None else set()
 
     def write(
         self,
@@ -347,13 +344,13 @@ def _open(
     trigger: datetime | None,
     keys: list[tuple[str, str, str]],
 ) -> tuple[dict[str, Any], list[tuple[str, str, str, str]]]:
-    record = repo.start_run(conn, flow, subject, correlation_id, trigger)
-    known = []
-    for system, object_type, canonical_id in keys:
-        found = repo.get_xref(conn, system, object_type, canonical_id)
-        if found is not None:
-            known.append((system, object_type, canonical_id, found))
-    return record, known
+    return repo.start_run(conn, flow, subject, correlation_id, trigger), _read_known(conn, keys)
+
+
+def _read_known(conn: sa.Connection, keys: list[tuple[str, str, str]]) -> list[tuple[str, str, str, str]]:
+    """The cross-references found among ``keys``, as (system, object type, canonical id, id)."""
+    found = ((*key, repo.get_xref(conn, *key)) for key in keys)
+    return [(s, t, c, v) for s, t, c, v in found if v is not None]
 
 
 def _fail(
@@ -468,6 +465,7 @@ def run_flow(flow_name: str, event: dict[str, Any]) -> dict[str, Any]:
         record, known = hub.tx(_open, flow_name, subject, corr, _trigger_time(event), keys)
         if record["status"] == "completed":
             return {"status": "completed", "already": True}
+        run.read_keys = frozenset(keys)
         run.known_ids = {(s, t, c): v for s, t, c, v in known}
         try:
             summary = _body_step(flow_name, event, subject, corr) if flow.one_step else flow.body(run)
@@ -486,11 +484,9 @@ def _body_step(flow_name: str, event: dict[str, Any], subject: str, correlation_
     run = Run(flow, event, subject, correlation_id, hub, in_step=True)
     if flow.keys is not None:
         keys = flow.keys(run)
-        with hub.engine.connect() as conn:
-            for system, object_type, canonical_id in keys:
-                found = repo.get_xref(conn, system, object_type, canonical_id)
-                if found is not None:
-                    run.known_ids[(system, object_type, canonical_id)] = found
+        known = hub.read(_read_known, keys)
+        run.read_keys = frozenset(keys)
+        run.known_ids = {(s, t, c): v for s, t, c, v in known}
     return flow.body(run)
 
 
