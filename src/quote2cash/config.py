@@ -103,6 +103,20 @@ class FlowPolicy(_Strict):
     concurrency: int = Field(default=8, ge=1, le=200, description="runs of this flow at once per worker")
 
 
+class CustomersConfig(_Strict):
+    """How CRM accounts become ERP customers (F1).
+
+    Attributes:
+        other_entity_match: what to do when an account, for a deal of one legal
+            entity, matches an ERP customer of another entity (a customer is never
+            re-used across entities): ``case`` opens a governance case for finance;
+            ``create`` creates this entity's own customer (one ERP customer per
+            entity for the accounts of one group).
+    """
+
+    other_entity_match: Literal["case", "create"] = "case"
+
+
 class RateCardConfig(_Strict):
     """Bill rates by role in one currency (effective dates optional)."""
 
@@ -219,6 +233,7 @@ class HubConfig(_Strict):
         default_factory=dict, description="rate card code -> rates; a project uses its currency's card"
     )
     posting: PostingConfig = Field(default_factory=PostingConfig)
+    customers: CustomersConfig = Field(default_factory=CustomersConfig)
     source: str = Field(default="<arguments>", exclude=True)
 
     @field_validator("systems", mode="before")

@@ -146,6 +146,13 @@ CATALOGUE: dict[str, ErrorCode] = {
             422,
             "The deal is no longer closed-won with approved terms.",
         ),
+        ErrorCode(
+            "deal.currency_not_allowed",
+            _S,
+            False,
+            422,
+            "The deal is in a currency its legal entity does not invoice in. Correct the deal in the CRM.",
+        ),
         # -- customer master (F1) ----------------------------------------------------------
         ErrorCode(
             "customer.unknown_legal_entity", _S, False, 422, "The account names no known legal entity."
@@ -180,6 +187,29 @@ CATALOGUE: dict[str, ErrorCode] = {
             False,
             409,
             "The account looks like an existing ERP customer. Link it, or create a new customer.",
+        ),
+        ErrorCode(
+            "customer.other_entity_match",
+            _F,
+            False,
+            409,
+            "The account matches an ERP customer of another legal entity, which is never re-used across "
+            "entities. Create this entity's customer, link it to a customer of this entity, or fix the CRM.",
+        ),
+        # -- governance ----------------------------------------------------------------------
+        ErrorCode(
+            "input.too_long",
+            _S,
+            False,
+            422,
+            "A value is longer than the target system's field holds; it was not truncated. Shorten it.",
+        ),
+        ErrorCode(
+            "input.out_of_range",
+            _F,
+            False,
+            422,
+            "An amount or quantity is outside what the target system or the currency allows.",
         ),
         # -- PSA -----------------------------------------------------------------------------
         ErrorCode(

@@ -64,7 +64,8 @@ def boxes(tmp_path: Path) -> Iterator[Sandboxes]:
 
 @pytest.fixture
 def make_hub(db_url: str, boxes: Sandboxes) -> Iterator[Callable[..., Hub]]:
-    """Launch a hub on the test database; ``policies`` and ``timeout`` may be given."""
+    """Launch a hub on the test database; ``policies``, ``posting``, ``limits``, ``customers``
+    and ``timeout`` may be given."""
     hubs: list[Hub] = []
 
     def make(
@@ -72,6 +73,7 @@ def make_hub(db_url: str, boxes: Sandboxes) -> Iterator[Callable[..., Hub]]:
         timeout: float = 5.0,
         posting: dict[str, Any] | None = None,
         limits: dict[str, dict[str, Any]] | None = None,
+        customers: dict[str, Any] | None = None,
     ) -> Hub:
         raw = boxes.config(db_url)
         for name, system in raw["systems"].items():
@@ -81,6 +83,8 @@ def make_hub(db_url: str, boxes: Sandboxes) -> Iterator[Callable[..., Hub]]:
             raw["policies"] = policies
         if posting:
             raw["posting"] = posting
+        if customers:
+            raw["customers"] = customers
         hub = launch_hub(load_config(data=raw, env=SANDBOX_ENV), retry=FAST)
         hubs.append(hub)
         return hub

@@ -47,7 +47,7 @@ def test_closed_won_deal_becomes_customer_project_workspace_and_staffing(
     ns, kt, sf = boxes.netsuite, boxes.kantata, boxes.salesforce
     [customer] = ns.records("customer")
     assert customer["companyName"] == "Harbor Robotics Inc"
-    assert customer["externalId"] == f"Q2C-C-{account}"
+    assert customer["externalId"] == f"Q2C-C-{account}@US01"  # one customer per account and legal entity
     assert customer["subsidiary"]["id"] == "1"
     [job] = ns.records("job")
     assert job["parent"]["id"] == str(customer["id"])
@@ -71,7 +71,7 @@ def test_closed_won_deal_becomes_customer_project_workspace_and_staffing(
     report = hub.read(audit.verify)
     assert report.ok and report.entries >= 4
     # Every outbound write is in the idempotency ledger, and none is left in doubt.
-    for key in (f"erp:customer:{account}", f"erp:job:{opp}", f"psa:workspace:{opp}"):
+    for key in (f"erp:customer:{account}@US01", f"erp:job:{opp}", f"psa:workspace:{opp}"):
         row = hub.read(repo.ledger_get, key)
         assert row is not None and row["status"] == "done" and row["result"]["id"], key
     latencies = hub.read(lambda c: list(c.execute(sa.select(kpi_sample.c.value))))

@@ -202,6 +202,40 @@ def test_custom_fields_are_accepted_and_unknown_ids_are_not_found(client: Salesf
     assert err.value.details["vendor_code"] == "NOT_FOUND" and err.value.details["status"] == 404
 
 
+def test_undeclared_custom_fields_are_refused_everywhere(
+    sandbox: SalesforceSandbox, client: SalesforceClient
+) -> None:
+    # Only the fields of the hub's package exist: a typo is INVALID_FIELD, as in a real org.
+    with pytest.raises(BusinessRuleError) as err:
+        client.create("Account", {"Name": "Acme", "ERP_Customer_ID_c": "C-1"})
+    assert err.value.details["vendor_code"] == "INVALID_FIELD"
+    with pytest.raises(BusinessRuleError) as err:
+        client.create("Account", {"Name": "Acme", "Erp_Custmer_Id__c": "C-1"})
+    assert err.value.details["vendor_code"] == "INVALID_FIELD"
+    assert sandbox.records("Account") == []
+    account = client.create("Account", {"Name": "Acme"})
+    with pytest.raises(BusinessRuleError) as err:
+        client.update("Account", account, {"Favourite_Colour__c": "green"})
+    assert err.value.details["vendor_code"] == "INVALID_FIELD"
+    with pytest.raises(BusinessRuleError) as err:
+        list(client.query("SELECT Id, Favourite_Colour__c FROM Account"))
+    assert err.value.details["vendor_code"] == "INVALID_FIELD"
+    described = raw(sandbox).get(f"{API}/sobjects/Opportunity/describe").json()
+    message = next(f for f in described["fields"] if f["name"] == "Integration_Message__c")
+    assert message["custom"] is True and message["length"] == 255
+
+
+def test_text_longer_than_the_field_is_refused_not_truncated(
+    sandbox: SalesforceSandbox, client: SalesforceClient
+) -> None:
+    account = client.create("Account", {"Name": "Acme"})
+    opp = client.create("Opportunity", opportunity(account))
+    with pytest.raises(BusinessRuleError) as err:
+        client.update("Opportunity", opp, {"Integration_Message__c": "x" * 256})
+    assert err.value.details["vendor_code"] == "STRING_TOO_LONG"
+    assert sandbox.records("Opportunity")[0].get("Integration_Message__c") is None
+
+
 def test_line_items_roll_up_and_deletes_cascade(sandbox: SalesforceSandbox, client: SalesforceClient) -> None:
     account = client.create("Account", {"Name": "Acme"})
     opp = client.create("Opportunity", opportunity(account))

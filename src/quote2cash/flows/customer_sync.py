@@ -1,8 +1,13 @@
 """F1 — customer master sync: CRM account → ERP customer, ERP id back to the CRM.
 
-Runs as part of lead-to-project. Every write is idempotent by construction:
-the ERP customer is upserted by the hub's external id, and the
-cross-reference is recorded in the same transaction as the step's checkpoint.
+Runs as part of lead-to-project. A customer belongs to a legal entity: the
+ERP customer of a CRM account is kept per entity (:func:`customer_ref`), and
+identity matching only ever links to a customer of the same subsidiary. A
+match in another subsidiary is never re-used: it is a governance case for
+finance, or (``customers.other_entity_match: create``) this entity gets its
+own customer. Every write is idempotent by construction: the ERP customer is
+upserted by the hub's external id, and the cross-reference is recorded in the
+same transaction as the step's checkpoint.
 """
 
 from __future__ import annotations
@@ -22,9 +27,14 @@ from quote2cash.runtime.hub import current
 CUSTOMER = "customer"
 
 
-def customer_key(account_id: str) -> str:
+def customer_ref(account_id: str, legal_entity: str) -> str:
+    """The hub's id of a CRM account's customer in one legal entity."""
+    return f"{account_id}@{legal_entity}"
+
+
+def customer_key(ref: str) -> str:
     """The hub's external id of a customer in target systems (deterministic)."""
-    return f"Q2C-C-{account_id}"
+    return f"Q2C-C-{ref}"
 
 
 @dataclass(frozen=True)
@@ -85,7 +95,7 @@ def _sync(
     decision: dict[str, Any] | None,
 ) -> Synced:
     hub = run.hub
-    canonical_id = customer.source_id
+    canonical_id = customer_ref(customer.source_id, customer.legal_entity or "")
     known = run.known(erp, CUSTOMER, canonical_id)
     if known is not None:
         return Synced(known, "existing")
@@ -113,28 +123,46 @@ def _sync(
         )
 
     key = customer_key(canonical_id)
+    by_id = {c.id: c for c in candidates or []}
     if decision is not None and decision["decision"] == "link":
         erp_id = str(decision["external_id"])
+        chosen = by_id.get(erp_id)
+        if chosen is not None and chosen.subsidiary not in (None, sub_id):
+            raise _other_entity(customer, canonical_id, erp, chosen, entity.code, "was chosen to link to")
         return _link(run, erp, canonical_id, erp_id, {"linked_to": erp_id, "by": decision["decided_by"]})
     if decision is None:
-        pool = [
-            Candidate(external_id=c.id, name=c.name, domain=domain_of(c.website), tax_id=c.tax_id)
-            for c in candidates or []
-            if c.external_id != key
-        ]
-        result = match_customer(customer.name, domain_of(customer.website), customer.tax_id, pool)
+        own: list[Candidate] = []
+        others: list[Candidate] = []
+        for c in candidates or []:
+            if c.external_id == key:
+                continue
+            pool = own if c.subsidiary in (None, sub_id) else others
+            pool.append(
+                Candidate(external_id=c.id, name=c.name, domain=domain_of(c.website), tax_id=c.tax_id)
+            )
+        domain = domain_of(customer.website)
+        result = match_customer(customer.name, domain, customer.tax_id, own)
         if result.kind == "match" and result.candidate is not None:
             erp_id = result.candidate.external_id
             return _link(run, erp, canonical_id, erp_id, {"linked_to": erp_id, "reason": result.reason})
         if result.kind == "probable_duplicate" and result.candidate is not None:
-            c = result.candidate
+            found = result.candidate
             raise ProbableDuplicateError(
                 f"CRM account '{customer.name}' ({canonical_id}) looks like the existing ERP customer "
-                f"'{c.name}' (id {c.external_id}): {result.reason}. No second customer was created. "
+                f"'{found.name}' (id {found.external_id}): {result.reason}. No second customer was created. "
                 f"Decide: link the account to the existing customer, or create a new one.",
                 record=canonical_id,
                 system=erp,
-                details={"candidate_id": c.external_id, "candidate_name": c.name, "score": result.score},
+                details={
+                    "candidate_id": found.external_id,
+                    "candidate_name": found.name,
+                    "score": result.score,
+                },
+            )
+        elsewhere = match_customer(customer.name, domain, customer.tax_id, others)
+        if elsewhere.candidate is not None and hub.config.customers.other_entity_match == "case":
+            raise _other_entity(
+                customer, canonical_id, erp, by_id[elsewhere.candidate.external_id], entity.code, "matches"
             )
 
     refs = ErpRefs(subsidiary=sub_id, currency=master.currencies[currency], terms=terms_id)
@@ -153,6 +181,28 @@ def _sync(
         audit_action="customer.created",
     )
     return Synced(erp_id, "created")
+
+
+def _other_entity(
+    customer: Customer, canonical_id: str, erp: str, other: CustomerRecord, entity: str, how: str
+) -> BusinessRuleError:
+    return BusinessRuleError(
+        f"CRM account '{customer.name}' ({customer.source_id}), for a deal of legal entity {entity}, "
+        f"{how} ERP customer '{other.name}' (id {other.id}), which belongs to subsidiary {other.subsidiary}, "
+        f"not to {entity}'s. A customer is never re-used across legal entities, and nothing was created. "
+        f"Choose: create {entity}'s own customer (resubmit with create-new), link the account to a "
+        f"customer of {entity} (resubmit with link-to and its id), or correct the account in the CRM.",
+        code="customer.other_entity_match",
+        owner=Owner.FINANCE,
+        record=canonical_id,
+        system=erp,
+        details={
+            "candidate_id": other.id,
+            "candidate_name": other.name,
+            "candidate_subsidiary": other.subsidiary,
+            "legal_entity": entity,
+        },
+    )
 
 
 def _link(run: Run, erp: str, canonical_id: str, erp_id: str, after: dict[str, str]) -> Synced:

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from dbos import DBOS
 
 from quote2cash.errors import BusinessRuleError, HubError, Owner
-from quote2cash.flows.customer_sync import sync_customer
+from quote2cash.flows.customer_sync import customer_ref, sync_customer
 from quote2cash.model import FinancialDimensions, Project, ResourceRequest
 from quote2cash.ports import CustomerRecord, Deal, DealStatus, ErpMasterData, ErpRefs
 from quote2cash.runtime.flow import Flow, Run, declare, emit
@@ -48,11 +48,13 @@ def workflow_id(opportunity_id: str, attempt: int = 1) -> str:
 # -- remote steps (at-least-once; each is idempotent) -----------------------------------
 @dataclass(frozen=True)
 class DealContext:
-    """Everything the flow reads before it writes, from one step: the deal, the ERP it is
-    routed to with that ERP's master data, and (for an account not yet linked) the
-    ERP's customers and any decision a person took on a probable duplicate."""
+    """Everything the flow reads before it writes, from one step: the deal, its legal
+    entity (the deal's own where the CRM carries it, else the account's), the ERP it is
+    routed to with that ERP's master data, and (for an account not yet linked in that
+    entity) the ERP's customers and any decision a person took on an identity match."""
 
     deal: Deal
+    legal_entity: str
     erp: str
     master: ErpMasterData
     candidates: list[CustomerRecord] | None
@@ -60,19 +62,22 @@ class DealContext:
 
 
 @DBOS.step()
-def read_deal(opportunity_id: str, linked_erps: list[str]) -> DealContext:
-    """The deal as the CRM holds it now, and what the routed ERP knows (master data is cached)."""
+def read_deal(opportunity_id: str, linked: list[str]) -> DealContext:
+    """The deal as the CRM holds it now, and what the routed ERP knows (master data is cached).
+
+    ``linked`` holds the account's customer refs already linked, as ``erp|ref``.
+    """
     hub = current()
     deal = hub.crm(FLOW).get_deal(opportunity_id)
     opportunity = deal.opportunity
-    erp = hub.config.erp_for(
-        deal.customer.legal_entity or "", opportunity.start_date or opportunity.close_date
-    )
+    legal_entity = opportunity.legal_entity or deal.customer.legal_entity or ""
+    erp = hub.config.erp_for(legal_entity, opportunity.start_date or opportunity.close_date)
     port = hub.erp(erp)
-    if erp in linked_erps:
-        return DealContext(deal, erp, port.master_data(), None, None)
-    decision = hub.read(repo.get_identity_decision, deal.customer.source_id)
-    return DealContext(deal, erp, port.master_data(), port.customers(), decision)
+    ref = customer_ref(deal.customer.source_id, legal_entity)
+    if f"{erp}|{ref}" in linked:
+        return DealContext(deal, legal_entity, erp, port.master_data(), None, None)
+    decision = hub.read(repo.get_identity_decision, ref)
+    return DealContext(deal, legal_entity, erp, port.master_data(), port.customers(), decision)
 
 
 @DBOS.step()
@@ -117,7 +122,9 @@ def _keys(run: Run) -> list[tuple[str, str, str]]:
     account = str(run.payload.get("AccountId") or "")
     hub = run.hub
     keys = [(erp, "job", opp_id) for erp in hub.erp_names()]
-    keys += [(erp, "customer", account) for erp in hub.erp_names() if account]
+    if account:
+        refs = [customer_ref(account, entity) for entity in hub.legal_entities]
+        keys += [(erp, "customer", ref) for erp in hub.erp_names() for ref in refs]
     keys.append((hub.config.system_for("psa", FLOW), "workspace", opp_id))
     return keys
 
@@ -127,9 +134,14 @@ def steps(run: Run) -> dict[str, Any]:
     hub = run.hub
     opp_id = _opportunity_id(run)
     account = str(run.payload.get("AccountId") or "")
-    linked = [erp for erp in hub.erp_names() if account and run.known(erp, "customer", account)]
+    linked = [
+        f"{erp}|{ref}"
+        for erp in hub.erp_names()
+        for ref in (customer_ref(account, entity) for entity in hub.legal_entities)
+        if account and run.known(erp, "customer", ref)
+    ]
     ctx = read_deal(opp_id, linked)
-    deal, erp, master = ctx.deal, ctx.erp, ctx.master
+    deal, erp, master, legal_entity = ctx.deal, ctx.erp, ctx.master, ctx.legal_entity
     opportunity, customer = deal.opportunity, deal.customer
     if not (opportunity.is_won and opportunity.terms_approved):
         raise BusinessRuleError(
@@ -145,13 +157,36 @@ def steps(run: Run) -> dict[str, Any]:
             owner=Owner.SALES_OPS,
             record=opp_id,
         )
-    legal_entity = customer.legal_entity or ""
     entity = hub.legal_entities.get(legal_entity)
     start = opportunity.start_date or opportunity.close_date
     psa = hub.config.system_for("psa", FLOW)
+    # The deal's own commercial terms win over the account's.
+    currency = opportunity.currency or customer.currency or (entity.base_currency if entity else "USD")
+    if entity is not None and currency not in {entity.base_currency, *entity.allowed_currencies}:
+        raise BusinessRuleError(
+            f"opportunity '{opportunity.name}' is in {currency}, but {entity.name} ({entity.code}) only "
+            f"invoices in {', '.join(sorted({entity.base_currency, *entity.allowed_currencies}))}. "
+            "Correct the deal's currency or legal entity in the CRM.",
+            code="deal.currency_not_allowed",
+            owner=Owner.SALES_OPS,
+            record=opp_id,
+        )
+    home = legal_entity == customer.legal_entity
+    if not home:
+        # The account's customer in the deal's entity: that entity's currency and terms apply.
+        terms = customer.payment_terms
+        customer = customer.model_copy(
+            update={
+                "legal_entity": legal_entity,
+                "currency": currency,
+                "tax_region": None,
+                "payment_terms": terms
+                if entity is None or not entity.payment_terms or terms in entity.payment_terms
+                else None,
+            }
+        )
 
     synced = sync_customer(run, customer, erp, master, ctx.candidates, ctx.decision)
-    currency = customer.currency or (entity.base_currency if entity else "USD")
     department = master.departments.get(opportunity.practice or "")
     project = Project(
         source_system=customer.source_system,
@@ -223,7 +258,7 @@ def steps(run: Run) -> dict[str, Any]:
         opp_id,
         DealStatus(
             status="Project created",
-            customer_id=None if deal.erp_customer_id == synced.erp_id else customer.source_id,
+            customer_id=None if not home or deal.erp_customer_id == synced.erp_id else customer.source_id,
             erp_customer_id=synced.erp_id,
             erp_project_id=job_id,
             psa_project_id=ws_id,

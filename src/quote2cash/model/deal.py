@@ -45,6 +45,12 @@ class Opportunity(Canonical):
     is_closed: bool
     close_date: date
     amount: Money | None = None
+    currency: CurrencyCode | None = Field(
+        default=None, description="the deal's own currency; it wins over the account's"
+    )
+    legal_entity: str | None = Field(
+        default=None, description="the contracting legal entity, where the CRM carries it on the deal"
+    )
     billing_model: BillingModel | None = None
     terms_approved: bool = False
     practice: str | None = None

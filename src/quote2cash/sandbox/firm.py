@@ -274,6 +274,24 @@ def generate(seed: int = 7, deals: int = 200, clients: int | None = None, today:
         )
         firm.bad[key] = problem
 
+    # One client group with an account per entity (same web domain): one ERP customer per entity.
+    group = _company(rng, used)
+    for entity in active[:2]:
+        firm.accounts.append(
+            {
+                "key": f"A{len(firm.accounts):04d}",
+                "Name": f"{group} {_SUFFIX[entity.country]}",
+                "Website": f"https://www.{group.lower().replace(' ', '')}.com",
+                "BillingCountry": entity.country,
+                "Region__c": entity.region,
+                "CurrencyIsoCode": entity.currency,
+                "Payment_Terms__c": TERMS[1],
+                "Tax_Region__c": entity.tax_regions[0],
+                "Tax_Id__c": None,
+                "Industry": "Retail",
+            }
+        )
+
     bad_account("Canada", "CA", "CAD", "customer.subsidiary_inactive")
     bad_account("North America", "US", "JPY", "customer.currency_not_allowed")
     bad_account("LATAM", "BR", "BRL", "mapping.unmapped_value")
@@ -302,6 +320,12 @@ def generate(seed: int = 7, deals: int = 200, clients: int | None = None, today:
         months = rng.choice([2, 3, 4, 6, 9, 12])
         currency = account["CurrencyIsoCode"]
         key = f"O{d:04d}"
+        terms: dict[str, Any] = {}
+        if d == 7:
+            # Contracted by another entity than the account's own: the deal's terms win.
+            other = next(e for e in active if e.region != account["Region__c"])
+            currency = other.currency
+            terms["Legal_Entity__c"] = other.code
         lines: list[dict[str, Any]] = []
         for n in range(rng.randrange(1, 4)):
             role = rng.choice(ROLES)
@@ -329,6 +353,9 @@ def generate(seed: int = 7, deals: int = 200, clients: int | None = None, today:
                 }
             )
             firm.bad[key] = "psa.role_unknown"
+        if d == 9:
+            currency = "JPY"  # a currency the account's legal entity does not invoice in
+            firm.bad[key] = "deal.currency_not_allowed"
         amount = sum((line["Quantity"] * line["UnitPrice"] for line in lines), Decimal(0))
         firm.lines[key] = lines
         firm.opportunities.append(
@@ -347,6 +374,7 @@ def generate(seed: int = 7, deals: int = 200, clients: int | None = None, today:
                 "Start_Date__c": start.isoformat(),
                 "End_Date__c": (start + timedelta(days=30 * months)).isoformat(),
                 "Terms_Approved__c": False,
+                **terms,
             }
         )
     return firm

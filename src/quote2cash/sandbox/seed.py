@@ -94,6 +94,8 @@ def hub_config(sf_url: str, kt_url: str, ns_url: str, database_url: str, **hub: 
             f"STD-{cur}": {"currency": cur, "rates": {role: str(rate) for role, rate in rates.items()}}
             for cur, rates in rate_cards().items()
         },
+        # The firm's client groups hold one account per entity: each gets its own ERP customer.
+        "customers": {"other_entity_match": "create"},
         "legal_entities": {
             e.code: {
                 "name": e.name,

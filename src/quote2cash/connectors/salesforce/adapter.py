@@ -50,6 +50,7 @@ OPPORTUNITY_FIELDS = (
     "CloseDate",
     "Amount",
     "CurrencyIsoCode",
+    "Legal_Entity__c",
     "Billing_Model__c",
     "Terms_Approved__c",
     "Practice__c",

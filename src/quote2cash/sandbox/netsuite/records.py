@@ -418,6 +418,16 @@ class RecordBook:
         if missing:
             labels = ", ".join(LABELS.get(f, f) for f in missing)
             raise user_error(f"Please enter value(s) for: {labels}", path=missing[0])
+        if rt.name == "job" and doc.get("parent"):
+            # OneWorld: a project belongs to its customer's subsidiary.
+            parent = self.store.get("customer", doc["parent"]["id"]) or {}
+            theirs, ours = (parent.get("subsidiary") or {}).get("id"), (doc.get("subsidiary") or {}).get("id")
+            if theirs is not None and ours is not None and str(theirs) != str(ours):
+                raise invalid_reference(
+                    "subsidiary",
+                    f"The subsidiary {ours} of the project is not the subsidiary {theirs} of its customer "
+                    f"'{self.ref_name('customer', parent)}'.",
+                )
         if rt.name == "journalentry":
             lines = doc.get("line", {}).get("items", [])
             if not lines:

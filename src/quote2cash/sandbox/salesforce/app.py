@@ -32,7 +32,7 @@ from quote2cash.sandbox.salesforce import collections
 from quote2cash.sandbox.salesforce.errors import SalesforceError
 from quote2cash.sandbox.salesforce.org import Org
 from quote2cash.sandbox.salesforce.query import CompiledQuery, attributes, compile_query
-from quote2cash.sandbox.salesforce.schema import OBJECTS, ObjectSpec, make_id
+from quote2cash.sandbox.salesforce.schema import OBJECTS, ObjectSpec, is_custom, make_id
 from quote2cash.sandbox.salesforce.soql import SoqlError
 
 API = "/services/data/{version}"
@@ -376,8 +376,7 @@ class SalesforceSandbox(Sandbox):
                     raise SalesforceError(
                         "INVALID_FIELD", f"No such column '{raw.strip()}' on entity '{sobject}'"
                     )
-                custom = field.type == "custom"
-                names.append(self.org.custom_field(sobject, field.name) if custom else field.name)
+                names.append(field.name)
         else:
             names = [*spec.fields, *(k for k in doc if k not in spec.fields)]
         body = {"attributes": attributes(sobject, doc["Id"], version), **{n: doc.get(n) for n in names}}
@@ -385,7 +384,6 @@ class SalesforceSandbox(Sandbox):
 
     def _describe(self, sobject: str) -> dict[str, Any]:
         spec = self.org.spec(sobject)
-        custom = self.org.custom_fields(spec.name)
         fields = [
             {
                 "name": f.name,
@@ -395,23 +393,11 @@ class SalesforceSandbox(Sandbox):
                 "nillable": not f.required,
                 "referenceTo": [f.refers_to] if f.refers_to else [],
                 "relationshipName": f.relationship,
-                "custom": False,
+                "custom": is_custom(f.name),
+                "length": f.length or 0,
                 "picklistValues": [{"value": v, "active": True} for v in sorted(f.picklist or ())],
             }
             for f in spec.fields.values()
-        ] + [
-            {
-                "name": name,
-                "type": "string",
-                "createable": True,
-                "updateable": True,
-                "nillable": True,
-                "referenceTo": [],
-                "relationshipName": None,
-                "custom": True,
-                "picklistValues": [],
-            }
-            for name in custom
         ]
         return {
             "name": spec.name,

@@ -39,12 +39,12 @@ def external_field(org: Org, sobject: str, name: str) -> str:
     """The canonical name of a field usable as an upsert key (``Id`` or a custom field)."""
     if name.lower() == "id":
         return "Id"
-    spec = org.spec(sobject)
-    if not is_custom(name) or spec.field(name) is None:
+    field = org.spec(sobject).field(name)
+    if not is_custom(name) or field is None:
         raise SalesforceError(
             "NOT_FOUND", f"Provided external ID field does not exist or is not accessible: {name}", status=404
         )
-    return org.custom_field(spec.name, name)
+    return field.name
 
 
 def plan_upsert(

@@ -26,7 +26,6 @@ from quote2cash.sandbox.salesforce.schema import (
     ObjectSpec,
     format_ms,
     id_counter,
-    is_custom,
     make_id,
     normalize_id,
     object_for_id,
@@ -69,7 +68,6 @@ class Org:
         self._clock = clock
         self._last_ms = 0
         self._counters: dict[str, int] = {}
-        self._custom: dict[str, dict[str, str]] = {name: {} for name in OBJECTS}
         self._ext: dict[tuple[str, str], dict[str, set[str]]] = {}
         # (child type, lookup field) -> parent id -> live child ids, for cascades and roll-ups.
         self._children: dict[tuple[str, str], dict[str, set[str]]] = {
@@ -134,14 +132,6 @@ class Org:
         """A record by id, deleted ones included, or None."""
         return self.store.get(sobject, normalize_id(id_) or id_)
 
-    def custom_field(self, sobject: str, name: str) -> str:
-        """The canonical spelling of a custom field (the first one ever written)."""
-        return self._custom.get(sobject, {}).get(name.lower(), name)
-
-    def custom_fields(self, sobject: str) -> list[str]:
-        """The custom fields ever written on an object, sorted."""
-        return sorted(set(self._custom.get(sobject, {}).values()))
-
     def live(self, sobject: str, id_: str) -> dict[str, Any]:
         """A record that exists and is not deleted, or the 404 Salesforce answers."""
         doc = self.fetch(sobject, id_)
@@ -190,8 +180,7 @@ class Org:
                 raise SalesforceError(
                     "INVALID_FIELD", f"No such column '{key}' on sobject of type {spec.name}"
                 )
-            name = self.custom_field(spec.name, key) if field.type == "custom" else field.name
-            out[name] = typed(field, value)
+            out[field.name] = typed(field, value)
         return out
 
     # -- planning: record-level errors -----------------------------------------------
@@ -397,10 +386,6 @@ class Org:
             self.commit([w for opp in sorted(touched_opps) if (w := self._rollup(opp)) is not None])
 
     def _index(self, sobject: str, doc: dict[str, Any], old: dict[str, Any] | None) -> None:
-        custom = self._custom[sobject]
-        for key in doc:
-            if is_custom(key):
-                custom.setdefault(key.lower(), key)
         live = not doc.get("IsDeleted")
         for (child_type, field), by_parent in self._children.items():
             if child_type != sobject:

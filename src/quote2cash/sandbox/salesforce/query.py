@@ -42,9 +42,6 @@ class OrgView(Protocol):
     def fetch(self, sobject: str, id_: str) -> dict[str, Any] | None:
         """A record by id (deleted ones included), or None."""
 
-    def custom_field(self, sobject: str, name: str) -> str:
-        """The canonical spelling of a custom field name on an object."""
-
 
 @dataclass(frozen=True)
 class _Ref:
@@ -90,7 +87,7 @@ class CompiledQuery:
             field = self.spec.field(name)
             if field is None:
                 raise self._no_column(name, pos, self.spec.name)
-            return _Ref(self._canonical(self.spec, field))
+            return _Ref(field)
         via = self.spec.relationships.get(head.lower())
         parent = object_spec(via.refers_to) if via is not None and via.refers_to else None
         if via is None or parent is None or "." in tail:
@@ -104,12 +101,7 @@ class CompiledQuery:
         field = parent.field(tail)
         if field is None:
             raise self._no_column(tail, pos, parent.name)
-        return _Ref(self._canonical(parent, field), via, parent)
-
-    def _canonical(self, spec: ObjectSpec, field: FieldSpec) -> FieldSpec:
-        if field.type != "custom":
-            return field
-        return FieldSpec(self.org.custom_field(spec.name, field.name), "custom")
+        return _Ref(field, via, parent)
 
     def _no_column(self, name: str, pos: int, sobject: str) -> SoqlError:
         return SoqlError(
@@ -145,28 +137,24 @@ class CompiledQuery:
         getter = self._getter(ref)
         for value in node.values:
             self._check_literal(ref.spec, value, node.op)
-        convert = [_converter(ref.spec.type, v.kind) for v in node.values]
-        literals = [
-            None if v.kind == "null" else conv(v.value, literal=True)
-            for v, conv in zip(node.values, convert, strict=True)
-        ]
+        conv = _converter(ref.spec.type)
+        literals = [None if v.kind == "null" else conv(v.value, literal=True) for v in node.values]
         op = node.op
         if op in ("IN", "NOT_IN"):
             wanted = {lit for lit in literals if lit is not None}
             with_null = any(v.kind == "null" for v in node.values)
-            convs = {v.kind: c for v, c in zip(node.values, convert, strict=True) if v.kind != "null"}
 
             def member(record: dict[str, Any]) -> bool:
                 raw = getter(record)
                 if raw is None:
                     return with_null
-                return any(c(raw, literal=False) in wanted for c in convs.values())
+                return conv(raw, literal=False) in wanted
 
             return member if op == "IN" else (lambda r: not member(r))
         if op == "LIKE":
             pattern = _like(str(node.values[0].value))
             return lambda r: (v := getter(r)) is not None and pattern.fullmatch(str(v)) is not None
-        conv, literal = convert[0], literals[0]
+        literal = literals[0]
         if literal is None:
             if op == "=":
                 return lambda r: getter(r) is None
@@ -187,7 +175,7 @@ class CompiledQuery:
 
     def _check_literal(self, field: FieldSpec, value: Literal, op: str) -> None:
         expected = _EXPECTED.get(field.type)
-        if op == "LIKE" and field.type not in STRING_TYPES and field.type != "custom":
+        if op == "LIKE" and field.type not in STRING_TYPES:
             raise SoqlError(
                 "INVALID_QUERY_FILTER_OPERATOR",
                 f"{_where(self.query, value.pos)}invalid operator on field: {field.name}",
@@ -279,14 +267,14 @@ class _Converter(Protocol):
     def __call__(self, value: Any, *, literal: bool) -> Any: ...
 
 
-def _converter(field_type: str, literal_kind: str) -> _Converter:
+def _converter(field_type: str) -> _Converter:
     """Maps stored values and literals to one comparable form (None: not comparable)."""
     if field_type in ("id", "reference"):
         return lambda v, literal: (normalize_id(v) or v) if isinstance(v, str) else None
     if field_type == "datetime":
         # Stored dateTimes share one fixed-width UTC format, so they compare as strings.
         return lambda v, literal: format_ms(v) if literal else v
-    kind = literal_kind if field_type == "custom" else _EXPECTED.get(field_type, "string")
+    kind = _EXPECTED.get(field_type, "string")
     if kind == "string":
         return lambda v, literal: str(v).casefold()
     if kind == "number":

@@ -1,8 +1,9 @@
 """The emulated org's metadata: objects, fields, stages, record ids and timestamps.
 
-Only what the hub's flows touch is described. Any field whose name ends in
-``__c`` is accepted on every object, because real orgs carry custom fields
-(the hub's own external-id fields among them); such fields are untyped here.
+Only what the hub's flows touch is described. Custom fields (``__c``) exist
+only where they are declared, as in a real org: the hub's package adds its
+fields (:data:`CUSTOM_FIELDS`), and any other custom field is refused with
+``INVALID_FIELD`` on create, update and in a SOQL ``SELECT``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-#: Field types, as a describe call names them (``custom`` = an untyped ``__c`` field).
+#: Field types, as a describe call names them.
 STRING_TYPES = frozenset({"string", "picklist", "textarea", "email", "phone", "url", "id", "reference"})
 NUMBER_TYPES = frozenset({"double", "currency", "percent", "int"})
 
@@ -30,6 +31,7 @@ class FieldSpec:
         relationship: the name of the lookup in SOQL (``Account`` for ``AccountId``).
         cascade: the record is deleted with the record it points at.
         picklist: the allowed values of a restricted picklist.
+        length: the longest text the field holds (STRING_TOO_LONG beyond it).
     """
 
     name: str
@@ -41,6 +43,7 @@ class FieldSpec:
     relationship: str | None = None
     cascade: bool = False
     picklist: frozenset[str] | None = None
+    length: int | None = None
 
 
 @dataclass(frozen=True)
@@ -59,13 +62,9 @@ class ObjectSpec:
         self.relationships.update({f.relationship.lower(): f for f in self.fields.values() if f.relationship})
 
     def field(self, name: str) -> FieldSpec | None:
-        """The spec of a field by case-insensitive name; custom fields get an untyped spec."""
+        """The spec of a field by case-insensitive name (None: the org has no such field)."""
         canonical = self.lower.get(name.lower())
-        if canonical is not None:
-            return self.fields[canonical]
-        if is_custom(name):
-            return FieldSpec(name, "custom")
-        return None
+        return None if canonical is None else self.fields[canonical]
 
 
 def is_custom(name: str) -> bool:
@@ -107,7 +106,40 @@ def _system() -> list[FieldSpec]:
 
 
 def _obj(name: str, prefix: str, fields: list[FieldSpec], *, api_writable: bool = True) -> ObjectSpec:
-    return ObjectSpec(name, prefix, {f.name: f for f in _system() + fields}, api_writable=api_writable)
+    declared = _system() + fields + CUSTOM_FIELDS.get(name, [])
+    return ObjectSpec(name, prefix, {f.name: f for f in declared}, api_writable=api_writable)
+
+
+def _text(name: str, length: int = 255) -> FieldSpec:
+    return FieldSpec(name, "string", length=length)
+
+
+#: The custom fields of the hub's package, by object: what the CRM team installs.
+CUSTOM_FIELDS: dict[str, list[FieldSpec]] = {
+    "Account": [
+        FieldSpec("Region__c", "picklist"),
+        _text("Tax_Id__c", 40),
+        FieldSpec("Payment_Terms__c", "picklist"),
+        FieldSpec("Tax_Region__c", "picklist"),
+        _text("ERP_Customer_Id__c", 40),
+        _text("Hub_Ext_Id__c", 80),
+    ],
+    "Opportunity": [
+        FieldSpec("Billing_Model__c", "picklist"),
+        FieldSpec("Terms_Approved__c", "boolean"),
+        FieldSpec("Practice__c", "picklist"),
+        FieldSpec("Start_Date__c", "date"),
+        FieldSpec("End_Date__c", "date"),
+        _text("Rate_Card__c", 40),
+        FieldSpec("Legal_Entity__c", "picklist"),
+        FieldSpec("Integration_Status__c", "picklist"),
+        _text("Integration_Message__c", 255),
+        _text("ERP_Customer_Id__c", 40),
+        _text("ERP_Project_Id__c", 40),
+        _text("PSA_Workspace_Id__c", 40),
+    ],
+    "OpportunityLineItem": [FieldSpec("Role__c", "picklist")],
+}
 
 
 def _s(*names: str, type_: str = "string") -> list[FieldSpec]:

@@ -26,16 +26,18 @@ def typed(field: FieldSpec, value: Any) -> Any:
     if value is None:
         return None
     kind = field.type
-    if kind == "custom":
-        if isinstance(value, dict | list):
-            raise _parse_error(field, "a custom field", value)
-        return value
     if kind in STRING_TYPES:
-        if isinstance(value, str):
-            return value
         if isinstance(value, int | float) and not isinstance(value, bool):
-            return str(value)  # Salesforce coerces JSON numbers into text fields
-        raise _parse_error(field, "string", value)
+            value = str(value)  # Salesforce coerces JSON numbers into text fields
+        if not isinstance(value, str):
+            raise _parse_error(field, "string", value)
+        if field.length is not None and len(value) > field.length:
+            raise SalesforceError(
+                "STRING_TOO_LONG",
+                f"{field.name}: data value too large: {value[:40]}... (max length={field.length})",
+                fields=[field.name],
+            )
+        return value
     if kind in NUMBER_TYPES:
         number = value
         if isinstance(value, str | Decimal):  # Decimal: seeding from Python with exact money
