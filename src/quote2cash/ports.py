@@ -48,12 +48,15 @@ class Capabilities:
         external_references: records carry the hub's reference, so an in-doubt
             create is found by looking the reference up.
         max_concurrency: requests the vendor account allows at once (None: no stated limit).
+        answers_later: the system answers writes after the call returns (a file import
+            job): refusals are read back with :meth:`ErpRefusals.rejections`.
     """
 
     bulk_size: int = 1
     upsert_by_external_id: bool = False
     external_references: bool = False
     max_concurrency: int | None = None
+    answers_later: bool = False
 
 
 @dataclass(frozen=True)
@@ -363,6 +366,15 @@ class Erp(System, Protocol):
         ...
 
 
+@runtime_checkable
+class ErpRefusals(Protocol):
+    """An ERP that refuses postings after accepting the write (``Capabilities.answers_later``)."""
+
+    def rejections(self, kind: WorkKind | None = None) -> list[PostingResult]:
+        """Postings whose latest answer is a refusal, each with its hub error dict."""
+        ...
+
+
 @dataclass(frozen=True)
 class PaymentPage:
     """Payments received since a cursor, and the cursor to continue from."""
@@ -415,6 +427,7 @@ __all__ = [
     "Erp",
     "ErpMasterData",
     "ErpRefs",
+    "ErpRefusals",
     "EventPage",
     "PaymentPage",
     "PostedRecord",

@@ -28,7 +28,7 @@ from quote2cash.flows.posting.classify import Classifier, classify_staged
 from quote2cash.flows.posting.confirm import resolve_cases
 from quote2cash.flows.posting.kpis import record_kpis
 from quote2cash.flows.posting.pull import pull_changes
-from quote2cash.flows.posting.send import send_step
+from quote2cash.flows.posting.send import refusals_step, send_step
 from quote2cash.flows.posting.work_type import FLOW, WORK_TYPES, WorkType, work_type
 from quote2cash.model import FinancialDimensions, Project
 from quote2cash.ports import WorkKind
@@ -163,7 +163,7 @@ def post_approved_work(kind: WorkKind, run_id: str) -> dict[str, Any]:
         pulled = pull_step(work, run_id, md)
         reversals = hub.tx(plan_reversals, work, run_id, raw["periods"])
         built = hub.tx(classify_and_build, work, run_id, md)
-        sent = send_step(work, run_id)
+        sent = send_step(work, run_id) | refusals_step(work, run_id)
         stats = hub.tx(run_figures, work, run_id)
         kpis = hub.tx(record_kpis, work, run_id, hub.config.posting.sla_hours, stats["by_reason"])
         resolved = hub.tx(resolve_cases, work)

@@ -19,9 +19,9 @@ from quote2cash.config import AccountsConfig
 from quote2cash.errors import HubError
 from quote2cash.flows.posting.confirm import confirm, pending_postings
 from quote2cash.flows.posting.work_type import FLOW, WorkType, work_type
-from quote2cash.ports import Posting
+from quote2cash.ports import ErpRefusals, Posting
 from quote2cash.runtime.hub import Hub, current
-from quote2cash.store.tables import project_registry
+from quote2cash.store.tables import posting, project_registry
 
 log = structlog.get_logger(f"quote2cash.flows.{FLOW}")
 
@@ -102,6 +102,33 @@ def send_step(work: WorkType, correlation_id: str) -> dict[str, int]:
             failed += bad
     calls = sum(hub.erp(n).calls for n in hub.erp_names()) - calls_before
     return {"postings_sent": sent, "postings_failed": failed, "erp_calls": calls}
+
+
+@DBOS.step()
+def refusals_step(work: WorkType, correlation_id: str) -> dict[str, int]:
+    """Record the refusals an ERP answered after the write (a file import job), as
+    :func:`send_step` records answers: the posting fails, its entries go to a case."""
+    hub = current()
+    refused = 0
+    for name in hub.erp_names():
+        erp = hub.erp(name)
+        if name == hub.config.erp_routing.shadow or not erp.capabilities.answers_later:
+            continue
+        if not isinstance(erp, ErpRefusals):
+            continue
+        results = erp.rejections(work.kind)
+        if not results:
+            continue
+        with hub.engine.begin() as conn:
+            still_posted = set(
+                conn.execute(
+                    sa.select(posting.c.key).where(
+                        posting.c.key.in_([r.key for r in results]), posting.c.status == "posted"
+                    )
+                ).scalars()
+            )
+            refused += confirm(conn, work, [r for r in results if r.key in still_posted], correlation_id)[1]
+    return {"postings_refused_later": refused}
 
 
 def _shadow_post(hub: Hub, shadow: str, batch: list[Posting], correlation_id: str) -> None:
