@@ -234,6 +234,14 @@ class HubConfig(_Strict):
     )
     posting: PostingConfig = Field(default_factory=PostingConfig)
     customers: CustomersConfig = Field(default_factory=CustomersConfig)
+    ownership: dict[
+        Annotated[str, Field(pattern=r"^(customer|project|deal|account)\.[a-z_]+$")],
+        Literal["crm", "psa", "erp", "billing", "hub"],
+    ] = Field(
+        default_factory=dict,
+        description="record.field -> its system of record, over the defaults (SPEC §1); the hub never "
+        "overwrites a field in the system that owns it",
+    )
     source: str = Field(default="<arguments>", exclude=True)
 
     @field_validator("systems", mode="before")
@@ -364,9 +372,15 @@ def load_config(
             f"{source} must hold a mapping with 'systems' and 'legal_entities'", code="config.shape"
         )
     raw: dict[str, Any] = {**data, "hub": dict(data.get("hub") or {})}
-    raw["systems"] = {
-        k: dict(v) if isinstance(v, dict) else v for k, v in (data.get("systems") or {}).items()
-    }
+    systems = data.get("systems") or {}
+    if not isinstance(systems, dict):
+        raise ConfigError(
+            f"{source}: 'systems' must map each system's name to its settings "
+            f"(e.g. 'crm: {{kind: salesforce, ...}}'), not be a {type(systems).__name__}",
+            code="config.shape",
+            record="systems",
+        )
+    raw["systems"] = {k: dict(v) if isinstance(v, dict) else v for k, v in systems.items()}
     if "Q2C_DATABASE_URL" in env:
         raw["hub"]["database_url"] = env["Q2C_DATABASE_URL"]
     if "Q2C_EXECUTOR_ID" in env:

@@ -89,7 +89,10 @@ class DealStatus:
     """What the hub writes back to the CRM about a deal.
 
     With ``customer_id`` (the CRM account) the ERP customer id is recorded on
-    the account too, in the same call where the CRM allows it.
+    the account too, in the same call where the CRM allows it. ``withheld``
+    names the fields the hub must not write, because the CRM owns them
+    (``status``, ``message``, ``erp_customer_id``, ``erp_project_id``,
+    ``psa_project_id``, ``account_erp_customer_id``).
     """
 
     status: str
@@ -98,6 +101,7 @@ class DealStatus:
     erp_customer_id: str | None = None
     erp_project_id: str | None = None
     psa_project_id: str | None = None
+    withheld: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -345,8 +349,13 @@ class Erp(System, Protocol):
         """Existing customers, for identity matching."""
         ...
 
-    def upsert_customer(self, customer: Customer, external_id: str, refs: ErpRefs) -> str:
-        """Create or update the customer by the hub's external id; returns the ERP id."""
+    def upsert_customer(
+        self, customer: Customer, external_id: str, refs: ErpRefs, *, only: frozenset[str] | None = None
+    ) -> str:
+        """Create or update the customer by the hub's external id; returns the ERP id.
+
+        ``only`` (an update of a linked customer) names the canonical fields to write;
+        the ERP keeps its own values of every other field."""
         ...
 
     def upsert_project(self, project: Project, external_id: str, refs: ErpRefs) -> str:

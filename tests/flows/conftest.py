@@ -64,8 +64,8 @@ def boxes(tmp_path: Path) -> Iterator[Sandboxes]:
 
 @pytest.fixture
 def make_hub(db_url: str, boxes: Sandboxes) -> Iterator[Callable[..., Hub]]:
-    """Launch a hub on the test database; ``policies``, ``posting``, ``limits``, ``customers``
-    and ``timeout`` may be given."""
+    """Launch a hub on the test database; ``policies``, ``posting``, ``limits``, ``customers``,
+    ``ownership`` and ``timeout`` may be given."""
     hubs: list[Hub] = []
 
     def make(
@@ -74,6 +74,7 @@ def make_hub(db_url: str, boxes: Sandboxes) -> Iterator[Callable[..., Hub]]:
         posting: dict[str, Any] | None = None,
         limits: dict[str, dict[str, Any]] | None = None,
         customers: dict[str, Any] | None = None,
+        ownership: dict[str, str] | None = None,
     ) -> Hub:
         raw = boxes.config(db_url)
         for name, system in raw["systems"].items():
@@ -85,6 +86,8 @@ def make_hub(db_url: str, boxes: Sandboxes) -> Iterator[Callable[..., Hub]]:
             raw["posting"] = posting
         if customers:
             raw["customers"] = customers
+        if ownership:
+            raw["ownership"] = ownership
         hub = launch_hub(load_config(data=raw, env=SANDBOX_ENV), retry=FAST)
         hubs.append(hub)
         return hub

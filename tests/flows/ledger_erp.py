@@ -88,7 +88,9 @@ class LedgerErp:
             for key, c in self.customers_by_key.items()
         ]
 
-    def upsert_customer(self, customer: Customer, external_id: str, refs: ErpRefs) -> str:
+    def upsert_customer(
+        self, customer: Customer, external_id: str, refs: ErpRefs, *, only: frozenset[str] | None = None
+    ) -> str:
         return self._id(
             self.customers_by_key, external_id, {"name": customer.name, "subsidiary": refs.subsidiary}
         )

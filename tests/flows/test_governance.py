@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+import sqlalchemy as sa
 
 from quote2cash.connectors._http import RetryPolicy
 from quote2cash.connectors.netsuite import NetSuiteClient, TbaCredentials
@@ -15,7 +16,8 @@ from quote2cash.flows.lead_to_project import workflow_id
 from quote2cash.ops import cases as case_ops
 from quote2cash.runtime.hub import Hub
 from quote2cash.sandbox.seed import Sandboxes
-from quote2cash.store import cases
+from quote2cash.store import audit, cases
+from quote2cash.store.tables import kpi_sample
 
 from .conftest import add_deal, result_of
 
@@ -96,9 +98,7 @@ def test_the_deals_own_legal_entity_currency_and_amount_win(
     hub = make_hub()
     account, opp = add_deal(boxes, name="Larkspur Analytics Inc", currency="USD")
     # The account is American and bills in USD; this deal is contracted by the UK entity, in GBP.
-    boxes.salesforce.update(
-        "Opportunity", opp, {"Legal_Entity__c": "UK01", "CurrencyIsoCode": "GBP"}
-    )
+    boxes.salesforce.update("Opportunity", opp, {"Legal_Entity__c": "UK01", "CurrencyIsoCode": "GBP"})
     poll_closed_won(hub)
     result = result_of(workflow_id(opp))
     assert result["status"] == "completed", hub.read(cases.list_cases)
@@ -149,3 +149,94 @@ def test_netsuite_refuses_a_job_outside_its_customers_subsidiary(boxes: Sandboxe
     job = client.create("job", {"companyName": "Orrery rollout", "parent": {"id": customer}})
     assert ns.get("job", job)["subsidiary"] == {"id": UK}  # inherited from the customer
     client.close()
+
+
+def _second_deal(boxes: Sandboxes, account: str) -> str:
+    sf = boxes.salesforce
+    opp = sf.insert(
+        "Opportunity",
+        {
+            "AccountId": account,
+            "Name": "Phase 2",
+            "StageName": "Negotiation/Review",
+            "CloseDate": "2026-11-25",
+            "CurrencyIsoCode": "USD",
+            "Billing_Model__c": "Time & Materials",
+            "Practice__c": "Technology",
+            "Start_Date__c": "2027-01-04",
+            "End_Date__c": "2027-03-31",
+        },
+    )
+    sf.update("Opportunity", opp, {"StageName": "Closed Won", "Terms_Approved__c": True})
+    return opp
+
+
+def test_an_erp_owned_field_changed_in_the_crm_is_not_propagated(
+    make_hub: Callable[..., Hub], boxes: Sandboxes
+) -> None:
+    hub = make_hub()
+    account, opp = add_deal(boxes, name="Gannet Systems Inc", terms="Net 30")
+    poll_closed_won(hub)
+    assert result_of(workflow_id(opp))["status"] == "completed"
+    [customer] = boxes.netsuite.records("customer")
+    terms = {t["id"]: t["name"] for t in boxes.netsuite.records("term")}
+    assert terms[customer["terms"]["id"]] == "Net 30"
+
+    # Sales ops renames the account (the CRM's field) and edits its payment terms (the ERP's).
+    boxes.salesforce.update(
+        "Account", account, {"Name": "Gannet Systems Group Inc", "Payment_Terms__c": "Net 45"}
+    )
+    opp2 = _second_deal(boxes, account)
+    poll_closed_won(hub)
+    assert result_of(workflow_id(opp2))["status"] == "completed"
+
+    [customer] = boxes.netsuite.records("customer")
+    assert customer["companyName"] == "Gannet Systems Group Inc"  # the CRM owns the name
+    assert terms[customer["terms"]["id"]] == "Net 30"  # the ERP owns the terms: not overwritten
+    refusals = [e for e in hub.read(lambda c: audit.entries(c)) if e["action"] == "ownership.refused"]
+    assert len(refusals) == 1
+    [field] = refusals[0]["after"]["fields"]
+    assert field == {"field": "customer.payment_terms", "owner": "erp", "value": "Net 45"}
+    counted = hub.read(
+        lambda c: c.execute(
+            sa.select(sa.func.sum(kpi_sample.c.value)).where(kpi_sample.c.kpi == "ownership_refused_fields")
+        ).scalar()
+    )
+    assert counted == 1
+    # Nothing changed since: a third look at the account refuses nothing again.
+    opp3 = _second_deal(boxes, account)
+    poll_closed_won(hub)
+    assert result_of(workflow_id(opp3))["status"] == "completed"
+    assert len([e for e in hub.read(lambda c: audit.entries(c)) if e["action"] == "ownership.refused"]) == 1
+
+
+def test_a_crm_write_back_of_a_field_the_crm_owns_is_withheld_and_recorded(
+    make_hub: Callable[..., Hub], boxes: Sandboxes
+) -> None:
+    # This firm's CRM team keeps the PSA project id on the deal by hand: the CRM owns it.
+    hub = make_hub(ownership={"deal.psa_project_id": "crm"})
+    _, opp = add_deal(boxes, name="Heron Logistics Inc")
+    poll_closed_won(hub)
+    result = result_of(workflow_id(opp))
+    assert result["status"] == "completed"
+    written = boxes.salesforce.get("Opportunity", opp)
+    assert written["ERP_Project_Id__c"] == result["erp_project_id"]
+    assert written["Integration_Status__c"] == "Project created"
+    assert written.get("PSA_Workspace_Id__c") is None
+    [refusal] = [e for e in hub.read(lambda c: audit.entries(c)) if e["action"] == "ownership.refused"]
+    assert refusal["after"]["fields"][0]["field"] == "deal.psa_project_id"
+
+
+def test_a_failed_deal_tells_the_crm_what_already_exists(
+    make_hub: Callable[..., Hub], boxes: Sandboxes
+) -> None:
+    hub = make_hub()
+    _, opp = add_deal(boxes, name="Ibis Dynamics Inc", lines=[("Quantum Whisperer", 40)])
+    poll_closed_won(hub)
+    assert result_of(workflow_id(opp))["code"] == "psa.role_unknown"
+    [case] = hub.read(cases.list_cases)
+    message = boxes.salesforce.get("Opportunity", opp)["Integration_Message__c"]
+    assert message.startswith(f"[psa.role_unknown] case {case['id']}: ERP customer ")
+    assert "ERP project" in message and "PSA workspace" in message and "exist" in message
+    assert len(message) <= 255
+    assert "exist" in case["message"]

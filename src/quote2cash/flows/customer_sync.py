@@ -23,6 +23,7 @@ from quote2cash.ports import CustomerRecord, ErpMasterData, ErpRefs
 from quote2cash.rules import Candidate, domain_of, match_customer, validate_customer
 from quote2cash.runtime.flow import Run
 from quote2cash.runtime.hub import current
+from quote2cash.store import repo
 
 CUSTOMER = "customer"
 
@@ -98,6 +99,7 @@ def _sync(
     canonical_id = customer_ref(customer.source_id, customer.legal_entity or "")
     known = run.known(erp, CUSTOMER, canonical_id)
     if known is not None:
+        _update_created(run, customer, erp, canonical_id)
         return Synced(known, "existing")
 
     entity = hub.legal_entities.get(customer.legal_entity or "")
@@ -180,7 +182,55 @@ def _sync(
         {"external_id": key, **customer.model_dump(mode="json")},
         audit_action="customer.created",
     )
+    hub.tx(repo.set_synced, erp, CUSTOMER, canonical_id, customer.source_version, _seen(customer))
     return Synced(erp_id, "created")
+
+
+def _seen(customer: Customer) -> dict[str, Any]:
+    """The account's values of the customer fields the hub carries to the ERP."""
+    return {name: getattr(customer, name) for name in SYNCED_FIELDS}
+
+
+#: Customer fields carried from the CRM account to the ERP customer, subject to ownership.
+SYNCED_FIELDS = ("name", "website", "tax_id", "currency", "payment_terms")
+
+
+def _update_created(run: Run, customer: Customer, erp: str, canonical_id: str) -> None:
+    """Keep a customer the hub created in step with its CRM account, field by field.
+
+    Only what changed in the CRM since the last sync is considered; of that, the
+    fields the CRM owns are written (an update by the hub's external id), and a
+    change to a field the ERP owns (payment terms, currency, tax id) is refused,
+    recorded and counted, never propagated. A customer the hub linked to rather
+    than created stays entirely the ERP's.
+    """
+    hub = run.hub
+    synced = hub.read(repo.get_synced, erp, CUSTOMER, canonical_id)
+    if synced is None or synced[0] is None or synced[0] == customer.source_version:
+        return
+    before = synced[1]
+    seen = _seen(customer)
+    changed = {k: v for k, v in seen.items() if before.get(k) != v}
+    allowed, refused = hub.ownership.split("erp", "customer", changed, creating=False)
+    if allowed:
+        refs = ErpRefs(subsidiary=hub.subsidiary_of[customer.legal_entity or ""])
+        only = frozenset(allowed)
+
+        def send(first: bool) -> str:
+            return current().erp(erp).upsert_customer(customer, customer_key(canonical_id), refs, only=only)
+
+        run.write(
+            "erp_customer_update",
+            erp,
+            CUSTOMER,
+            canonical_id,
+            "update customer",
+            send,
+            {"changed": allowed},
+            audit_action="customer.updated",
+        )
+    run.refused(erp, f"customer {canonical_id}", refused)
+    hub.tx(repo.set_synced, erp, CUSTOMER, canonical_id, customer.source_version, seen)
 
 
 def _other_entity(

@@ -14,7 +14,7 @@ into an exception case and reports it to the CRM.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -90,6 +90,37 @@ def ensure_staffing(workspace_id: str, requests: list[ResourceRequest], known_em
 def write_back(opportunity_id: str, status: DealStatus) -> None:
     """Ids and status back to the CRM deal (and the account's ERP id), idempotent."""
     current().crm(FLOW).write_back_deal(opportunity_id, status)
+
+
+def report_to_crm(run: Run, opportunity_id: str, status: DealStatus) -> None:
+    """Write back what the CRM does not own; a field it owns is withheld and the refusal recorded."""
+    fields = {
+        "status": status.status,
+        "message": status.message,
+        "erp_customer_id": status.erp_customer_id,
+        "erp_project_id": status.erp_project_id,
+        "psa_project_id": status.psa_project_id,
+    }
+    _, refused = run.hub.ownership.split("crm", "deal", fields, creating=False)
+    if status.customer_id:
+        _, on_account = run.hub.ownership.split(
+            "crm", "account", {"erp_customer_id": status.erp_customer_id}, creating=False
+        )
+        refused += on_account
+    withheld = {r.field.replace("deal.", "").replace("account.", "account_") for r in refused}
+    crm = run.hub.config.system_for("crm", FLOW)
+    run.refused(crm, f"deal {opportunity_id}", refused)
+    write_back(opportunity_id, replace(status, withheld=frozenset(withheld)))
+
+
+#: The CRM's integration message holds this many characters; the case keeps the whole text.
+CRM_MESSAGE_LENGTH = 255
+
+
+def crm_message(code: str, case_id: int, written: str, reason: str) -> str:
+    """The case in one line for the CRM: code and case first, then what exists, then why."""
+    text = f"[{code}] case {case_id}: {written}. {reason}"
+    return text if len(text) <= CRM_MESSAGE_LENGTH else text[: CRM_MESSAGE_LENGTH - 1] + "…"
 
 
 @DBOS.step()
@@ -254,7 +285,8 @@ def steps(run: Run) -> dict[str, Any]:
     staffed = ensure_staffing(ws_id, requests, created_now) if requests else 0
 
     # Every new id back to the CRM, the account's ERP id in the same call.
-    write_back(
+    report_to_crm(
+        run,
         opp_id,
         DealStatus(
             status="Project created",
@@ -308,10 +340,15 @@ def _compensate(run: Run, done: dict[str, Any]) -> list[str]:
 
 
 def _report(run: Run, error: HubError, case_id: int) -> None:
-    write_back(
-        _opportunity_id(run),
-        DealStatus(status="Exception", message=f"[{error.code}] case {case_id}: {error.message}"),
+    written = str(error.details.get("written") or "")
+    reason = str(error.details.get("reason") or error.message)
+    message = (
+        crm_message(error.code, case_id, written, reason)
+        if written
+        else f"[{error.code}] case {case_id}: {reason}"
     )
+    opp_id = _opportunity_id(run)
+    report_to_crm(run, opp_id, DealStatus(status="Exception", message=message[:CRM_MESSAGE_LENGTH]))
 
 
 def _on_complete(conn: sa.Connection, run: Run, summary: dict[str, Any]) -> None:

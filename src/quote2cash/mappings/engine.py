@@ -16,6 +16,7 @@ file is loaded; errors name the file, the record spec and the field.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -42,6 +43,10 @@ class FieldSpec(BaseModel):
     required: bool = False
     type: Literal["str", "int", "decimal", "bool", "date"] | None = None
     wrap: Literal["id"] | None = None
+    max_length: int | None = Field(
+        default=None, gt=0, description="the longest text the target field holds; longer is refused"
+    )
+    nullable: bool = Field(default=False, description="an absent value clears the target field")
 
     @model_validator(mode="after")
     def _one_source(self) -> FieldSpec:
@@ -161,16 +166,33 @@ class Mapping:
             )
         return table[key]
 
-    def apply(self, record: str, source: dict[str, Any], ctx: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Compute the target fields of ``record`` from a source record."""
+    def apply(
+        self,
+        record: str,
+        source: dict[str, Any],
+        ctx: dict[str, Any] | None = None,
+        *,
+        only: Collection[str] | None = None,
+    ) -> dict[str, Any]:
+        """Compute the target fields of ``record`` from a source record.
+
+        ``only`` names the source fields (and ``ctx.`` values) to carry, for an
+        update that must not touch the others; constants are left out then.
+        A text longer than a field's ``max_length`` is refused, never truncated.
+        """
         spec = self.spec.records.get(record)
         if spec is None:
             raise MappingError(f"{self.source}: no record spec named {record!r}", record=self.source)
         ctx = ctx or {}
         out: dict[str, Any] = {}
         for name, field in spec.fields.items():
+            if only is not None and field.from_ not in only:
+                continue
             value = field.const if field.from_ is None else _get(source, ctx, field.from_)
             if value is _MISSING or value is None or value == "":
+                if field.nullable and field.default is None:
+                    out[name] = None
+                    continue
                 if field.required:
                     raise BusinessRuleError(
                         f"the source record has no value for '{field.from_}', which is required "
@@ -195,6 +217,15 @@ class Mapping:
                         owner=Owner.SALES_OPS,
                         details={"field": field.from_, "target": name},
                     ) from exc
+            if field.max_length is not None and isinstance(value, str) and len(value) > field.max_length:
+                raise BusinessRuleError(
+                    f"'{field.from_}' is {len(value)} characters long ({value[:40]}…), but the target "
+                    f"field '{name}' holds at most {field.max_length}; nothing was written. Shorten it "
+                    f"at the source (mapping {self.label}, record {record}).",
+                    code="input.too_long",
+                    owner=Owner.SALES_OPS,
+                    details={"field": field.from_, "target": name, "max_length": field.max_length},
+                )
             out[name] = {"id": str(value)} if field.wrap == "id" else value
         return out
 

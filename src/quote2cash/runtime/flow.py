@@ -18,7 +18,8 @@ the flow's ``report`` hook then tells the source (the CRM status).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -35,6 +36,7 @@ from quote2cash.errors import (
     VendorPayloadError,
 )
 from quote2cash.model import BusinessEvent
+from quote2cash.rules.ownership import Refusal
 from quote2cash.runtime.hub import Hub, current
 from quote2cash.runtime.logs import correlated
 from quote2cash.store import audit, cases, repo
@@ -45,6 +47,7 @@ log = structlog.get_logger("quote2cash.runtime.flow")
 #: What the systems a run wrote are called in a case message.
 WHAT = {
     "erp_customer": "ERP customer",
+    "erp_customer_update": "ERP customer update",
     "erp_project": "ERP project",
     "psa_workspace": "PSA workspace",
     "crm_write_back": "CRM write-back",
@@ -212,6 +215,41 @@ class Run:
             after,
             audit_action,
         )
+
+    def refused(self, system: str, record: str, refusals: Sequence[Refusal]) -> None:
+        """Record fields the hub did not write because ``system`` owns them: one audit
+        entry naming each field, its owner and the value not propagated, and a count."""
+        if not refusals:
+            return
+
+        def note(conn: sa.Connection) -> None:
+            audit.append(
+                conn,
+                actor=f"flow:{self.flow.name}",
+                action="ownership.refused",
+                subject=self.subject,
+                correlation_id=self.correlation_id,
+                systems=[system],
+                after={
+                    "record": record,
+                    "fields": [{"field": r.field, "owner": r.owner, "value": r.value} for r in refusals],
+                },
+            )
+            conn.execute(
+                sa.insert(kpi_sample).values(
+                    kpi="ownership_refused_fields",
+                    subject=f"{self.subject}:{system}:{record}:{uuid.uuid4().hex[:8]}",
+                    value=float(len(refusals)),
+                    labels={"system": system, "fields": [r.field for r in refusals]},
+                    at=datetime.now(UTC),
+                )
+            )
+
+        if self.in_step:
+            with self.hub.engine.begin() as conn:
+                note(conn)
+        else:
+            self.hub.tx(note)
 
 
 @DBOS.step()
@@ -510,7 +548,10 @@ def _stop(run: Run, error: HubError) -> dict[str, Any]:
     log.warning("flow.exception", code=error.code, case=case_id)
     if flow.report is not None:
         with contextlib.suppress(Exception):  # the case is recorded; telling the source is a courtesy
-            flow.report(run, HubError(data["message"], code=error.code), case_id)
+            told = HubError(
+                data["message"], code=error.code, details={"written": written, "reason": error.message}
+            )
+            flow.report(run, told, case_id)
     return {"status": "exception", "case": case_id, "code": error.code, "compensated": compensated}
 
 

@@ -22,6 +22,7 @@ from quote2cash.errors import ConfigError
 from quote2cash.model import LegalEntity
 from quote2cash.ports import Crm, Erp, Psa, Role, System
 from quote2cash.registry import connector
+from quote2cash.rules.ownership import Ownership
 from quote2cash.store.db import is_sqlite, make_engine, migrate, startup_lock
 
 P = ParamSpec("P")
@@ -71,6 +72,8 @@ class Hub:
             for code, e in config.legal_entities.items()
         }
         self.subsidiary_of = {code: e.erp_subsidiary for code, e in config.legal_entities.items()}
+        #: Which system owns which field; every write passes it (SPEC §1).
+        self.ownership = Ownership.of(config.ownership)
         transports = transports or {}
         self.retry = retry or RetryPolicy()
         #: Every configured system's adapter, by system name.

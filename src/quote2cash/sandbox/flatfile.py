@@ -307,6 +307,14 @@ class FlatFileErpSimulator:
             return ("rejected", code, reason)
         if not key:
             return ("rejected", "BAD_ROW", "the key is empty")
+        if layout == "customer" and row["action"] == "update":
+            # An update carries only what the hub owns: an empty cell keeps the ERP's value.
+            found = self._db.execute(
+                "SELECT data FROM record WHERE layout = 'customer' AND key = ?", (key,)
+            ).fetchone()
+            if found is None:
+                return ("rejected", "UNKNOWN_CUSTOMER", f"customer {key} to update does not exist")
+            row = {**json.loads(found[0]), **{k: v for k, v in row.items() if v}, "action": "upsert"}
         problem = {"customer": self._customer, "project": self._project, "postings": self._posting}[layout](
             row
         )

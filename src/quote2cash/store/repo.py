@@ -60,6 +60,36 @@ def put_xref(conn: sa.Connection, system: str, object_type: str, canonical_id: s
     )
 
 
+def get_synced(
+    conn: sa.Connection, system: str, object_type: str, canonical_id: str
+) -> tuple[str | None, dict[str, Any]] | None:
+    """The source version and field values the hub last synced of a record (None: not linked)."""
+    row = conn.execute(
+        sa.select(xref.c.source_version, xref.c.synced).where(
+            xref.c.system == system, xref.c.object_type == object_type, xref.c.canonical_id == canonical_id
+        )
+    ).one_or_none()
+    return None if row is None else (row.source_version, dict(row.synced or {}))
+
+
+def set_synced(
+    conn: sa.Connection,
+    system: str,
+    object_type: str,
+    canonical_id: str,
+    source_version: str | None,
+    fields: dict[str, Any],
+) -> None:
+    """Remember what the hub has now seen of a linked record's source."""
+    conn.execute(
+        sa.update(xref)
+        .where(
+            xref.c.system == system, xref.c.object_type == object_type, xref.c.canonical_id == canonical_id
+        )
+        .values(source_version=source_version, synced=fields)
+    )
+
+
 def delete_xref(conn: sa.Connection, system: str, object_type: str, canonical_id: str) -> None:
     """Forget a cross-reference (after a compensation removed the record)."""
     conn.execute(

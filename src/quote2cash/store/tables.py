@@ -25,6 +25,9 @@ xref = sa.Table(
     sa.Column("canonical_id", sa.String(120), primary_key=True),
     sa.Column("external_id", sa.String(120), nullable=False),
     sa.Column("created_at", UtcDateTime, nullable=False),
+    # What the hub last synced of the source record: its version and the field values seen.
+    sa.Column("source_version", sa.String(64), nullable=True),
+    sa.Column("synced", Json, nullable=True),
     sa.Index(None, "system", "object_type", "external_id"),
 )
 

@@ -199,22 +199,29 @@ class FlatFileErp:
                 )
         return key
 
-    def upsert_customer(self, customer: Customer, external_id: str, refs: ErpRefs) -> str:
-        """Write the customer's file (a new revision when it changed); returns the external id."""
+    def upsert_customer(
+        self, customer: Customer, external_id: str, refs: ErpRefs, *, only: frozenset[str] | None = None
+    ) -> str:
+        """Write the customer's file (a new revision when it changed); returns the external id.
+
+        With ``only`` (an update), the row's action is ``update`` and only those fields are
+        filled: the legacy ERP keeps its own value of every empty cell.
+        """
+        values = {
+            "name": customer.name,
+            "website": customer.website,
+            "tax_id": customer.tax_id,
+            "country": customer.country,
+            "subsidiary": refs.subsidiary,
+            "currency": refs.currency,
+            "terms": refs.terms,
+        }
+        if only is not None:
+            values = {k: (v if k in only else None) for k, v in values.items()}
         self._upsert(
             "customer",
             external_id,
-            {
-                "key": external_id,
-                "action": "upsert",
-                "name": customer.name,
-                "website": customer.website,
-                "tax_id": customer.tax_id,
-                "country": customer.country,
-                "subsidiary": refs.subsidiary,
-                "currency": refs.currency,
-                "terms": refs.terms,
-            },
+            {"key": external_id, "action": "upsert" if only is None else "update", **values},
         )
         known = self.cache.get("customers", self._read_customers)
         known[external_id] = CustomerRecord(

@@ -135,8 +135,13 @@ class NetSuiteErp(ClientBacked[NetSuiteClient]):
         }
 
     # -- customers and projects ------------------------------------------------------------
-    def upsert_customer(self, customer: Customer, external_id: str, refs: ErpRefs) -> str:
-        """Create or update the customer by external id; the matching list learns it at once."""
+    def upsert_customer(
+        self, customer: Customer, external_id: str, refs: ErpRefs, *, only: frozenset[str] | None = None
+    ) -> str:
+        """Create or update the customer by external id; the matching list learns it at once.
+
+        ``only`` (an update) names the customer fields to write; the others are left as they are.
+        """
         body = self.mapping.apply(
             "customer_to_netsuite",
             customer.model_dump(mode="json"),
@@ -146,6 +151,7 @@ class NetSuiteErp(ClientBacked[NetSuiteClient]):
                 "terms": refs.terms,
                 "external_id": external_id,
             },
+            only=None if only is None else only | {"ctx.external_id"},
         )
         erp_id = self.client.upsert("customer", external_id, body)
         known = self.cache.get("customers", self._read_customers)

@@ -200,30 +200,31 @@ class SalesforceCrm(ClientBacked[SalesforceClient]):
 
     def write_back_customer(self, customer_id: str, erp_customer_id: str) -> None:
         """Record the ERP customer id on the account (an idempotent PATCH)."""
-        self.client.update("Account", customer_id, {"ERP_Customer_Id__c": erp_customer_id})
+        fields = self.mapping.apply(
+            "account_status_to_salesforce", {"account_erp_customer_id": erp_customer_id}
+        )
+        self.client.update("Account", customer_id, fields)
 
     def write_back_deal(self, opportunity_id: str, status: DealStatus) -> None:
-        """Ids and status on the opportunity, and the ERP customer id on its account, in one call."""
-        fields: dict[str, Any] = {
-            "Integration_Status__c": status.status,
-            "Integration_Message__c": status.message[:255] if status.message else None,
+        """Ids and status on the opportunity, and the ERP customer id on its account, in one call.
+
+        The fields come from the mapping (``deal_status_to_salesforce``); a ``withheld``
+        field (the CRM owns it) is not written at all.
+        """
+        values: dict[str, Any] = {
+            "status": status.status,
+            "message": status.message,
+            "erp_customer_id": status.erp_customer_id,
+            "erp_project_id": status.erp_project_id,
+            "psa_project_id": status.psa_project_id,
+            "account_erp_customer_id": status.erp_customer_id,
         }
-        for field, value in (
-            ("ERP_Customer_Id__c", status.erp_customer_id),
-            ("ERP_Project_Id__c", status.erp_project_id),
-            ("PSA_Workspace_Id__c", status.psa_project_id),
-        ):
-            if value is not None:
-                fields[field] = value
+        wanted = [k for k in values if k not in status.withheld]
+        fields = self.mapping.apply("deal_status_to_salesforce", values, only=wanted)
         records = [{"attributes": {"type": "Opportunity"}, "Id": opportunity_id, **fields}]
-        if status.customer_id and status.erp_customer_id:
-            records.append(
-                {
-                    "attributes": {"type": "Account"},
-                    "Id": status.customer_id,
-                    "ERP_Customer_Id__c": status.erp_customer_id,
-                }
-            )
+        if status.customer_id and status.erp_customer_id and "account_erp_customer_id" in wanted:
+            account = self.mapping.apply("account_status_to_salesforce", values)
+            records.append({"attributes": {"type": "Account"}, "Id": status.customer_id, **account})
         for result in self.client.update_many("Opportunity", records):
             if not result.success:
                 first = (result.errors or [{}])[0]
