@@ -532,7 +532,9 @@ def test_netsuite_and_the_flatfile_erp_routed_by_legal_entity(
     # case in the next run, and the posting is no longer counted as posted.
     sim.reject("*", "PERIOD_CLOSED", "October is closed in the legacy ledger")
     ws = projects[uk]["psa_workspace_id"]
-    task = next(s for s in kt.records("stories") if str(s["workspace_id"]) == ws and s["story_type"] == "task")
+    task = next(
+        s for s in kt.records("stories") if str(s["workspace_id"]) == ws and s["story_type"] == "task"
+    )
     kt.add_time_entries(
         [
             {

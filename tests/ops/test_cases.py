@@ -168,7 +168,7 @@ def test_resubmit_refuses_decisions_that_do_not_fit_the_case(
 ) -> None:
     hub = make_hub()
     [case] = _cases_of(hub, boxes, 1, **CANADA)
-    with pytest.raises(UsageError, match="not a probable duplicate") as not_duplicate:
+    with pytest.raises(UsageError, match="not an identity match") as not_duplicate:
         cases.resubmit(hub, case["id"], actor="user:x", link_to="42")
     assert not_duplicate.value.code == "case.decision"
     with pytest.raises(UsageError) as both:

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
+import sqlite3
 import sys
 import time
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,16 +18,18 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from quote2cash.cli import exceptions
+from quote2cash.cli import config_check, exceptions
 from quote2cash.cli._common import (
     DEMO_DIR,
     ConfigOpt,
+    JsonOpt,
     MaybeConfigOpt,
     console,
     err,
     exit_code,
     load,
     open_hub,
+    refuse,
     reported,
 )
 from quote2cash.errors import HubError
@@ -36,6 +42,30 @@ app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(exceptions.app, name="exceptions")
 app.add_typer(audit_app, name="audit")
 app.add_typer(workers_app, name="workers")
+app.add_typer(config_check.app, name="config")
+
+
+def _version() -> str:
+    try:
+        return package_version("quote2cash")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        return "unknown"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"q2c (quote2cash) {_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="print the version and exit"),
+    ] = False,
+) -> None:
+    """quote2cash — CRM, PSA and ERP, linked."""
 
 
 # -- demo -----------------------------------------------------------------------------
@@ -109,12 +139,18 @@ def render_work(kind: str, figures: dict[str, Any]) -> Table:
 @app.command()
 def demo(
     deals: Annotated[int, typer.Option(help="opportunities to generate (≥ 1)", min=1)] = 200,
-    seed: Annotated[int, typer.Option(help="random seed: the same seed gives the same firm")] = 7,
+    seed: Annotated[
+        int, typer.Option(help="random seed: the same seed and --deals give the same figures on every run")
+    ] = 7,
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as one JSON object")] = False,
-    workdir: Annotated[Path, typer.Option(help="where the demo keeps its files")] = DEMO_DIR,
+    workdir: Annotated[Path, typer.Option(help="where the demo keeps its files (emptied first)")] = DEMO_DIR,
     faults: Annotated[bool, typer.Option(help="inject vendor throttling, errors and timeouts")] = True,
 ) -> None:
-    """Run the quote-to-cash demo on sandboxes and print what the hub did."""
+    """Run the quote-to-cash demo on sandboxes and print what the hub did.
+
+    Only the wall-clock figures (elapsed time, latencies, the share posted
+    within the SLA) change from one run to the next.
+    """
     from quote2cash.cli.demo import run_demo
 
     with reported():
@@ -148,6 +184,7 @@ def run(
 
     with reported():
         cfg = load(config)
+    with reported(cfg.hub.database_url, config):
         configure_logging(cfg.hub.log_level)
         hub = launch_hub(cfg)
     from quote2cash.flows.schedules import install_schedules
@@ -207,11 +244,12 @@ def post(
     config: MaybeConfigOpt = None,
 ) -> None:
     """Post approved time or expenses to the ERP (the scheduled micro-batch, on demand)."""
-    from quote2cash.ops import posting
+    from quote2cash.ops import _args, posting
 
+    with reported():
+        _args.work_kind(kind)
     if not now:
-        err.print("posting runs on its schedule inside `q2c run`; pass --now to run one batch here")
-        raise typer.Exit(2)
+        refuse("posting runs on its schedule inside `q2c run`; pass --now to run one batch here")
     with reported(), open_hub(config, launch=True) as hub:
         result = posting.post_now(hub, kind)
     console.print_json(json.dumps(result, default=str))
@@ -220,13 +258,16 @@ def post(
 @app.command()
 def reconcile(
     kind: Annotated[str, typer.Argument(help="time or expenses")],
-    period: Annotated[str, typer.Option(help="the month, YYYY-MM")],
+    period: Annotated[str, typer.Option(help="the month, YYYY-MM (e.g. 2026-10)")],
     out: Annotated[Path, typer.Option(help="folder for the CSV and JSON reports")] = Path("reconciliation"),
     config: MaybeConfigOpt = None,
 ) -> None:
     """Compare PSA approved with ERP posted for a month; list every break with its cause."""
-    from quote2cash.ops import reconciliation
+    from quote2cash.ops import _args, reconciliation
 
+    with reported():
+        _args.work_kind(kind)
+        _args.period(period)
     with reported(), open_hub(config) as hub:
         report = reconciliation.reconcile(hub, kind, period, out=out)
     table = Table(title=f"Reconciliation of {kind} for {period}: {len(report.breaks)} break(s)")
@@ -251,37 +292,131 @@ def sandbox_up(
     seed: Annotated[int, typer.Option(help="random seed of the firm")] = 7,
     port: Annotated[int, typer.Option(help="first port: Salesforce, Kantata, NetSuite follow")] = 8701,
     won: Annotated[int, typer.Option(help="deals closed-won with approved terms on first start", min=0)] = 20,
+    month: Annotated[
+        str | None,
+        typer.Option(
+            help="also seed this month (YYYY-MM) of approved timesheets and expenses on the projects "
+            "the hub creates, so posting and reconciliation can be tried",
+            show_default=False,
+        ),
+    ] = None,
+    master_data_only: Annotated[
+        bool,
+        typer.Option(
+            "--master-data-only",
+            help="on first start seed only master data (clients, ERP set-up, consultants, templates): no deals",
+        ),
+    ] = False,
 ) -> None:
-    """Start the Salesforce, Kantata and NetSuite sandboxes (seeded on first start) and wait."""
+    """Start the Salesforce, Kantata and NetSuite sandboxes (seeded on first start) and wait.
+
+    Writes the hub config for them to FOLDER/q2c.yaml (its database is FOLDER/hub.sqlite).
+    """
+    import dataclasses
+
     import yaml
 
+    from quote2cash.ops._args import period
     from quote2cash.sandbox.firm import generate
     from quote2cash.sandbox.seed import Sandboxes
     from quote2cash.sandbox.seed import seed as seed_firm
+    from quote2cash.store.db import sqlite_url
 
-    fresh = not (folder / "salesforce.sqlite").exists()
-    boxes = Sandboxes.open(folder, seed=seed)
-    if fresh:
-        seeded = seed_firm(generate(seed, deals), boxes)
-        for opp in list(seeded.opportunities.values())[:won]:
-            boxes.salesforce.update(
-                "Opportunity", opp, {"StageName": "Closed Won", "Terms_Approved__c": True}
+    with reported():
+        if month is not None:
+            period(month)
+    names = ("Salesforce", "Kantata", "NetSuite")
+    ports = (port, port + 1, port + 2)
+    for name, p in zip(names, ports, strict=True):
+        if not _port_free(p):
+            refuse(
+                f"port {p} on 127.0.0.1 (for the {name} sandbox) is already in use; stop what uses it "
+                f"(another `q2c sandbox up`?) or pass --port N to use ports N to N+2"
             )
-    boxes.start((port, port + 1, port + 2))
-    cfg_path = folder / "q2c.yaml"
-    cfg_path.write_text(yaml.safe_dump(boxes.config("sqlite:///.q2c/hub.sqlite"), sort_keys=False))
+    with reported():
+        fresh = not (folder / "salesforce.sqlite").exists()
+        try:
+            boxes = Sandboxes.open(folder, seed=seed)
+        except sqlite3.DatabaseError as exc:
+            refuse(
+                f"the sandbox files in {folder} cannot be opened ({exc}); remove the folder to start afresh"
+            )
+        if fresh:
+            firm = generate(seed, deals)
+            if master_data_only:
+                firm = dataclasses.replace(firm, opportunities=[], lines={})
+            seeded = seed_firm(firm, boxes)
+            for opp in list(seeded.opportunities.values())[:won]:
+                boxes.salesforce.update(
+                    "Opportunity", opp, {"StageName": "Closed Won", "Terms_Approved__c": True}
+                )
+        try:
+            boxes.start(ports)
+        except RuntimeError as exc:
+            boxes.stop()
+            refuse(f"{exc}; check that ports {port} to {port + 2} are free, or pass --port")
+        cfg_path = folder / "q2c.yaml"
+        database = sqlite_url((folder / "hub.sqlite").resolve())
+        cfg_path.write_text(yaml.safe_dump(boxes.config(database), sort_keys=False))
     console.print(
         f"Salesforce {boxes.salesforce.url}\nKantata    {boxes.kantata.url}\nNetSuite   {boxes.netsuite.url}"
     )
-    console.print(f"hub config for these sandboxes: {cfg_path}  (run: q2c run --config {cfg_path})")
-    if fresh and won:
+    console.print(
+        f"hub config for these sandboxes: {cfg_path}  (run: q2c run --config {cfg_path})", soft_wrap=True
+    )
+    if fresh and won and not master_data_only:
         console.print(f"{won} deals are closed-won with approved terms, waiting for the hub")
+    if month is not None:
+        console.print(f"{month}: timesheets and expenses are seeded once the hub has created the projects")
     try:
-        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+        _serve(boxes, month, seed, cfg_path)
     except KeyboardInterrupt:
         pass
     finally:
         boxes.stop()
+
+
+def _port_free(port: int) -> bool:
+    """Whether a port on loopback can be bound (an OSError on bind means it is taken)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _serve(boxes: Any, month: str | None, seed: int, cfg_path: Path) -> None:
+    """Wait for Ctrl-C or SIGTERM; seed ``month`` once the hub's projects have stopped appearing."""
+    from quote2cash.sandbox.firm import rate_cards
+    from quote2cash.sandbox.timesheets import seed_month
+
+    signals = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    seen, steady = -1, 0
+    while True:
+        if signal.sigtimedwait(signals, 1.0) is not None:
+            return
+        if month is None:
+            continue
+        year, mm = (int(x) for x in month.split("-"))
+        if any(e["date_performed"].startswith(month) for e in boxes.kantata.records("time_entries")):
+            console.print(f"{month} already has time entries; nothing more to seed")
+            month = None
+            continue
+        count = len(boxes.kantata.records("workspaces"))
+        steady = steady + 1 if count == seen and count > 0 else 0
+        seen = count
+        if steady < 3:  # three quiet seconds: the hub has finished creating projects
+            continue
+        seeded = seed_month(boxes.kantata, rate_cards(), year, mm, seed=seed)
+        console.print(
+            f"{month}: {len(seeded.time_entries)} time entries and {len(seeded.expenses)} expenses approved "
+            f"on {count} project(s). Try: q2c post time --now --config {cfg_path}; "
+            f"q2c reconcile time --period {month} --config {cfg_path}",
+            soft_wrap=True,
+        )
+        month = None
 
 
 # -- workers, audit, KPIs, error codes ------------------------------------------------------
@@ -320,13 +455,54 @@ def audit_verify(config: MaybeConfigOpt = None) -> None:
 
 
 @app.command()
-def kpis(config: MaybeConfigOpt = None) -> None:
+def kpis(config: MaybeConfigOpt = None, as_json: JsonOpt = False) -> None:
     """Business KPIs: closed-won → project latency, posting SLA and latency, open cases by owner."""
     from quote2cash.ops import kpis as kpi_service
 
     with reported(), open_hub(config) as hub:
         figures = kpi_service.summary(hub)
-    console.print_json(json.dumps(figures, default=str))
+    if as_json:
+        typer.echo(json.dumps(figures, sort_keys=True, indent=2))
+        return
+    console.print(render_kpis(figures))
+
+
+def _num(value: Any, unit: str = "") -> str:
+    if value is None:
+        return "—"
+    if unit == "%":
+        return f"{value:.1f} %"
+    if unit == "s":
+        return f"{value:.3f} s"
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def render_kpis(figures: dict[str, Any]) -> Table:
+    """The KPI summary as a table of labelled figures with their units."""
+    table = Table(title="Business KPIs", header_style="bold")
+    table.add_column("KPI")
+    table.add_column("value", justify="right")
+    won = figures["closed_won_to_project"]
+    table.add_row("Deals turned into projects", _num(won["deals"]))
+    table.add_row("Closed-won → project latency p50", _num(won["p50_s"], "s"))
+    table.add_row("Closed-won → project latency p95", _num(won["p95_s"], "s"))
+    for kind, label in (("time", "Time entries"), ("expense", "Expenses")):
+        run = figures.get(kind)
+        if run is None:
+            table.add_row(f"{label}: last posting run", "none yet")
+            continue
+        table.add_row(f"{label} posted in the last run", _num(run.get("posted_entries")))
+        table.add_row(f"{label} posted within SLA", _num(run.get("posted_within_sla_pct"), "%"))
+        table.add_row(f"{label}: approval → posted p50", _num(run.get("approval_to_posted_p50_s"), "s"))
+        table.add_row(f"{label}: approval → posted p95", _num(run.get("approval_to_posted_p95_s"), "s"))
+        for key, n in sorted(run.items()):
+            if key.startswith("quarantined."):
+                table.add_row(f"  quarantined: {key.split('.', 1)[1]}", _num(n))
+    table.add_row("Open exception cases", _num(figures["open_cases"]))
+    for owner, codes in sorted(figures["open_cases_by_owner"].items()):
+        for code, n in sorted(codes.items()):
+            table.add_row(f"  owner {owner}: {code}", _num(n))
+    return table
 
 
 @app.command("errors")

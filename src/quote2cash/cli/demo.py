@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import shutil
 import statistics
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -27,9 +29,10 @@ from quote2cash.flows.posting import post_now
 from quote2cash.flows.reconcile_work import reconcile
 from quote2cash.runtime.hub import Hub
 from quote2cash.runtime.logs import configure_logging
+from quote2cash.sandbox._base import FaultInjector, FaultRule
 from quote2cash.sandbox.firm import generate, rate_cards
 from quote2cash.sandbox.seed import SANDBOX_ENV, Sandboxes, seed
-from quote2cash.sandbox.timesheets import WorkProject, generate_month
+from quote2cash.sandbox.timesheets import seed_month
 from quote2cash.store import audit, cases, repo
 from quote2cash.store.db import sqlite_url
 from quote2cash.store.tables import audit_log, flow_run, kpi_sample, project_registry
@@ -69,9 +72,39 @@ def plan_closings(opportunity_ids: list[str], rng: random.Random, must_win: set[
     return Plan(days, won, lost, pending)
 
 
-def _inject_faults(boxes: Sandboxes) -> None:
+class ReproducibleFaults(FaultInjector):
+    """Fault rules whose draws come from the seed, the rule and the request's place on its path.
+
+    A generator shared by every request hits whichever request comes next, so
+    concurrent flows would see different faults on every run. Here the n-th
+    request to a path (ids left out) is hit or not by a draw of its own: how
+    many faults fire depends only on how many requests each path had.
+    """
+
+    def __init__(self, seed: int) -> None:
+        super().__init__(seed)
+        self._seed = seed
+        self._seen: Counter[str] = Counter()
+        self._guard = threading.Lock()
+
+    def pick(self, method: str, path: str) -> FaultRule | None:
+        """The rule that fires for this request, if any (and count it)."""
+        key = f"{method} {re.sub(r'/[^/]*[0-9][^/]*', '/{id}', path)}"
+        with self._guard:
+            self._seen[key] += 1
+            for n, rule in enumerate(self.rules()):
+                draw = random.Random(f"{self._seed}:{n}:{key}:{self._seen[key]}").random()
+                if rule.matches(method, path) and draw < rule.probability:
+                    rule.fired += 1
+                    return rule
+        return None
+
+
+def _inject_faults(boxes: Sandboxes, seed_value: int) -> None:
     # Real-world weather: throttling, server errors and a couple of timeouts on
     # writes that did land, so the summary shows retries with no duplicates.
+    for box in (boxes.netsuite, boxes.kantata, boxes.salesforce):
+        box.faults = ReproducibleFaults(seed_value)
     boxes.netsuite.inject("throttle", probability=0.04, retry_after=0.05)
     boxes.netsuite.inject("error", status=503, probability=0.02)
     boxes.kantata.inject("throttle", probability=0.04, retry_after=0.05)
@@ -184,34 +217,17 @@ WORK_MONTH = (2026, 10)  # the month being closed; September is already closed i
 def run_month(
     hub: Hub, boxes: Sandboxes, seed_value: int, workdir: Path, console: Console, quiet: bool
 ) -> dict[str, Any]:
-    """A month of timesheets and expenses on the new projects, posted and reconciled."""
-    rng = random.Random(seed_value)
-    projects = hub.read(lambda c: [dict(r) for r in c.execute(sa.select(project_registry)).mappings()])
-    stories: dict[str, list[str]] = {}
-    for story in boxes.kantata.records("stories"):
-        if story.get("story_type") == "task":
-            stories.setdefault(str(story["workspace_id"]), []).append(str(story["id"]))
-    work: list[WorkProject] = []
-    for p in projects:
-        tasks = stories.get(p["psa_workspace_id"], [])
-        closed = tasks[:1] if len(tasks) > 1 and rng.random() < 0.2 else []
-        for task in closed:  # the PM closes a finished task; late time on it must be caught
-            boxes.kantata.state.update("stories", task, {"state": "completed"}, trusted=True)
-        work.append(
-            WorkProject(
-                p["psa_workspace_id"],
-                p["currency"],
-                p["billing_model"],
-                tuple(t for t in tasks if t not in closed) or tuple(tasks),
-                tuple(closed),
-            )
-        )
-    people = [(str(u["id"]), str(u.get("headline"))) for u in boxes.kantata.records("users")]
-    if not work or not people:
+    """A month of timesheets and expenses on the new projects, posted and reconciled.
+
+    The month is drawn from the seed and each project's CRM reference, so it
+    does not depend on the order in which the flows created the projects.
+    """
+    registered = hub.read(
+        lambda c: {str(w) for (w,) in c.execute(sa.select(project_registry.c.psa_workspace_id))}
+    )
+    month = seed_month(boxes.kantata, rate_cards(), *WORK_MONTH, seed=seed_value, workspaces=registered)
+    if not month.time_entries:
         return {}
-    month = generate_month(work, people, rate_cards(), *WORK_MONTH, seed=seed_value)
-    boxes.kantata.add_time_entries(month.time_entries)
-    boxes.kantata.add_expenses(month.expenses)
     if not quiet:
         console.print(
             f"{WORK_MONTH[0]}-{WORK_MONTH[1]:02d}: {len(month.time_entries)} time entries and "
@@ -265,7 +281,7 @@ def run_demo(
         config.source = str(workdir / "q2c.yaml")
         hub = launch_hub(config)
         if faults:
-            _inject_faults(boxes)
+            _inject_faults(boxes, seed_value)
         bad_deals = {
             seeded.opportunities[o["key"]]
             for o in firm.opportunities

@@ -13,14 +13,16 @@ from rich.table import Table
 from quote2cash.cli._common import (
     DEFAULT_ACTOR,
     ActorOpt,
+    JsonOpt,
     MaybeConfigOpt,
     console,
+    err,
     open_hub,
     reported,
 )
 
 app = typer.Typer(no_args_is_help=True, help="The exception queue.")
-JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
+CaseArg = Annotated[int, typer.Argument(help="the case id (from `q2c exceptions list`)")]
 
 
 def _json(data: Any) -> None:
@@ -30,31 +32,46 @@ def _json(data: Any) -> None:
 @app.command("list")
 def list_(
     config: MaybeConfigOpt = None,
-    status: Annotated[str, typer.Option(help="open, resubmitted, resolved, ignored or all")] = "open",
-    code: Annotated[str | None, typer.Option(help="only this error code")] = None,
-    flow: Annotated[str | None, typer.Option(help="only this flow")] = None,
+    status: Annotated[
+        str, typer.Option(help="open (includes resubmitted), resubmitted, resolved, ignored or all")
+    ] = "open",
+    code: Annotated[
+        str | None, typer.Option(help="only this error code, e.g. psa.role_unknown", show_default=False)
+    ] = None,
+    flow: Annotated[
+        str | None, typer.Option(help="only this flow, e.g. lead_to_project", show_default=False)
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List exception cases, oldest first."""
     from quote2cash.ops import cases
 
+    with reported():
+        cases.check_status(status)
     with reported(), open_hub(config) as hub:
         found = cases.list_cases(hub, status=status, code=code, flow=flow)
     if as_json:
         _json(found)
         return
     table = Table(title=f"{len(found)} exception case(s) ({status})")
-    for col in ("id", "code", "owner", "subject", "age h", "status", "message"):
+    for col in ("id", "code", "owner", "project", "subject", "age (h)", "status", "message"):
         table.add_column(col, overflow="fold")
     for c in found:
         table.add_row(
-            str(c["id"]), c["code"], c["owner"], c["subject"], str(c["age_hours"]), c["status"], c["message"]
+            str(c["id"]),
+            c["code"],
+            c["owner"],
+            escape(c.get("project") or "—"),
+            escape(c["subject"]),
+            f"{c['age_hours']:.1f}",
+            c["status"],
+            escape(c["message"]),
         )
     console.print(table)
 
 
 @app.command("show")
-def show(case_id: int, config: MaybeConfigOpt = None, as_json: JsonOpt = False) -> None:
+def show(case_id: CaseArg, config: MaybeConfigOpt = None, as_json: JsonOpt = False) -> None:
     """Show one case: what is wrong, who owns it, what was already written, and its history."""
     from quote2cash.ops import cases
 
@@ -64,36 +81,69 @@ def show(case_id: int, config: MaybeConfigOpt = None, as_json: JsonOpt = False) 
         _json(asdict(detail))
         return
     c = detail.case
-    console.print(f"[bold]case {c['id']}[/] {escape(c['code'])} — {c['status']}, owner {c['owner']}")
-    console.print(f"{escape(c['subject'])} in flow {c['flow']}: {escape(c['message'])}")
+    facts = Table(title=f"Exception case {c['id']}", show_header=False)
+    facts.add_column("field", style="bold")
+    facts.add_column("value", overflow="fold")
+    rows = [
+        ("code", c["code"]),
+        ("status", c["status"]),
+        ("owner", c["owner"]),
+        ("project", c.get("project") or "—"),
+        ("subject", c["subject"]),
+        ("flow", c["flow"]),
+        ("message", c["message"]),
+        ("occurrences", str(c.get("occurrences", 1))),
+        ("age", f"{c['age_hours']:.1f} h"),
+    ]
     if detail.run is not None:
-        console.print(f"flow run: {detail.run['status']}, attempt {detail.run['attempts']}")
+        rows.append(("flow run", f"{detail.run['status']}, attempt {detail.run['attempts']}"))
+    if c.get("resolution"):
+        rows.append(("resolution", json.dumps(c["resolution"], default=str)))
+    for field, value in rows:
+        facts.add_row(field, escape(str(value)))
+    console.print(facts)
     if detail.written:
         console.print("already written:")
         for step in detail.written:
-            console.print(f"  {step.get('system')}: {step['step']} id {step.get('id')}")
+            console.print(f"  {step.get('system')}: {step['step']} id {step.get('id')}", soft_wrap=True)
     else:
         console.print("already written: nothing")
-    if c.get("resolution"):
-        console.print(f"resolution: {escape(json.dumps(c['resolution'], default=str))}")
+    history = Table(title="History (oldest first)", header_style="bold")
+    for col in ("at (UTC)", "event", "by", "note"):
+        history.add_column(col, overflow="fold")
+    for e in detail.history:
+        history.add_row(_at(e["at"]), e["event"], escape(str(e["by"])), escape(str(e["note"] or "")))
+    console.print(history)
     if detail.audit:
-        table = Table(title="audit trail (newest first)")
-        for col in ("seq", "at", "actor", "action"):
+        table = Table(title="audit trail of the subject (newest first)", header_style="bold")
+        for col in ("seq", "at (UTC)", "actor", "action"):
             table.add_column(col, overflow="fold")
         for e in detail.audit:
-            table.add_row(str(e["seq"]), str(e["at"]), e["actor"], e["action"])
+            table.add_row(str(e["seq"]), _at(e["at"]), escape(e["actor"]), e["action"])
         console.print(table)
+
+
+def _at(value: Any) -> str:
+    """A timestamp to the second."""
+    text = value.isoformat(sep=" ", timespec="seconds") if hasattr(value, "isoformat") else str(value)
+    return text.replace("+00:00", "")
 
 
 @app.command("resubmit")
 def resubmit(
-    case_id: int,
+    case_id: CaseArg,
     config: MaybeConfigOpt = None,
-    link: Annotated[str | None, typer.Option(help="probable duplicate: link to this ERP customer id")] = None,
+    link: Annotated[
+        str | None,
+        typer.Option(help="probable duplicate: link to this ERP customer id", show_default=False),
+    ] = None,
     create_new: Annotated[bool, typer.Option(help="probable duplicate: create a new customer")] = False,
     actor: ActorOpt = DEFAULT_ACTOR,
 ) -> None:
-    """Fix-and-resubmit: re-run the case's flow from its kept payload (the systems must be reachable)."""
+    """Fix-and-resubmit: re-run the case's flow from its kept payload (the systems must be reachable).
+
+    Exits 1 when the re-run stops on an exception again.
+    """
     from quote2cash.ops import cases
 
     with reported(), open_hub(config, launch=True) as hub:
@@ -102,18 +152,28 @@ def resubmit(
             console.print(f"case {case_id} resubmitted: the entry is validated again in the next posting run")
             return
         result = cases.run_result(wf)
-    console.print(
-        f"case {case_id} resubmitted as {wf}: {result.get('status')}"
-        + (f" (new case {result['case']}: {result['code']})" if result.get("case") else "")
+    if result.get("status") == "completed":
+        console.print(f"case {case_id} resubmitted as {wf}: completed")
+        return
+    again = f"case {result['case']}: {result.get('code')}" if result.get("case") else "no new case"
+    err.print(
+        f"[red]case {case_id} resubmitted as {escape(wf)} and failed again[/] "
+        f"({escape(str(result.get('status')))}, {escape(again)}); see q2c exceptions show {result.get('case', case_id)}",
+        soft_wrap=True,
     )
+    raise typer.Exit(1)
 
 
 @app.command("resubmit-all")
 def resubmit_all(
     config: MaybeConfigOpt = None,
-    code: Annotated[str | None, typer.Option(help="every open case of this error code")] = None,
-    flow: Annotated[str | None, typer.Option(help="every open case of this flow")] = None,
-    case: Annotated[list[int] | None, typer.Option("--case", help="this case (repeatable)")] = None,
+    code: Annotated[
+        str | None, typer.Option(help="every open case of this error code", show_default=False)
+    ] = None,
+    flow: Annotated[str | None, typer.Option(help="every open case of this flow", show_default=False)] = None,
+    case: Annotated[
+        list[int] | None, typer.Option("--case", help="this case (repeatable)", show_default=False)
+    ] = None,
     actor: ActorOpt = DEFAULT_ACTOR,
     as_json: JsonOpt = False,
 ) -> None:
@@ -143,7 +203,7 @@ def resubmit_all(
 
 @app.command("ignore")
 def ignore(
-    case_id: int,
+    case_id: CaseArg,
     reason: Annotated[str, typer.Option(help="why no action is needed (required)")] = "",
     config: MaybeConfigOpt = None,
     actor: ActorOpt = DEFAULT_ACTOR,

@@ -15,9 +15,16 @@ from quote2cash.flows.posting import FLOW as POSTING_FLOW
 from quote2cash.runtime import flow as runtime_flow
 from quote2cash.runtime.hub import Hub
 from quote2cash.store import audit, cases, repo
-from quote2cash.store.tables import work_entry
+from quote2cash.store.tables import project_registry, work_entry
 
 STATUSES = ("open", "resubmitted", "resolved", "ignored", "all")
+
+
+def check_status(status: str) -> str:
+    """A case status a list can filter on (one of :data:`STATUSES`)."""
+    if status not in STATUSES:
+        raise UsageError(f"unknown case status {status!r}: use one of {', '.join(STATUSES)}")
+    return status
 
 
 @dataclass(frozen=True)
@@ -29,12 +36,15 @@ class CaseDetail:
         run: the flow run of the case's subject (status, attempts, last error), if the flow keeps one.
         written: what the run already wrote, one ``{step, system, id, at}`` per step, oldest first.
         audit: the audit entries of the case's subject, newest first.
+        history: what happened to the case, oldest first: one ``{at, event, by, note}``
+            per event (``opened``, ``failed again``, ``resubmitted``, ``ignored``, ``resolved``).
     """
 
     case: dict[str, Any]
     run: dict[str, Any] | None
     written: list[dict[str, Any]]
     audit: list[dict[str, Any]]
+    history: list[dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -91,19 +101,110 @@ def list_cases(
     hub: Hub, *, status: str = "open", code: str | None = None, flow: str | None = None
 ) -> list[dict[str, Any]]:
     """Cases, oldest first; ``status`` is one of :data:`STATUSES` (``open`` includes resubmitted)."""
-    if status not in STATUSES:
-        raise UsageError(f"unknown case status {status!r}: use one of {', '.join(STATUSES)}")
-    return hub.read(cases.list_cases, status=None if status == "all" else status, code=code, flow=flow)
+    check_status(status)
+
+    def gather(conn: sa.Connection) -> list[dict[str, Any]]:
+        found = cases.list_cases(conn, status=None if status == "all" else status, code=code, flow=flow)
+        names = _project_names(conn, found)
+        return [{**c, "project": names.get(c["id"])} for c in found]
+
+    return hub.read(gather)
+
+
+def _project_names(conn: sa.Connection, found: list[dict[str, Any]]) -> dict[int, str]:
+    """``Name (CRM id)`` of the project each case concerns, where the hub knows it."""
+    registry = {
+        str(r.canonical_id): (str(r.name), str(r.psa_workspace_id))
+        for r in conn.execute(
+            sa.select(
+                project_registry.c.canonical_id, project_registry.c.name, project_registry.c.psa_workspace_id
+            )
+        )
+    }
+    by_workspace = {ws: opp for opp, (_, ws) in registry.items()}
+    entries = [
+        str(c["subject"]).partition("/") for c in found if str(c["subject"]).startswith(("time/", "expense/"))
+    ]
+    workspace_of: dict[tuple[str, str], str] = {}
+    if entries:
+        rows = conn.execute(
+            sa.select(work_entry.c.kind, work_entry.c.source_id, work_entry.c.workspace_id).where(
+                work_entry.c.source_id.in_([source for _, _, source in entries])
+            )
+        )
+        workspace_of = {(str(k), str(i)): str(w) for k, i, w in rows}
+    out: dict[int, str] = {}
+    for c in found:
+        subject = str(c["subject"])
+        kind, _, source = subject.partition("/")
+        opp = by_workspace.get(workspace_of.get((kind, source), ""))
+        if opp is None:
+            opp = next((t for t in subject.replace("/", ":").split(":") if t in registry), None)
+        if opp is not None:
+            out[int(c["id"])] = f"{registry[opp][0]} ({opp})"
+        elif subject.startswith("Opportunity/"):
+            event = c.get("payload")
+            record = event.get("payload") if isinstance(event, dict) else None
+            name = (record.get("Name") or record.get("name")) if isinstance(record, dict) else None
+            opp = subject.partition("/")[2]
+            out[int(c["id"])] = f"{name} ({opp})" if name else opp
+    return out
+
+
+def _history(case: dict[str, Any], entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The case's events from the audit trail of its subject, oldest first."""
+    events: list[dict[str, Any]] = []
+    failed = 0
+    for e in sorted(entries, key=lambda e: int(e["seq"])):
+        raw = e.get("after")
+        after: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        mine = after.get("case") == case["id"]
+        if e["action"] == "flow.exception" and mine:
+            error = after.get("error") or {}
+            events.append(
+                {"at": e["at"], "event": "failed again" if failed else "opened", "by": e["actor"],
+                 "note": str(error.get("code") or case["code"])}
+            )  # fmt: skip
+            failed += 1
+        elif e["action"] == "case.resubmitted" and mine:
+            decision = "link to " + str(after["link_to"]) if after.get("link_to") else ""
+            decision = decision or ("create a new customer" if after.get("create_new") else "")
+            events.append({"at": e["at"], "event": "resubmitted", "by": e["actor"], "note": decision})
+        elif e["action"] == "case.ignored" and mine:
+            events.append(
+                {"at": e["at"], "event": "ignored", "by": e["actor"], "note": str(after.get("reason", ""))}
+            )
+        elif e["action"] == "flow.completed" and events and case["status"] == "resolved":
+            events.append(
+                {"at": e["at"], "event": "resolved", "by": e["actor"], "note": "the flow completed"}
+            )
+    if not events or events[0]["event"] != "opened":
+        events.insert(
+            0,
+            {"at": case["created_at"], "event": "opened", "by": f"flow:{case['flow']}", "note": case["code"]},
+        )
+    occurrences = int(case.get("occurrences") or 1)
+    if occurrences > failed + 1 and not any(ev["event"] == "failed again" for ev in events):
+        events.append(
+            {"at": case["updated_at"], "event": "failed again", "by": f"flow:{case['flow']}",
+             "note": f"{occurrences} occurrences in all"}
+        )  # fmt: skip
+    return events
 
 
 def show_case(hub: Hub, case_id: int) -> CaseDetail:
     """A case, its flow run with the systems already written, and its audit entries."""
     case = _case(hub, case_id)
 
-    def gather(conn: sa.Connection) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
-        return repo.get_run(conn, case["flow"], case["subject"]), audit.entries(conn, subject=case["subject"])
+    def gather(conn: sa.Connection) -> tuple[dict[str, Any] | None, list[dict[str, Any]], str | None]:
+        return (
+            repo.get_run(conn, case["flow"], case["subject"]),
+            audit.entries(conn, subject=case["subject"]),
+            _project_names(conn, [case]).get(case["id"]),
+        )
 
-    run, entries = hub.read(gather)
+    run, entries, project = hub.read(gather)
+    case = {**case, "project": project}
     steps = dict(run["steps"] or {}) if run else {}
     written = sorted(
         ({"step": name, **step} for name, step in steps.items()), key=lambda s: str(s.get("at", ""))
@@ -112,7 +213,7 @@ def show_case(hub: Hub, case_id: int) -> CaseDetail:
         run = {
             k: run[k] for k in ("status", "attempts", "last_error", "started_at", "completed_at") if k in run
         }
-    return CaseDetail(case=case, run=run, written=written, audit=entries)
+    return CaseDetail(case=case, run=run, written=written, audit=entries, history=_history(case, entries))
 
 
 def _resubmit_entry(hub: Hub, case: dict[str, Any], actor: str) -> None:
@@ -147,6 +248,10 @@ def _resubmit_entry(hub: Hub, case: dict[str, Any], actor: str) -> None:
     hub.tx(record)
 
 
+#: Cases a person settles by deciding which ERP customer an account is (``link_to`` / ``create_new``).
+IDENTITY_CASES = frozenset({"customer.probable_duplicate", "customer.other_entity_match"})
+
+
 def resubmit(
     hub: Hub, case_id: int, *, actor: str, link_to: str | None = None, create_new: bool = False
 ) -> str | None:
@@ -164,9 +269,9 @@ def resubmit(
         raise UsageError(
             "choose one: link to an existing customer, or create a new one", code="case.decision"
         )
-    if deciding and case["code"] != "customer.probable_duplicate":
+    if deciding and case["code"] not in IDENTITY_CASES:
         raise UsageError(
-            f"case {case_id} is {case['code']}, not a probable duplicate; link / create-new do not apply",
+            f"case {case_id} is {case['code']}, not an identity match; link / create-new do not apply",
             code="case.decision",
         )
     if case["flow"] == POSTING_FLOW:

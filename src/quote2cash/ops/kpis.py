@@ -21,8 +21,19 @@ def _pct(values: list[float], p: int) -> float | None:
 
 
 def summary(source: Source) -> dict[str, Any]:
-    """Closed-won → project latency, the latest posting run's figures per kind, open cases by owner."""
+    """Closed-won → project latency, the latest posting run's figures per kind, open cases by owner.
+
+    The keys are always there (``time`` and ``expense`` are None before the
+    first posting run); counts are integers, latencies seconds, shares percent.
+    """
     return read(source, _summary)
+
+
+def _number(kpi: str, value: float) -> float | int:
+    """A count as an integer; any other figure as it was recorded."""
+    if kpi.endswith("_entries") or kpi.startswith("quarantined."):
+        return int(value)
+    return value
 
 
 def _summary(conn: sa.Connection) -> dict[str, Any]:
@@ -43,11 +54,13 @@ def _summary(conn: sa.Connection) -> dict[str, Any]:
             .limit(1)
         ).scalar_one_or_none()
         if latest is None:
+            out[kind] = None
             continue
         rows = conn.execute(
             sa.select(kpi_sample.c.kpi, kpi_sample.c.value).where(kpi_sample.c.subject == latest)
         )
-        out[kind] = {"run": latest, **{k.split(".", 1)[1]: v for k, v in rows}}
+        figures = {k.split(".", 1)[1]: float(v) for k, v in rows}
+        out[kind] = {"run": latest, **{k: _number(k, v) for k, v in sorted(figures.items())}}
     cases = conn.execute(
         sa.select(exception_case.c.owner, exception_case.c.code, sa.func.count())
         .where(exception_case.c.status.in_(OPEN_STATES))
@@ -57,4 +70,5 @@ def _summary(conn: sa.Connection) -> dict[str, Any]:
     for owner, code, n in cases:
         by_owner.setdefault(owner, {})[code] = int(n)
     out["open_cases_by_owner"] = by_owner
+    out["open_cases"] = sum(n for codes in by_owner.values() for n in codes.values())
     return out

@@ -1,30 +1,58 @@
 """A month of timesheets and expenses for a firm's projects, with a few bad
 entries planted on purpose (and listed, so a test or the demo knows what the
-hub should quarantine)."""
+hub should quarantine).
+
+The month is reproducible: every random draw comes from the seed and a stable
+identity (a consultant and a day, a project's CRM reference), never from one
+generator consumed in whatever order the projects were created, so the same
+seed gives the same month however the hub's flows interleaved.
+"""
 
 from __future__ import annotations
 
 import random
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from quote2cash.sandbox.kantata import KantataSandbox
 
 #: Project billing models under which time is billed (mirrors the hub's rule).
 TIME_BILLED = {"time_and_materials"}
+#: Billing model of each project template (mirrors the Kantata connector's ``billing_model_to_template``).
+TEMPLATE_BILLING = {
+    "T&M Delivery": "time_and_materials",
+    "Fixed-Fee Delivery": "fixed_fee",
+    "Milestone Delivery": "milestone",
+    "Retainer Service": "retainer",
+    "Managed Service": "subscription",
+}
 CATEGORIES = ["Travel", "Lodging", "Meals", "Software", "Client entertainment"]
 
 
 @dataclass(frozen=True)
 class WorkProject:
-    """What the generator needs to know about a project."""
+    """What the generator needs to know about a project.
+
+    ``ref`` is a stable identity (the CRM opportunity id) that seeds the
+    project's draws; it defaults to the workspace id.
+    """
 
     workspace_id: str
     currency: str
     billing_model: str
     open_tasks: tuple[str, ...]
     closed_tasks: tuple[str, ...] = ()
+    ref: str = ""
+
+    @property
+    def key(self) -> str:
+        """The identity the project's random draws are derived from."""
+        return self.ref or self.workspace_id
 
 
 @dataclass
@@ -64,16 +92,21 @@ def generate_month(
     ``consultants`` are (PSA user id, role). About ``bad_share`` of the entries
     break one rule each: dated in the previous (closed) month, booked on a
     closed task, billed at the wrong rate, or billable on a fixed-fee project.
+    The result depends on the projects given, not on their order.
     """
-    rng = random.Random(seed)
     out = Month()
+    projects = sorted(projects, key=lambda p: p.key)
     days = business_days(year, month)
     previous = date(year, month, 1) - timedelta(days=1)
-    staffed = {user: rng.sample(projects, k=min(len(projects), rng.randint(1, 3))) for user, _ in consultants}
+    staffed = {}
+    for user, _ in consultants:
+        pick = random.Random(f"{seed}:{user}:staffing")
+        staffed[user] = pick.sample(projects, k=min(len(projects), pick.randint(1, 3)))
     fixed = [p for p in projects if p.billing_model not in TIME_BILLED]
     with_closed = [p for p in projects if p.closed_tasks]
     for day in days:
         for user, role in consultants:
+            rng = random.Random(f"{seed}:{user}:{day.isoformat()}")
             for _ in range(entries_per_day):
                 project = rng.choice(staffed[user])
                 billable = project.billing_model in TIME_BILLED
@@ -98,6 +131,7 @@ def generate_month(
                     entry.pop("story_id")
                 out.time_entries.append(entry)
     for user, _role in consultants:
+        rng = random.Random(f"{seed}:{user}:expenses")
         for _ in range(rng.randint(1, 4)):
             project = rng.choice(staffed[user])
             expense = {
@@ -117,6 +151,78 @@ def generate_month(
                 out.planted["expense.category_missing"].append(len(out.expenses))
             out.expenses.append(expense)
     return out
+
+
+def work_projects(
+    kantata: KantataSandbox,
+    *,
+    seed: int = 7,
+    close_share: float = 0.2,
+    workspaces: Collection[str] | None = None,
+) -> list[WorkProject]:
+    """The projects in the Kantata sandbox (or only ``workspaces``), ready for :func:`generate_month`.
+
+    On about ``close_share`` of the projects with several tasks the project
+    manager closes the first task (late time booked on it must be caught);
+    which ones is drawn from the seed and the project's CRM reference.
+    """
+    refs = {
+        str(r["subject_id"]): str(r["service_model_ref"])
+        for r in kantata.records("external_references")
+        if r.get("subject_type") == "Workspace" and r.get("service_model") == "Opportunity"
+    }
+    templates = {str(t["id"]): str(t["name"]) for t in kantata.records("project_templates")}
+    tasks: dict[str, list[Any]] = {}
+    for story in kantata.records("stories"):
+        if story.get("story_type") == "task":
+            tasks.setdefault(str(story["workspace_id"]), []).append(story)
+    out = []
+    for ws in kantata.records("workspaces"):
+        ws_id = str(ws["id"])
+        if workspaces is not None and ws_id not in workspaces:
+            continue
+        ref = refs.get(ws_id, ws_id)
+        stories = tasks.get(ws_id, [])
+        closed = [s for s in stories if s.get("state") == "completed"]
+        open_ = [s for s in stories if s.get("state") != "completed"]
+        if not closed and len(open_) > 1 and random.Random(f"{seed}:{ref}:close").random() < close_share:
+            kantata.state.update("stories", str(open_[0]["id"]), {"state": "completed"}, trusted=True)
+            closed, open_ = open_[:1], open_[1:]
+        out.append(
+            WorkProject(
+                ws_id,
+                str(ws.get("currency") or "USD"),
+                TEMPLATE_BILLING.get(templates.get(str(ws.get("project_template_id")), ""), "fixed_fee"),
+                tuple(str(s["id"]) for s in open_) or tuple(str(s["id"]) for s in closed),
+                tuple(str(s["id"]) for s in closed),
+                ref,
+            )
+        )
+    return out
+
+
+def seed_month(
+    kantata: KantataSandbox,
+    rate_cards: dict[str, dict[str, Decimal]],
+    year: int,
+    month: int,
+    *,
+    seed: int = 7,
+    workspaces: Collection[str] | None = None,
+) -> Month:
+    """Generate a month for the projects in the Kantata sandbox and add it, approved; returns it.
+
+    ``workspaces`` narrows it to those projects. Nothing is added when there is
+    no project or no consultant yet.
+    """
+    projects = work_projects(kantata, seed=seed, workspaces=workspaces)
+    people = [(str(u["id"]), str(u.get("headline"))) for u in kantata.records("users")]
+    if not projects or not people:
+        return Month()
+    generated = generate_month(projects, people, rate_cards, year, month, seed=seed)
+    kantata.add_time_entries(generated.time_entries)
+    kantata.add_expenses(generated.expenses)
+    return generated
 
 
 def _plant(

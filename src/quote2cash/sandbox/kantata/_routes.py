@@ -1,7 +1,9 @@
 """The ``/api/v1`` HTTP routes of the Kantata sandbox.
 
 Two route shapes serve every resource: ``/api/v1/<resource>.json`` (GET list,
-POST create) and ``/api/v1/<resource>/<id>.json`` (GET, PUT, DELETE). Work
+POST create) and ``/api/v1/<resource>/<id>.json`` (GET, PUT, DELETE);
+submissions and their approvals have routes of their own
+(:mod:`quote2cash.sandbox.kantata._approvals`). Work
 runs in a thread so that a slow list does not stall injected latencies of
 other requests on the event loop.
 """
@@ -16,6 +18,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from quote2cash.sandbox.kantata._approvals import install_approvals
 from quote2cash.sandbox.kantata._catalog import RESOURCES, Resource
 from quote2cash.sandbox.kantata._query import list_envelope, one_envelope
 from quote2cash.sandbox.kantata._schema import require_object
@@ -40,7 +43,8 @@ class Host(Protocol):
 
 
 def install_api(app: FastAPI, host: Host) -> None:
-    """Add the Kantata API v1 routes to ``app``."""
+    """Add the Kantata API v1 routes to ``app``: submissions and approvals first, then every resource."""
+    install_approvals(app, host)
 
     @app.api_route("/api/v1/{resource}.json", methods=["GET", "POST"])
     async def collection(resource: str, request: Request) -> Response:

@@ -9,7 +9,10 @@ Sandbox conventions beyond the real API (documented because a client may rely on
   ``GET /time_entries.json?include_deleted=true`` lists it with ``deleted_at`` set
   (real Kantata reports deletions through its Subscribed Events feed instead).
 - ``approved=true|false`` filters on the value given (real Kantata treats any value as true).
-- Approved time entries and expenses cannot be changed or deleted over HTTP (422).
+- Approved time entries and expenses cannot be changed or deleted over HTTP (422);
+  approval goes through timesheet and expense report submissions, as in Kantata
+  (see :mod:`quote2cash.sandbox.kantata._approvals`), and cancelling an approved
+  submission un-approves its entries so they can be edited again.
 - A workspace ``status`` is returned as ``{"color", "key", "message"}``; a write may
   give the message (``"Active"``), the key, or that object.
 - Archived workspaces are left out of lists unless ``include_archived=true`` or ``only=``.
