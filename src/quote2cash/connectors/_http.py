@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import httpx
 import orjson
@@ -343,7 +343,25 @@ def vendor_error(
     return BusinessRuleError(message, code="vendor.rejected", system=system, record=record, details=info)
 
 
-C = TypeVar("C", bound="VendorClient")
+class Wire(Protocol):
+    """What an adapter's client counts and releases, whatever it speaks (httpx, a vendor SDK, files)."""
+
+    @property
+    def calls(self) -> int:
+        """Requests (or file operations) made so far."""
+        ...
+
+    @property
+    def retries(self) -> int:
+        """Of those, how many were retries."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+C = TypeVar("C", bound=Wire)
 
 
 def error_mapper(
@@ -374,7 +392,8 @@ def error_mapper(
 
 
 class ClientBacked(Generic[C]):
-    """What every adapter over one :class:`VendorClient` shares: call counters and closing."""
+    """What every adapter over one client (a :class:`VendorClient` or any :class:`Wire`) shares:
+    call counters and closing."""
 
     client: C
 

@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 
 from quote2cash.connectors._cache import Cached
-from quote2cash.connectors._http import RetryPolicy
+from quote2cash.connectors._http import ClientBacked, RetryPolicy
 from quote2cash.connectors.flatfile.client import Answer, FlatFileClient
 from quote2cash.connectors.flatfile.errors import SYSTEM, rejection_error, unreachable
 from quote2cash.connectors.flatfile.layout import (
@@ -105,7 +105,7 @@ def postings_base(kind: str, keys: Sequence[str]) -> str:
     return f"postings_{kind}_{digest}"
 
 
-class FlatFileErp:
+class FlatFileErp(ClientBacked[FlatFileClient]):
     """The ERP port over one exchange folder."""
 
     def __init__(self, name: str, client: FlatFileClient, settings: FlatFileSettings) -> None:
@@ -120,20 +120,6 @@ class FlatFileErp:
             max_concurrency=1,
             answers_later=True,
         )
-
-    @property
-    def calls(self) -> int:
-        """Files written and read so far."""
-        return self.client.calls
-
-    @property
-    def retries(self) -> int:
-        """Always 0: a file operation is not retried here."""
-        return self.client.retries
-
-    def close(self) -> None:
-        """Nothing is held open."""
-        self.client.close()
 
     # -- master data -----------------------------------------------------------------------
     def master_data(self, *, fresh: bool = False) -> ErpMasterData:

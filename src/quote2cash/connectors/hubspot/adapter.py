@@ -30,7 +30,7 @@ from typing import Any, cast
 
 import httpx
 
-from quote2cash.connectors._http import Limiter, RetryPolicy
+from quote2cash.connectors._http import ClientBacked, Limiter, RetryPolicy
 from quote2cash.connectors.hubspot.client import HubSpotClient
 from quote2cash.connectors.hubspot.errors import SYSTEM
 from quote2cash.connectors.hubspot.settings import HubSpotSettings
@@ -206,7 +206,7 @@ def _decimal(value: Any, field: str, record: str) -> Decimal | None:
         ) from None
 
 
-class HubSpotCrm:
+class HubSpotCrm(ClientBacked[HubSpotClient]):
     """The CRM port over one HubSpot portal."""
 
     capabilities = Capabilities(bulk_size=100, upsert_by_external_id=True)
@@ -218,20 +218,6 @@ class HubSpotCrm:
         self.settings = settings
         self._ensured: set[str] = set()
         self._ensure_lock = threading.Lock()
-
-    @property
-    def calls(self) -> int:
-        """Requests sent so far."""
-        return self.client.calls
-
-    @property
-    def retries(self) -> int:
-        """Requests retried so far."""
-        return self.client.retries
-
-    def close(self) -> None:
-        """Release connections."""
-        self.client.close()
 
     # -- the closed-won feed ----------------------------------------------------------
     def won_deals(self, cursor: str | None) -> EventPage:
