@@ -93,7 +93,7 @@ def migrate(engine: sa.Engine) -> None:
     database both see no ``alembic_version`` table, both create it, and one dies.
     """
     with startup_lock(engine):
-        command.upgrade(alembic_config(engine), "head")
+        command.upgrade(alembic_config(engine), "heads")  # every branch: features add their migrations side by side
 
 
 class _ProcessHold:
