@@ -72,13 +72,20 @@ def plan_closings(opportunity_ids: list[str], rng: random.Random, must_win: set[
     return Plan(days, won, lost, pending)
 
 
+WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+#: Reads sent as POST (SuiteQL, SOQL, searches): not writes.
+READ_PATHS = re.compile(r"suiteql|/query|/search")
+
+
 class ReproducibleFaults(FaultInjector):
     """Fault rules whose draws come from the seed, the rule and the request's place on its path.
 
     A generator shared by every request hits whichever request comes next, so
     concurrent flows would see different faults on every run. Here the n-th
     request to a path (ids left out) is hit or not by a draw of its own: how
-    many faults fire depends only on how many requests each path had.
+    many faults fire depends only on how many requests each path had. Only
+    writes are hit: how often the hub polls or re-reads cached master data
+    depends on timing, how many writes a month takes does not.
     """
 
     def __init__(self, seed: int) -> None:
@@ -89,6 +96,8 @@ class ReproducibleFaults(FaultInjector):
 
     def pick(self, method: str, path: str) -> FaultRule | None:
         """The rule that fires for this request, if any (and count it)."""
+        if method.upper() not in WRITES or READ_PATHS.search(path):
+            return None
         key = f"{method} {re.sub(r'/[^/]*[0-9][^/]*', '/{id}', path)}"
         with self._guard:
             self._seen[key] += 1
