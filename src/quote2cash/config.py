@@ -117,6 +117,15 @@ class CustomersConfig(_Strict):
     other_entity_match: Literal["case", "create"] = "case"
 
 
+class InternalProjectConfig(_Strict):
+    """A PSA project with no deal behind it (bench, pre-sales, training): its time and
+    expenses are cost, posted to a cost centre of its legal entity."""
+
+    name: str
+    legal_entity: str
+    cost_centre: str = Field(description="the ERP department (cost centre) by name")
+
+
 class RateCardConfig(_Strict):
     """Bill rates by role in one currency (effective dates optional)."""
 
@@ -234,6 +243,16 @@ class HubConfig(_Strict):
     )
     posting: PostingConfig = Field(default_factory=PostingConfig)
     customers: CustomersConfig = Field(default_factory=CustomersConfig)
+    cost_rates: dict[
+        Annotated[str, Field(pattern=r"^[A-Z]{3}$")], dict[str, Annotated[Decimal, Field(ge=0)]]
+    ] = Field(
+        default_factory=dict,
+        description="currency -> role -> hourly cost: non-billable time is valued at its role's cost "
+        "(none given: non-billable time carries no amount)",
+    )
+    internal_projects: dict[str, InternalProjectConfig] = Field(
+        default_factory=dict, description="PSA project (workspace) id -> its legal entity and cost centre"
+    )
     ownership: dict[
         Annotated[str, Field(pattern=r"^(customer|project|deal|account)\.[a-z_]+$")],
         Literal["crm", "psa", "erp", "billing", "hub"],
@@ -264,6 +283,12 @@ class HubConfig(_Strict):
         for field, target in (("default", routing.default), ("shadow", routing.shadow)):
             if target is not None:
                 self._check_plays(target, "erp", f"erp_routing.{field}")
+        for ws, internal in self.internal_projects.items():
+            if internal.legal_entity not in self.legal_entities:
+                raise ValueError(
+                    f"internal_projects.{ws}.legal_entity: '{internal.legal_entity}' is not one of the "
+                    f"legal_entities ({', '.join(sorted(self.legal_entities))})"
+                )
         return self
 
     def _check_plays(self, name: str, role: Role, where: str) -> None:

@@ -234,6 +234,13 @@ CATALOGUE: dict[str, ErrorCode] = {
         ),
         ErrorCode("time.rate_unknown", _F, False, 422, "The rate card has no rate for the role."),
         ErrorCode("time.rate_mismatch", _F, False, 422, "The rate differs from the rate card."),
+        ErrorCode(
+            "time.cost_rate_unknown",
+            _F,
+            False,
+            422,
+            "Non-billable time is posted at its cost, and no cost rate is set for the person's role.",
+        ),
         ErrorCode("expense.category_missing", _P, False, 422, "The expense has no category."),
         ErrorCode(
             "expense.billable_mismatch", _P, False, 422, "The billable flag contradicts the billing model."

@@ -75,6 +75,7 @@ def make_hub(db_url: str, boxes: Sandboxes) -> Iterator[Callable[..., Hub]]:
         limits: dict[str, dict[str, Any]] | None = None,
         customers: dict[str, Any] | None = None,
         ownership: dict[str, str] | None = None,
+        **sections: Any,
     ) -> Hub:
         raw = boxes.config(db_url)
         for name, system in raw["systems"].items():
@@ -88,6 +89,7 @@ def make_hub(db_url: str, boxes: Sandboxes) -> Iterator[Callable[..., Hub]]:
             raw["customers"] = customers
         if ownership:
             raw["ownership"] = ownership
+        raw.update(sections)  # any other top-level config section (e.g. internal_projects)
         hub = launch_hub(load_config(data=raw, env=SANDBOX_ENV), retry=FAST)
         hubs.append(hub)
         return hub

@@ -394,3 +394,55 @@ def test_a_backlog_is_read_by_the_reader_process_through_faults(firm: Callable[.
     assert result["pulled"]["pages"] == 4 and result["valid"] == 650
     assert _erp_totals(f) == _psa_totals(f)
     assert max(Counter(j["externalId"] for j in _journals(f)).values()) == 1
+
+
+def test_non_billable_time_is_posted_at_its_roles_cost(firm: Callable[..., Firm]) -> None:
+    f = firm()
+    kt = f.boxes.kantata
+    intern = kt.add_user("Cy Dorsey", "cy@northwind.example", "Intern")  # a role with no cost rate
+    kt.add_time_entries([_time(f, f.fixed), _time(f, f.fixed, user_id=intern)])
+    result = post_now("time")
+    assert result["valid"] == 1 and result["quarantined"] == 1
+    [journal] = _journals(f)
+    cost = f.hub.config.cost_rates["USD"]["Consultant"]
+    assert cost > 0 and journal["custbody_q2c_billable"] is False
+    # Two hours of a consultant's time on a fixed-fee project: posted to the cost centre at cost, not 0.
+    assert Decimal(journal["custbody_q2c_amount"]) == 2 * cost
+    [case] = f.hub.read(cases.list_cases, flow="post_approved_work")
+    assert case["code"] == "time.cost_rate_unknown" and "Intern" in case["message"]
+    # PSA and ERP agree once both sides are valued alike.
+    report = reconcile(f.hub, "time", "2026-10")
+    assert [b.kind for b in report.breaks] == ["missing"]  # the intern's quarantined entry only
+
+
+def test_internal_projects_post_to_their_cost_centre(make_hub: Callable[..., Hub], boxes: Sandboxes) -> None:
+    kt = boxes.kantata
+    bench = kt.add_workspace({"title": "Bench and training", "currency": "USD", "start_date": "2026-10-01"})
+    hub = make_hub(
+        internal_projects={bench: {"name": "Bench", "legal_entity": "US01", "cost_centre": "Technology"}}
+    )
+    users = {u["headline"]: str(u["id"]) for u in kt.records("users")}
+    consultant = users.get("Consultant") or kt.add_user("Ada Lovelace", "ada@northwind.example", "Consultant")
+    kt.add_time_entries(
+        [
+            {
+                "workspace_id": bench,
+                "user_id": consultant,
+                "date_performed": "2026-10-15",
+                "time_in_minutes": 240,
+                "billable": False,
+                "rate_in_cents": 0,
+                "currency": "USD",
+                "approved": True,
+            }
+        ]
+    )
+    result = post_now("time")
+    assert result["valid"] == 1 and result["quarantined"] == 0, hub.read(cases.list_cases)
+    [journal] = [j for j in boxes.netsuite.records("journalentry") if j.get("custbody_q2c_kind") == "time"]
+    technology = next(d["id"] for d in boxes.netsuite.records("department") if d["name"] == "Technology")
+    lines = journal["line"]["items"]
+    assert {ln["department"]["id"] for ln in lines if ln.get("department")} == {technology}
+    assert all("entity" not in ln for ln in lines)  # no client, no ERP project
+    assert Decimal(journal["custbody_q2c_amount"]) == 4 * hub.config.cost_rates["USD"]["Consultant"]
+    assert reconcile(hub, "time", "2026-10").breaks == []

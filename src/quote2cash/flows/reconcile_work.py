@@ -22,8 +22,10 @@ import sqlalchemy as sa
 from dbos import DBOS
 
 from quote2cash.errors import BusinessRuleError, Owner, UsageError
+from quote2cash.flows.posting.internal import internal_projects
 from quote2cash.flows.posting.work_type import WORK_TYPES
 from quote2cash.model import from_minor, round_money
+from quote2cash.rules.work import valued
 from quote2cash.runtime.hub import Hub, current
 from quote2cash.store import cases
 from quote2cash.store.tables import posting, project_registry, work_entry
@@ -124,12 +126,22 @@ def reconcile(
             for r in c.execute(sa.select(project_registry))
         }
     )
-    # PSA: approved entries of the period.
+    erps = {name: hub.erp(name).master_data() for name in hub.erp_names()}
+    for p in internal_projects(hub, erps):
+        registry[p["psa_workspace_id"]] = (p["canonical_id"], p["legal_entity"], p["currency"])
+    # PSA: approved entries of the period, valued as the hub posts them (non-billable time at cost).
+    approved = list(hub.psa().approved_work(work.kind, start, end))
+    cost_rates = {cur: dict(rates) for cur, rates in hub.config.cost_rates.items()}
+    roles = (
+        hub.psa().master_data(work.kind, {str(r["workspace_id"]) for r in approved}).roles
+        if cost_rates
+        else {}
+    )
     psa: dict[str, dict[str, Any]] = {}
-    for raw in hub.psa().approved_work(work.kind, start, end):
+    for raw in approved:
         ws = raw["workspace_id"]
         project, le, cur = registry.get(ws, (f"workspace:{ws}", "?", raw["currency"]))
-        minutes, amount = raw["minutes"], raw["amount_minor"]
+        minutes, amount = raw["minutes"], valued(raw, roles, cost_rates)
         psa[str(raw["id"])] = {
             "key": (project, le, period),
             "minutes": minutes,

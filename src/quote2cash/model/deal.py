@@ -20,6 +20,8 @@ class BillingModel(StrEnum):
     MILESTONE = "milestone"
     RETAINER = "retainer"
     SUBSCRIPTION = "subscription"
+    #: No client and no contract: an internal project (bench, pre-sales, training); all cost.
+    INTERNAL = "internal"
 
 
 class OpportunityLine(BaseModel):

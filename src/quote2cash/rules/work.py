@@ -79,6 +79,7 @@ class MasterData:
     active_departments: set[str]
     legal_entities: set[str]
     names: dict[str, str] = field(default_factory=dict)  # user id -> name, for messages
+    cost_rates: dict[str, dict[str, Decimal]] = field(default_factory=dict)  # currency -> role -> cost/h
 
     def period_of(self, day: date) -> Period | None:
         """The accounting period containing a day."""
@@ -173,7 +174,31 @@ def _project_unknown(kind: str, entry: dict[str, Any], what: str) -> Violation:
 
 
 def _billed_as(project: Project) -> str:
+    if project.billing_model is BillingModel.INTERNAL:
+        return "an internal project, with no client to bill"
     return project.billing_model.replace("_", " ")
+
+
+def cost_rate(
+    entry: dict[str, Any], roles: dict[str, str], cost_rates: dict[str, dict[str, Decimal]]
+) -> Decimal | None:
+    """The hourly cost of the entry's person (by role, in the entry's currency); None: none set."""
+    return cost_rates.get(str(entry["currency"]), {}).get(roles.get(str(entry.get("user_id"))) or "")
+
+
+def valued(entry: dict[str, Any], roles: dict[str, str], cost_rates: dict[str, dict[str, Decimal]]) -> int:
+    """The amount the hub posts for an entry, in minor units.
+
+    Billable time is worth its billed amount, an expense its amount;
+    non-billable time is valued at its role's cost rate (SPEC: cost, not only
+    price), so the cost centre carries what the hours cost the firm.
+    """
+    if entry["kind"] != "time" or entry["billable"] or not cost_rates:
+        return int(entry["amount_minor"])
+    rate = cost_rate(entry, roles, cost_rates)
+    if rate is None:
+        return int(entry["amount_minor"])  # a case says so (time.cost_rate_unknown)
+    return round(int(entry["minutes"]) * to_minor(rate, str(entry["currency"])) / 60)
 
 
 # -- time ---------------------------------------------------------------------------------------
@@ -198,7 +223,7 @@ def _time_passes(entry: dict[str, Any], md: MasterData, project: Project, refs: 
         if workspace is None or workspace != refs.workspace_id or state in CLOSED_TASK_STATES:
             return False
     if not entry["billable"]:
-        return True
+        return not md.cost_rates or cost_rate(entry, md.roles, md.cost_rates) is not None
     if project.billing_model not in TIME_BILLED:
         return False
     card = md.rate_cards.get(refs.rate_card or "")
@@ -239,6 +264,14 @@ def time_violation(entry: dict[str, Any], md: MasterData) -> Violation | None:
             f"{what} is marked billable, but {name} is billed as {_billed_as(project)}, "
             "where time is not billed to the client. Mark it non-billable in the PSA.",
             Owner.PMO,
+        )
+    if not entry["billable"] and md.cost_rates and cost_rate(entry, md.roles, md.cost_rates) is None:
+        role = md.roles.get(str(entry.get("user_id")))
+        return Violation(
+            "time.cost_rate_unknown",
+            f"{what} is non-billable and is posted at its cost, but no cost rate is set for the role "
+            f"{role or '(unknown)'} in {entry['currency']}. Add it under cost_rates in the hub config.",
+            Owner.FINANCE,
         )
     if entry["billable"]:
         role = md.roles.get(str(entry.get("user_id")))

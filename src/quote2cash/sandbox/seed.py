@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,9 @@ from quote2cash.sandbox.firm import ENTITIES, PRACTICES, ROLES, TEMPLATES, TERMS
 from quote2cash.sandbox.kantata import KantataSandbox
 from quote2cash.sandbox.netsuite import NetSuiteSandbox
 from quote2cash.sandbox.salesforce import SalesforceSandbox
+
+#: An hour's cost as a share of its standard bill rate, in the generated firm.
+COST_SHARE = Decimal("0.45")
 
 #: Credentials of the sandboxes; not secrets, but passed like secrets (through the environment).
 SANDBOX_ENV = {
@@ -89,6 +93,11 @@ def hub_config(sf_url: str, kt_url: str, ns_url: str, database_url: str, **hub: 
                 "timeout_seconds": 5,
                 "limits": {"concurrency": 10},
             },
+        },
+        # What an hour of each role costs the firm: non-billable time is posted at it.
+        "cost_rates": {
+            cur: {role: str((rate * COST_SHARE).quantize(Decimal("1"))) for role, rate in rates.items()}
+            for cur, rates in rate_cards().items()
         },
         "rate_cards": {
             f"STD-{cur}": {"currency": cur, "rates": {role: str(rate) for role, rate in rates.items()}}

@@ -93,7 +93,8 @@ def migrate(engine: sa.Engine) -> None:
     database both see no ``alembic_version`` table, both create it, and one dies.
     """
     with startup_lock(engine):
-        command.upgrade(alembic_config(engine), "heads")  # every branch: features add their migrations side by side
+        # Every head: features add their migrations side by side.
+        command.upgrade(alembic_config(engine), "heads")
 
 
 class _ProcessHold:

@@ -221,7 +221,8 @@ class KantataPsa(ClientBacked[KantataClient]):
         yield from process_pages(settings, kind, page.last)
 
     def approved_work(self, kind: WorkKind, start: date, end: date) -> Iterator[dict[str, Any]]:
-        """Approved entries dated in the range, as ``{id, workspace_id, minutes, amount_minor, currency}``."""
+        """Approved entries dated in the range, as ``{id, kind, workspace_id, user_id, billable, minutes,
+        amount_minor, currency}``."""
         date_filter = {"date_performed_between" if kind == "time" else "date_between": f"{start}:{end}"}
         for raw in self.client.list(RESOURCES[kind], per_page=200, approved=True, **date_filter):
             minutes = int(raw.get("time_in_minutes") or 0)
@@ -232,7 +233,10 @@ class KantataPsa(ClientBacked[KantataClient]):
             )
             yield {
                 "id": str(raw["id"]),
+                "kind": kind,
                 "workspace_id": str(raw["workspace_id"]),
+                "user_id": None if raw.get("user_id") is None else str(raw["user_id"]),
+                "billable": bool(raw.get("billable")),
                 "minutes": minutes,
                 "amount_minor": amount,
                 "currency": str(raw.get("currency") or ""),

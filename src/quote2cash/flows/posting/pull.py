@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from quote2cash.flows.posting.classify import Classifier
 from quote2cash.flows.posting.work_type import FLOW
+from quote2cash.rules.work import valued
 from quote2cash.runtime.hub import Hub
 from quote2cash.store import bulk, cases, repo
 from quote2cash.store.tables import work_entry
@@ -56,7 +57,10 @@ def _apply(
             known[sid] = (version, status)
     columns: tuple[str, ...] | None = None
     inserts: list[tuple[Any, ...]] = []
+    md = classifier.md
     for row in rows:
+        # The ledger holds what the hub posts: non-billable time at its cost (rules.work.valued).
+        row["amount_minor"] = valued(row, md.roles, md.cost_rates)
         live = row["approved"] and not row["deleted"]
         old = known.get(row["source_id"])
         if old is None:

@@ -26,6 +26,7 @@ from dbos import DBOS, SetWorkflowID
 from quote2cash.flows.posting.aggregate import build_postings, plan_reversals, run_figures
 from quote2cash.flows.posting.classify import Classifier, classify_staged
 from quote2cash.flows.posting.confirm import resolve_cases
+from quote2cash.flows.posting.internal import internal_projects
 from quote2cash.flows.posting.kpis import record_kpis
 from quote2cash.flows.posting.pull import pull_changes
 from quote2cash.flows.posting.send import refusals_step, send_step
@@ -56,6 +57,7 @@ def master_data_step(kind: WorkKind) -> dict[str, Any]:
     # Read afresh each run: finance opens and closes periods between runs.
     erps = {name: hub.erp(name).master_data(fresh=True) for name in hub.erp_names()}
     default = erps[hub.config.erp_routing.default or hub.config.system_for("erp")]
+    projects += internal_projects(hub, erps)
     return {
         "projects": [{k: (str(v) if isinstance(v, datetime) else v) for k, v in p.items()} for p in projects],
         "tasks": psa.task_states,
@@ -96,7 +98,7 @@ def registered_project(row: dict[str, Any]) -> tuple[Project, ProjectRefs]:
     )
     refs = ProjectRefs(
         workspace_id=row["psa_workspace_id"],
-        erp_project_id=row["erp_job_id"],
+        erp_project_id=row["erp_job_id"] or "",
         erp=row["erp"],
         rate_card=row["rate_card"],
         open_for_time=bool(row["open_for_time"]),
@@ -122,6 +124,7 @@ def master_data(raw: dict[str, Any]) -> MasterData:
         active_departments=set(raw["departments"]),
         legal_entities=set(hub.legal_entities),
         names=raw["names"],
+        cost_rates={cur: dict(rates) for cur, rates in hub.config.cost_rates.items()},
     )
 
 

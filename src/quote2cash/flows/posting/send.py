@@ -18,6 +18,7 @@ from dbos import DBOS
 from quote2cash.config import AccountsConfig
 from quote2cash.errors import HubError
 from quote2cash.flows.posting.confirm import confirm, pending_postings
+from quote2cash.flows.posting.internal import internal_projects
 from quote2cash.flows.posting.work_type import FLOW, WorkType, work_type
 from quote2cash.ports import ErpRefusals, Posting
 from quote2cash.runtime.hub import Hub, current
@@ -75,6 +76,10 @@ def send_step(work: WorkType, correlation_id: str) -> dict[str, int]:
                 )
             )
         }
+    )
+    erps = {name: hub.erp(name).master_data() for name in hub.erp_names()}
+    projects.update(
+        {p["canonical_id"]: (None, p["department"], p["erp"]) for p in internal_projects(hub, erps)}
     )
     default_erp = config.erp_routing.default or config.system_for("erp")
     calls_before = sum(hub.erp(n).calls for n in hub.erp_names())
