@@ -410,9 +410,14 @@ def test_non_billable_time_is_posted_at_its_roles_cost(firm: Callable[..., Firm]
     assert Decimal(journal["custbody_q2c_amount"]) == 2 * cost
     [case] = f.hub.read(cases.list_cases, flow="post_approved_work")
     assert case["code"] == "time.cost_rate_unknown" and "Intern" in case["message"]
-    # PSA and ERP agree once both sides are valued alike.
+    # PSA and ERP agree once both sides are valued alike: the only break is the intern's entry,
+    # which its own case already explains, so reconciliation opens no second case for it.
     report = reconcile(f.hub, "time", "2026-10")
-    assert [b.kind for b in report.breaks] == ["missing"]  # the intern's quarantined entry only
+    [explained] = report.breaks
+    assert explained.kind == "missing" and explained.explained_by == [case["id"]]
+    assert report.unexplained == [] and report.cases_opened == 0
+    assert f.hub.read(cases.list_cases, flow="reconcile_work") == []
+    assert [line.status for line in report.lines] == ["explained"]  # one project: both entries
 
 
 def test_internal_projects_post_to_their_cost_centre(make_hub: Callable[..., Hub], boxes: Sandboxes) -> None:

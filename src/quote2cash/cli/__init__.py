@@ -270,15 +270,18 @@ def reconcile(
         _args.period(period)
     with reported(), open_hub(config) as hub:
         report = reconciliation.reconcile(hub, kind, period, out=out)
-    table = Table(title=f"Reconciliation of {kind} for {period}: {len(report.breaks)} break(s)")
-    for col in ("break", "project", "legal entity", "amount", "cause"):
+    explained = len(report.breaks) - len(report.unexplained)
+    title = f"Reconciliation of {kind} for {period}: {len(report.unexplained)} break(s)"
+    table = Table(title=title + (f", {explained} explained by open cases" if explained else ""))
+    for col in ("break", "project", "legal entity", "amount", "cause", "explained by"):
         table.add_column(col, overflow="fold")
     for b in report.breaks:
-        table.add_row(b.kind, b.project, b.legal_entity, b.amount, escape(b.cause))
+        by = ", ".join(f"case {c}" for c in b.explained_by)
+        table.add_row(b.kind, b.project, b.legal_entity, b.amount, escape(b.cause), by or "—")
     console.print(table)
     ok = sum(1 for line in report.lines if line.status == "ok")
     console.print(f"{ok} of {len(report.lines)} project lines reconcile; reports: {', '.join(report.files)}")
-    if report.breaks:
+    if report.unexplained:
         raise typer.Exit(1)
 
 

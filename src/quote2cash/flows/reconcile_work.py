@@ -23,6 +23,7 @@ from dbos import DBOS
 
 from quote2cash.errors import BusinessRuleError, Owner, UsageError
 from quote2cash.flows.posting.internal import internal_projects
+from quote2cash.flows.posting.work_type import FLOW as POSTING_FLOW
 from quote2cash.flows.posting.work_type import WORK_TYPES
 from quote2cash.model import from_minor, round_money
 from quote2cash.rules.work import valued
@@ -57,6 +58,9 @@ class Break:
     entries: list[str] = field(default_factory=list)
     postings: list[str] = field(default_factory=list)
     amount: str = "0.00"
+    #: Open cases that already explain the break (a quarantined or held entry's own case):
+    #: it is reported as explained and linked to them, and opens no case of its own.
+    explained_by: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -88,11 +92,16 @@ class Report:
     files: list[str] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
-        """Breaks by kind."""
+        """Breaks by kind (explained ones under ``explained``)."""
         out: dict[str, int] = defaultdict(int)
         for b in self.breaks:
-            out[b.kind] += 1
+            out["explained" if b.explained_by else b.kind] += 1
         return dict(out)
+
+    @property
+    def unexplained(self) -> list[Break]:
+        """The breaks no open case explains yet: the ones a person must look at."""
+        return [b for b in self.breaks if not b.explained_by]
 
 
 def _dec(minor: int, currency: str) -> str:
@@ -273,8 +282,11 @@ def reconcile(
         else:
             cause = "not seen by the hub yet (run the posting)"
         missing[(e["key"], cause)].append(sid)
+    held = [sid for sid, e in psa.items() if ledger.get(sid, ("",))[0] in ("quarantined", "held")]
+    entry_cases = hub.read(cases.open_by_subject, POSTING_FLOW, [f"{kind}/{sid}" for sid in held])
     for (key, cause), ids in missing.items():
         amount = sum(psa[i]["amount"] for i in ids)
+        explaining = [entry_cases.get(f"{kind}/{i}") for i in ids]
         breaks.append(
             Break(
                 "missing",
@@ -284,6 +296,9 @@ def reconcile(
                 f"{len(ids)} approved entries: {cause}",
                 entries=sorted(ids)[:50],
                 amount=_dec(amount, psa[ids[0]]["currency"]),
+                explained_by=sorted({c for c in explaining if c is not None})
+                if all(c is not None for c in explaining)
+                else [],
             )
         )
     stale = [
@@ -316,15 +331,16 @@ def reconcile(
     for key, (count, hours, total) in erp_totals.items():
         ln = line(key, "")
         ln.erp_count, ln.erp_hours, ln.erp_amount = int(count), str(hours), str(total)
-    broken = {(b.project, b.legal_entity, b.period) for b in breaks}
+    broken = {(b.project, b.legal_entity, b.period) for b in breaks if not b.explained_by}
+    explained = {(b.project, b.legal_entity, b.period) for b in breaks if b.explained_by}
     for key, ln in lines.items():
         ln.psa_hours = str(Decimal(ln.psa_hours).quantize(Decimal("0.01")))
         ln.psa_amount = str(round_money(Decimal(ln.psa_amount), ln.currency or "USD"))
         ln.erp_hours = str(Decimal(ln.erp_hours).quantize(Decimal("0.01")))
         ln.erp_amount = str(round_money(Decimal(ln.erp_amount), ln.currency or "USD"))
-        ln.status = "break" if key in broken else "ok"
+        ln.status = "break" if key in broken else "explained" if key in explained else "ok"
     report = Report(kind, period, sorted(lines.values(), key=lambda x: (x.project, x.legal_entity)), breaks)
-    if open_cases and breaks:
+    if open_cases and report.unexplained:
         with hub.engine.begin() as conn:
             report.cases_opened = _open_cases(conn, report)
     if out is not None:
@@ -333,7 +349,7 @@ def reconcile(
 
 
 def _open_cases(conn: sa.Connection, report: Report) -> int:
-    for b in report.breaks:
+    for b in report.unexplained:
         err = BusinessRuleError(
             f"{report.kind} {report.period}, project {b.project} ({b.legal_entity}): {b.cause}",
             code=CODES[b.kind],
@@ -343,7 +359,7 @@ def _open_cases(conn: sa.Connection, report: Report) -> int:
         )
         subject = f"recon:{report.kind}:{report.period}:{b.project}:{b.cause[:60]}"
         cases.open_case(conn, err, flow=FLOW, subject=subject, correlation_id=None)
-    return len(report.breaks)
+    return len(report.unexplained)
 
 
 def write(report: Report, folder: Path) -> list[str]:
@@ -395,7 +411,17 @@ def write(report: Report, folder: Path) -> list[str]:
     with open(f"{stem}-breaks.csv", "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(
-            ["break", "project", "legal_entity", "period", "amount", "cause", "entries", "postings"]
+            [
+                "break",
+                "project",
+                "legal_entity",
+                "period",
+                "amount",
+                "cause",
+                "entries",
+                "postings",
+                "explained_by",
+            ]
         )
         for b in report.breaks:
             writer.writerow(
@@ -408,6 +434,7 @@ def write(report: Report, folder: Path) -> list[str]:
                     b.cause,
                     " ".join(b.entries),
                     " ".join(b.postings),
+                    " ".join(f"case {c}" for c in b.explained_by),
                 ]
             )
     return [f"{stem}.json", f"{stem}.csv", f"{stem}-breaks.csv"]

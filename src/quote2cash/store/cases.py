@@ -167,6 +167,21 @@ def list_cases(
     return [_with_age(dict(r)) for r in conn.execute(q).mappings()]
 
 
+def open_by_subject(conn: sa.Connection, flow: str, subjects: list[str]) -> dict[str, int]:
+    """The open case (its id) of each of these subjects of a flow that has one."""
+    found: dict[str, int] = {}
+    for chunk in range(0, len(subjects), 500):
+        rows = conn.execute(
+            sa.select(exception_case.c.subject, exception_case.c.id).where(
+                exception_case.c.flow == flow,
+                exception_case.c.status.in_(OPEN_STATES),
+                exception_case.c.subject.in_(subjects[chunk : chunk + 500]),
+            )
+        )
+        found.update({subject: int(id_) for subject, id_ in rows})
+    return found
+
+
 def counts_by_code(conn: sa.Connection, flow: str | None = None) -> dict[str, int]:
     """Open and closed cases counted by error code."""
     q = sa.select(exception_case.c.code, sa.func.count()).group_by(exception_case.c.code)
