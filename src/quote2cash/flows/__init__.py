@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from quote2cash.config import HubConfig
-from quote2cash.flows import customer_sync, lead_to_project, posting, reconcile_work
+from quote2cash.flows import billing, customer_sync, lead_to_project, outbox, posting, reconcile_work
 from quote2cash.runtime.hub import Hub
 
 
@@ -15,4 +15,4 @@ def launch_hub(config: HubConfig, **kwargs: Any) -> Hub:
     return Hub(config, **kwargs).launch()
 
 
-__all__ = ["customer_sync", "launch_hub", "lead_to_project", "posting", "reconcile_work"]
+__all__ = ["billing", "customer_sync", "launch_hub", "lead_to_project", "outbox", "posting", "reconcile_work"]

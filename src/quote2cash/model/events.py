@@ -21,7 +21,7 @@ class BusinessEvent(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: str = Field(default_factory=lambda: str(uuid.uuid4()))
-    type: str = Field(pattern=r"^[a-z_]+\.[a-z_]+$")
+    type: str = Field(pattern=r"^[a-z_]+(\.[a-z_]+)+$")
     source: str = Field(description="system the event came from, e.g. 'salesforce'")
     subject: str = Field(description="the record the event is about, e.g. 'Opportunity/006…'")
     time: datetime = Field(default_factory=lambda: datetime.now(UTC))
