@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -21,8 +22,12 @@ def _write(tmp_path: Path, data: object) -> Path:
     return path
 
 
+#: A sandbox config keeps its audit key beside its SQLite file: a folder of the test run's own.
+_DB = Path(tempfile.mkdtemp(prefix="q2c-config-")) / "hub.sqlite"
+
+
 def _valid() -> dict:
-    return hub_config("http://127.0.0.1:1", "http://127.0.0.1:2", "http://127.0.0.1:3", "sqlite:///x.sqlite")
+    return hub_config("http://127.0.0.1:1", "http://127.0.0.1:2", "http://127.0.0.1:3", f"sqlite:///{_DB}")
 
 
 def test_valid_config_loads_and_keeps_secrets_out_of_dumps(tmp_path: Path) -> None:

@@ -28,11 +28,13 @@ A config file is YAML::
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from croniter import croniter
@@ -40,6 +42,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SecretStr,
     ValidationError,
     field_validator,
     model_validator,
@@ -178,6 +181,29 @@ class PostingConfig(_Strict):
         return value
 
 
+class BillingConfig(_Strict):
+    """How the hub bills (F6, F7) and hears back from billing (F8).
+
+    Attributes:
+        schedule: cron expression of the period run (default 03:00 on the 1st: the month just closed).
+        intake_host: where ``q2c run`` serves billing webhooks (loopback unless exposed on purpose).
+        intake_port: its port (None: ``q2c run`` serves no webhook intake).
+        milestone_poll_seconds: how often ``q2c run`` looks for signed-off milestones.
+    """
+
+    schedule: str = "0 3 1 * *"
+    intake_host: str = "127.0.0.1"
+    intake_port: int | None = Field(default=None, ge=1, le=65535)
+    milestone_poll_seconds: float = Field(default=30.0, gt=0)
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        if not croniter.is_valid(value, second_at_beginning=True):
+            raise ValueError(f"{value!r} is not a cron expression (e.g. '0 3 1 * *')")
+        return value
+
+
 class ErpRule(_Strict):
     """One routing rule: postings matching every condition given go to ``system``.
 
@@ -224,6 +250,96 @@ class HubSection(_Strict):
     executor_id: str | None = Field(default=None, description="stable worker id; default hostname")
     poll_interval_seconds: float = Field(default=2.0, gt=0)
     log_level: str = "INFO"
+    sandbox: bool = Field(
+        default=False,
+        description="this config points at local sandboxes (written by `q2c sandbox up` and the demo); "
+        "only then may sandbox credentials and a sandbox audit key be used, and every system's "
+        "base_url must be on loopback",
+    )
+
+
+class AuditConfig(_Strict):
+    """How the audit chain is sealed and anchored outside the database (SPEC §4).
+
+    Attributes:
+        key_env: the environment variable holding the chain's HMAC key (at
+            least 16 characters; e.g. ``openssl rand -hex 32``). The hub does
+            not start without it, except on a sandbox config (``hub.sandbox``),
+            where a key file beside a SQLite database (``hub.sqlite.audit-key``,
+            created on first use, readable by its owner only) or else
+            ``sandbox_key`` stands in.
+        sandbox_key: a sandbox config's key when no key file can sit beside
+            its database (PostgreSQL), written in the file; refused on any
+            other config.
+        anchor_file: the file the chain's head is appended to (seq and hash,
+            one JSON line each), outside the database and ideally on other
+            storage. Default beside a SQLite database (``hub.sqlite.audit-anchors``);
+            required on PostgreSQL outside sandboxes.
+        anchor_every: anchor the committed head once every this many entries
+            (``q2c audit anchor`` anchors it now; ``q2c run`` does daily).
+    """
+
+    key_env: str = "Q2C_AUDIT_KEY"
+    sandbox_key: str | None = Field(default=None, min_length=16)
+    anchor_file: Path | None = None
+    anchor_every: int = Field(default=50, ge=1, le=100_000)
+    key: SecretStr | None = Field(default=None, description="resolved from key_env, never in the file")
+
+
+class RetentionConfig(_Strict):
+    """How long the hub keeps source payloads (SPEC §4: retention policies).
+
+    Attributes:
+        payload_days: inbox payloads of dispatched events, and the payloads of
+            resolved or ignored cases, older than this are pruned (the row,
+            its ids and its outcome stay; a pruned event can no longer be
+            replayed). None keeps them for ever. ``q2c run`` prunes daily;
+            ``q2c retention prune`` prunes now. The audit trail is never pruned.
+    """
+
+    payload_days: int | None = Field(default=90, ge=1)
+
+
+WebhookSource = Literal["salesforce", "stripe", "hubspot", "netsuite", "kantata"]
+
+
+class WebhookConfig(_Strict):
+    """One source's webhook intake (``POST /webhooks/<source>``).
+
+    Attributes:
+        secret_env: the environment variable holding the shared secret: Stripe's
+            ``whsec_`` endpoint secret, the HubSpot app's client secret, or the key
+            of the hub's own HMAC scheme (Salesforce, NetSuite, Kantata).
+        org_id: Salesforce only: the organisation id every delivery must name.
+        tolerance_seconds: the replay window: an older signed timestamp is refused.
+        token_required: also require an API token with the ``webhook:<source>`` scope.
+    """
+
+    secret_env: str
+    org_id: str | None = None
+    tolerance_seconds: int = Field(default=300, ge=1, le=86400)
+    token_required: bool = False
+    secret: SecretStr | None = Field(default=None, description="resolved from secret_env, never in the file")
+
+
+class ApiSection(_Strict):
+    """The HTTP API and console ``q2c run`` serves.
+
+    Attributes:
+        enabled: serve the API at all.
+        host: bind address (loopback by default; put a TLS proxy in front for anything else).
+        port: TCP port.
+        public_url: the URL senders use, when a proxy is in front (HubSpot signs it).
+        max_body_bytes: larger request bodies are refused with 413, unread.
+        webhooks: webhook intake by source; a source not listed is refused.
+    """
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=8780, ge=0, le=65535)
+    public_url: str | None = None
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    webhooks: dict[WebhookSource, WebhookConfig] = Field(default_factory=dict)
 
 
 class HubConfig(_Strict):
@@ -242,7 +358,11 @@ class HubConfig(_Strict):
         default_factory=dict, description="rate card code -> rates; a project uses its currency's card"
     )
     posting: PostingConfig = Field(default_factory=PostingConfig)
+    billing: BillingConfig = Field(default_factory=BillingConfig)
     customers: CustomersConfig = Field(default_factory=CustomersConfig)
+    audit: AuditConfig = Field(default_factory=AuditConfig)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    api: ApiSection = Field(default_factory=ApiSection)
     cost_rates: dict[
         Annotated[str, Field(pattern=r"^[A-Z]{3}$")], dict[str, Annotated[Decimal, Field(ge=0)]]
     ] = Field(
@@ -349,7 +469,135 @@ def _format_validation(error: ValidationError, source: str) -> str:
     return f"{source} is invalid:\n" + "\n".join(lines)
 
 
+def _resolve_webhook_secrets(raw: dict[str, Any], env: dict[str, str], source: str) -> None:
+    api = raw.get("api")
+    hooks = api.get("webhooks") if isinstance(api, dict) else None
+    if not isinstance(api, dict) or not isinstance(hooks, dict):
+        return
+    raw["api"] = {**api, "webhooks": {k: dict(v) if isinstance(v, dict) else v for k, v in hooks.items()}}
+    for name, hook in raw["api"]["webhooks"].items():
+        var = hook.get("secret_env") if isinstance(hook, dict) else None
+        if not isinstance(var, str):
+            continue
+        if var not in env:
+            raise ConfigError(
+                f"{source}: api.webhooks.{name}.secret_env names the environment variable {var!r}, "
+                "which is not set; export it before starting the hub",
+                code="config.missing_secret",
+                record=f"api.webhooks.{name}.secret_env",
+            )
+        hook["secret"] = env[var]
+
+
+_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+
+
+def _on_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    return host in _LOOPBACK or host.startswith("127.")
+
+
+def points_at_sandboxes(data: Any) -> bool:
+    """Whether a config (as loaded from YAML) points at local sandboxes.
+
+    Both must hold: the ``hub.sandbox: true`` marker that ``q2c sandbox up``
+    and the demo write, and every system's ``base_url`` on loopback. Only then
+    may the sandboxes' credentials stand in for unset environment variables.
+    """
+    if not isinstance(data, dict) or not isinstance(data.get("hub"), dict):
+        return False
+    if data["hub"].get("sandbox") is not True:
+        return False
+    systems = data.get("systems")
+    if not isinstance(systems, dict):
+        return False
+    urls = [s.get("base_url") for s in systems.values() if isinstance(s, dict) and "base_url" in s]
+    return all(isinstance(u, str) and _on_loopback(u) for u in urls)
+
+
+def _check_sandbox(raw: dict[str, Any], source: str) -> None:
+    """Refuse the sandbox marker on a config that names a system off loopback."""
+    if raw["hub"].get("sandbox") is not True:
+        return
+    for name, system in raw["systems"].items():
+        url = system.get("base_url") if isinstance(system, dict) else None
+        if isinstance(url, str) and not _on_loopback(url):
+            raise ConfigError(
+                f"{source}: hub.sandbox is true but systems.{name}.base_url ({url}) is not on "
+                "loopback; a config for real systems must not say sandbox: remove hub.sandbox",
+                code="config.sandbox_not_local",
+                record=f"systems.{name}.base_url",
+            )
+
+
+def _sqlite_file(url: str) -> Path | None:
+    if not url.startswith("sqlite"):
+        return None
+    path = url.split("///", 1)[-1] if "///" in url else ""
+    return None if not path or path == ":memory:" or path.startswith("file:") else Path(path)
+
+
+def _sandbox_key_file(path: Path) -> str:
+    """The key in a sandbox database's key file, created (readable by its owner only) if missing."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text(encoding="ascii").strip()
+    with os.fdopen(fd, "w", encoding="ascii") as out:
+        out.write(secrets.token_hex(32) + "\n")
+    return path.read_text(encoding="ascii").strip()
+
+
+def _seal_audit(config: HubConfig, env: dict[str, str]) -> None:
+    """Resolve the audit key and anchor file, and bind them to the hub database (see store.audit)."""
+    from quote2cash.store import audit as chain
+
+    audit, source, sandbox = config.audit, config.source, config.hub.sandbox
+    database = _sqlite_file(config.hub.database_url)
+    if audit.sandbox_key is not None and not sandbox:
+        raise ConfigError(
+            f"{source}: audit.sandbox_key is only accepted on a sandbox config (hub.sandbox: true); "
+            f"put the key in the environment variable {audit.key_env} instead",
+            code="config.audit",
+            record="audit.sandbox_key",
+        )
+    if audit.key_env in env:
+        key = env[audit.key_env]
+        if len(key) < 16:
+            raise ConfigError(
+                f"{source}: the audit key in {audit.key_env} is {len(key)} characters long; use at "
+                "least 16 (e.g. the output of `openssl rand -hex 32`)",
+                code="config.audit",
+                record="audit.key_env",
+            )
+    elif sandbox and database is not None:
+        key = _sandbox_key_file(database.with_name(database.name + ".audit-key"))
+    elif sandbox and audit.sandbox_key is not None:
+        key = audit.sandbox_key
+    else:
+        hint = "" if not sandbox else " (or, on this sandbox config, set audit.sandbox_key)"
+        raise ConfigError(
+            f"{source}: audit.key_env names the environment variable {audit.key_env!r}, which is not set; "
+            f"export the audit chain's key (e.g. `openssl rand -hex 32`) before starting the hub{hint}",
+            code="config.missing_secret",
+            record="audit.key_env",
+        )
+    anchor = audit.anchor_file or (database.with_name(database.name + ".audit-anchors") if database else None)
+    if anchor is None and not sandbox:
+        raise ConfigError(
+            f"{source}: audit.anchor_file is not set; on PostgreSQL name the file the audit chain's "
+            "head is appended to, outside the database (e.g. /var/log/quote2cash/audit-anchors.jsonl)",
+            code="config.audit",
+            record="audit.anchor_file",
+        )
+    audit.key = SecretStr(key)
+    audit.anchor_file = anchor
+    chain.bind(config.hub.database_url, chain.Seal(key.encode(), anchor, audit.anchor_every))
+
+
 def _resolve_secrets(raw: dict[str, Any], env: dict[str, str], source: str) -> None:
+    _resolve_webhook_secrets(raw, env, source)
     for name, system in (raw.get("systems") or {}).items():
         if not isinstance(system, dict):
             continue
@@ -374,7 +622,12 @@ def load_config(
     env: dict[str, str] | None = None,
     overrides: dict[str, Any] | None = None,
 ) -> HubConfig:
-    """Load, resolve and validate the configuration; raise :class:`ConfigError` naming the field."""
+    """Load, resolve and validate the configuration; raise :class:`ConfigError` naming the field.
+
+    Loading also resolves the audit chain's key and anchor file and binds them
+    to the hub database (:func:`quote2cash.store.audit.bind`): every connection
+    to that database in this process then seals and verifies with them.
+    """
     env = dict(os.environ if env is None else env)
     source = str(path) if path is not None else "<arguments>"
     if data is None:
@@ -412,10 +665,12 @@ def load_config(
         raw["hub"]["executor_id"] = env["Q2C_EXECUTOR_ID"]
     for key, value in (overrides or {}).items():
         raw["hub"][key] = value
+    _check_sandbox(raw, source)
     _resolve_secrets(raw, env, source)
     try:
         config = HubConfig.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_format_validation(exc, source), code="config.invalid", record=source) from exc
     config.source = source
+    _seal_audit(config, env)
     return config

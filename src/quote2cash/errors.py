@@ -216,6 +216,13 @@ CATALOGUE: dict[str, ErrorCode] = {
             "psa.template_missing", _P, False, 422, "The PSA has no project template for the billing model."
         ),
         ErrorCode("psa.role_unknown", _P, False, 422, "The deal asks for a role the PSA does not know."),
+        ErrorCode(
+            "psa.currency_mismatch",
+            _F,
+            False,
+            422,
+            "An amount for the PSA project is in another currency than the project; it was not written.",
+        ),
         # -- time and expenses (F4, F5) --------------------------------------------------
         *[
             ErrorCode(f"{kind}.{code}", owner, False, 422, meaning)
@@ -267,6 +274,62 @@ CATALOGUE: dict[str, ErrorCode] = {
         ErrorCode("recon.duplicated", _F, False, 409, "Posted more than once in the ERP."),
         ErrorCode("recon.amount_mismatch", _F, False, 409, "ERP amount differs from the PSA's."),
         ErrorCode("recon.posted_not_approved", _F, False, 409, "Posted in the ERP, not approved in the PSA."),
+        ErrorCode(
+            "recon.invoice_not_in_erp", _F, False, 409, "Invoiced in the billing system, not in the ERP."
+        ),
+        ErrorCode(
+            "recon.invoice_not_billed", _F, False, 409, "An AR invoice in the ERP has no billing invoice."
+        ),
+        ErrorCode(
+            "recon.invoice_mismatch",
+            _F,
+            False,
+            409,
+            "Billing and ERP invoice differ in amount, tax or status.",
+        ),
+        ErrorCode(
+            "recon.deal_without_project", _S, False, 409, "A closed-won deal never became a PSA project."
+        ),
+        ErrorCode("recon.project_without_deal", _P, False, 409, "A PSA project has no closed-won deal."),
+        # -- billing (F6, F7, F8) ------------------------------------------------------------
+        ErrorCode(
+            "billing.contract_incomplete",
+            _S,
+            False,
+            422,
+            "The contract lacks what its billing model needs (an amount, dates); complete the deal in the CRM.",
+        ),
+        ErrorCode(
+            "billing.no_milestones",
+            _P,
+            False,
+            422,
+            "A milestone contract's PSA project has no milestones to bill; add them in the PSA.",
+        ),
+        ErrorCode(
+            "billing.rate_unknown",
+            _F,
+            False,
+            422,
+            "Approved billable time has no rate on the project's rate card; it stays unbilled until one is set.",
+        ),
+        ErrorCode(
+            "billing.invoice_rejected",
+            _F,
+            False,
+            422,
+            "The billing system refused the invoice; see its reason.",
+        ),
+        ErrorCode(
+            "billing.ar_rejected", _F, False, 422, "The ERP refused the AR invoice, payment or credit memo."
+        ),
+        ErrorCode(
+            "billing.system_missing",
+            _I,
+            False,
+            500,
+            "A flow needs a billing system, or a capability of a system, that is not configured.",
+        ),
         # -- mappings and configuration -----------------------------------------------------
         ErrorCode("mapping.invalid", _I, False, 500, "A mapping file is invalid."),
         ErrorCode("mapping.unmapped_value", _I, False, 422, "A value has no entry in a value map."),
@@ -303,6 +366,58 @@ CATALOGUE: dict[str, ErrorCode] = {
             "usage.invalid_argument", _I, False, 400, "An argument is invalid; the message says which."
         ),
         ErrorCode("run.not_found", _I, False, 404, "There is no such flow run."),
+        # -- HTTP API and webhooks -----------------------------------------------------------
+        ErrorCode(
+            "api.unauthorized",
+            _I,
+            False,
+            401,
+            "The request carries no API token, or one the hub does not know.",
+        ),
+        ErrorCode("api.forbidden", _I, False, 403, "The API token lacks the scope this call needs."),
+        ErrorCode("api.not_found", _I, False, 404, "There is no such resource."),
+        ErrorCode("api.method_not_allowed", _I, False, 405, "The resource does not accept this method."),
+        ErrorCode("api.too_large", _I, False, 413, "The request body is larger than the hub accepts."),
+        ErrorCode(
+            "api.malformed", _I, False, 400, "The request body is not valid JSON of the expected shape."
+        ),
+        ErrorCode("api.busy", _I, True, 503, "The hub database is busy; send the request again shortly."),
+        ErrorCode("token.not_found", _I, False, 404, "There is no such API token."),
+        ErrorCode(
+            "webhook.not_configured",
+            _I,
+            False,
+            404,
+            "The hub takes no webhooks from this source; configure its secret under api.webhooks.",
+        ),
+        ErrorCode(
+            "webhook.signature_invalid",
+            _I,
+            False,
+            401,
+            "A webhook delivery's signature does not match its body under the source's shared secret.",
+        ),
+        ErrorCode(
+            "webhook.stale",
+            _I,
+            False,
+            401,
+            "A webhook delivery is older than the replay window; it is refused as a possible replay.",
+        ),
+        ErrorCode(
+            "webhook.org_mismatch",
+            _I,
+            False,
+            401,
+            "A Salesforce delivery names another organisation than the one configured.",
+        ),
+        ErrorCode(
+            "webhook.malformed",
+            _I,
+            False,
+            400,
+            "A webhook delivery's body cannot be read; nothing was stored.",
+        ),
         ErrorCode(
             "hub.startup_lock_timeout",
             _I,
@@ -311,6 +426,28 @@ CATALOGUE: dict[str, ErrorCode] = {
             "Another worker held the database's start-up lock for too long; see whether it is stuck migrating.",
         ),
         ErrorCode("hub.error", _I, False, 500, "An error of the hub."),
+        # -- security hardening ----------------------------------------------------------------
+        ErrorCode(
+            "config.audit",
+            _I,
+            False,
+            500,
+            "The audit chain's key or anchor file is missing or cannot be used; the message says which.",
+        ),
+        ErrorCode(
+            "config.sandbox_not_local",
+            _I,
+            False,
+            500,
+            "A config marked as pointing at sandboxes names a system off loopback.",
+        ),
+        ErrorCode(
+            "audit.unsealed",
+            _I,
+            False,
+            500,
+            "The audit trail was used without its key loaded; start the hub from its configuration.",
+        ),
     ]
 }
 

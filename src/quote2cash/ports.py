@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -27,6 +27,7 @@ from quote2cash.model import (
     BusinessEvent,
     Customer,
     Invoice,
+    Money,
     Opportunity,
     Payment,
     Project,
@@ -283,6 +284,30 @@ class System(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class BillingStatus:
+    """What the hub writes back to the CRM about a deal's billing (F8).
+
+    Attributes:
+        opportunity_id: the deal.
+        account_id: its account, which gets the account's own totals.
+        billed: billed to date on the deal; ``account_billed`` on the account.
+        last_invoice: the number of the deal's latest invoice.
+        last_status: that invoice's status (open, paid, void, uncollectible).
+        payment_status: unpaid, failed, paid or refunded.
+        days_outstanding: age in days of the deal's oldest unpaid invoice (0: none).
+    """
+
+    opportunity_id: str
+    account_id: str
+    billed: Money
+    account_billed: Money
+    last_invoice: str | None
+    last_status: str | None
+    payment_status: str | None
+    days_outstanding: int
+
+
 @runtime_checkable
 class Crm(System, Protocol):
     """The CRM: where deals are won and where the hub reports back."""
@@ -302,6 +327,36 @@ class Crm(System, Protocol):
     def write_back_deal(self, opportunity_id: str, status: DealStatus) -> None:
         """Record ids and integration status on the CRM deal."""
         ...
+
+
+@runtime_checkable
+class CrmBillingFeedback(Protocol):
+    """A CRM that shows billing on deals and accounts (F8)."""
+
+    def write_back_billing(self, status: BillingStatus) -> None:
+        """Record billed to date, the last invoice and the payment status on the deal and its account."""
+        ...
+
+
+@dataclass(frozen=True)
+class MilestoneRecord:
+    """A milestone of a PSA project: completed means signed off (approved) for billing."""
+
+    id: str
+    workspace_id: str
+    name: str
+    due_date: date | None
+    completed: bool
+    completed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class PsaProjectRecord:
+    """A PSA project and the hub reference (the CRM opportunity) it carries."""
+
+    id: str
+    reference: str | None
+    name: str
 
 
 @runtime_checkable
@@ -333,8 +388,72 @@ class Psa(System, Protocol):
         ...
 
     def approved_work(self, kind: WorkKind, start: date, end: date) -> Iterator[dict[str, Any]]:
-        """Approved work dated in a range (reconciliation), as ledger rows."""
+        """Approved work dated in a range (reconciliation): ``{id, kind, workspace_id, user_id,
+        billable, minutes, amount_minor, currency}`` each."""
         ...
+
+
+@runtime_checkable
+class PsaBilling(Protocol):
+    """A PSA whose milestones are billed (F6) and whose projects show billed to date (F8)."""
+
+    def milestones(self, workspace_ids: set[str]) -> list[MilestoneRecord]:
+        """The milestones of these projects, with their state."""
+        ...
+
+    def write_back_billed(self, psa_project_id: str, billed: Money) -> None:
+        """Record what has been billed to date on the project."""
+        ...
+
+    def projects(self) -> list[PsaProjectRecord]:
+        """Every project carrying the hub's reference (reconciliation)."""
+        ...
+
+
+@dataclass(frozen=True)
+class ArInvoice:
+    """A receivable invoice for the ERP: the billing system's invoice, its ids and amounts.
+
+    ``external_id`` is the billing system's invoice id, so the ERP invoice is found by it.
+    """
+
+    external_id: str
+    number: str | None
+    customer: str  # ERP customer id
+    project: str | None  # ERP project (job) id
+    subsidiary: str
+    currency: str  # ERP currency id
+    tran_date: date
+    due_date: date | None
+    lines: list[tuple[str, Decimal]]  # (description, amount)
+    tax: Decimal
+    memo: str
+
+
+@dataclass(frozen=True)
+class ArPayment:
+    """A customer payment to apply to an AR invoice, once per ``external_id``."""
+
+    external_id: str
+    invoice: str  # ERP invoice id
+    customer: str
+    subsidiary: str
+    currency: str
+    amount: Decimal
+    tran_date: date
+
+
+@dataclass(frozen=True)
+class ArInvoiceRecord:
+    """An AR invoice the ERP holds, as reconciliation reads it."""
+
+    erp_id: str
+    external_id: str | None
+    number: str | None
+    amount: Decimal
+    tax: Decimal
+    credited: Decimal
+    paid: Decimal
 
 
 @runtime_checkable
@@ -384,12 +503,46 @@ class ErpRefusals(Protocol):
         ...
 
 
+@runtime_checkable
+class ErpReceivables(Protocol):
+    """An ERP that keeps receivables: AR invoices from the billing system, payments, credit memos."""
+
+    def upsert_ar_invoice(self, invoice: ArInvoice) -> str:
+        """Create or update the receivable invoice by its external id (the billing system's id)."""
+        ...
+
+    def apply_payment(self, payment: ArPayment) -> str:
+        """Record a customer payment applied to an AR invoice, once per external id."""
+        ...
+
+    def void_ar_invoice(self, invoice: ArInvoice, external_id: str) -> str:
+        """Take an AR invoice back with a credit memo (a posted invoice is never changed)."""
+        ...
+
+    def ar_invoices(self, start: date, end: date) -> list[ArInvoiceRecord]:
+        """The hub's AR invoices dated in a range, with what was credited (reconciliation)."""
+        ...
+
+
 @dataclass(frozen=True)
 class PaymentPage:
     """Payments received since a cursor, and the cursor to continue from."""
 
     payments: list[Payment]
     cursor: str | None
+
+
+@dataclass(frozen=True)
+class BilledInvoice:
+    """An invoice as the billing system reports it, for reconciliation (amounts in minor units)."""
+
+    id: str
+    number: str | None
+    status: str
+    currency: str
+    total_minor: int
+    tax_minor: int
+    hub_key: str | None
 
 
 @runtime_checkable
@@ -420,6 +573,27 @@ class Billing(System, Protocol):
         """Payments received after the cursor, oldest first."""
         ...
 
+    def get_invoice(self, invoice_id: str) -> Invoice:
+        """The invoice as the billing system holds it now."""
+        ...
+
+    def create_subscription(
+        self,
+        billing_customer_id: str,
+        *,
+        key: str,
+        product: str,
+        price: Money,
+        interval: Literal["month", "year"] = "month",
+        quantity: int = 1,
+    ) -> str:
+        """A subscription to a recurring price, created once per ``key``; returns its id."""
+        ...
+
+    def invoices_between(self, start: date, end: date) -> list[BilledInvoice]:
+        """Finalized invoices created in a date range (reconciliation)."""
+        ...
+
 
 PORTS: dict[Role, Any] = {"crm": Crm, "psa": Psa, "erp": Erp, "billing": Billing}
 
@@ -427,23 +601,33 @@ __all__ = [
     "PORTS",
     "WORK_ROW_KEYS",
     "Accounts",
+    "ArInvoice",
+    "ArInvoiceRecord",
+    "ArPayment",
+    "BilledInvoice",
     "Billing",
+    "BillingStatus",
     "Capabilities",
     "Crm",
+    "CrmBillingFeedback",
     "CustomerRecord",
     "Deal",
     "DealStatus",
     "Erp",
     "ErpMasterData",
+    "ErpReceivables",
     "ErpRefs",
     "ErpRefusals",
     "EventPage",
+    "MilestoneRecord",
     "PaymentPage",
     "PostedRecord",
     "Posting",
     "PostingResult",
     "Psa",
+    "PsaBilling",
     "PsaMasterData",
+    "PsaProjectRecord",
     "Role",
     "SourceEvent",
     "System",

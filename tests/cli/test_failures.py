@@ -38,7 +38,9 @@ def test_database_without_hub_tables(tmp_path: Path) -> None:
 
 
 def test_systems_given_as_a_list(tmp_path: Path) -> None:
-    raw = hub_config("http://127.0.0.1:9", "http://127.0.0.1:9", "http://127.0.0.1:9", "sqlite:///x.sqlite")
+    raw = hub_config(
+        "http://127.0.0.1:9", "http://127.0.0.1:9", "http://127.0.0.1:9", f"sqlite:///{tmp_path}/x.sqlite"
+    )
     raw["systems"] = [{"name": name, **s} for name, s in raw["systems"].items()]
     path = tmp_path / "list.yaml"
     path.write_text(yaml.safe_dump(raw))
@@ -65,7 +67,9 @@ def test_missing_config_file(tmp_path: Path) -> None:
 
 def test_invalid_value_in_the_config(tmp_path: Path) -> None:
     config = _config(
-        tmp_path, "sqlite:///x.sqlite", hub={"database_url": "sqlite:///x", "poll_interval_seconds": -1}
+        tmp_path,
+        f"sqlite:///{tmp_path}/x.sqlite",
+        hub={"database_url": f"sqlite:///{tmp_path}/x", "sandbox": True, "poll_interval_seconds": -1},
     )
     result = q2c("kpis", "--config", config)
     assert result.exit_code == 2

@@ -59,7 +59,14 @@ def test_kpis_table_and_json(make_hub: Callable[..., Hub], boxes: Sandboxes, con
     assert sorted(wait_for_flows(hub, 2).values()) == ["completed", "exception"]
 
     figures = _json(q2c("kpis", "--json", "--config", config_file))
-    assert set(figures) == {"closed_won_to_project", "time", "expense", "open_cases", "open_cases_by_owner"}
+    assert set(figures) == {
+        "closed_won_to_project",
+        "time",
+        "expense",
+        "open_cases",
+        "open_cases_by_owner",
+        "ownership_refused_fields",
+    }
     assert figures["time"] is None and figures["expense"] is None  # no posting run yet
     won = figures["closed_won_to_project"]
     assert won["deals"] == 1 and isinstance(won["deals"], int) and isinstance(won["p50_s"], float)

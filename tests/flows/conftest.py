@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 from dbos import DBOS
 
+from quote2cash.cli.stacks import DEFAULT_STACK, HUBSPOT_BC, Stack, StackSandboxes
 from quote2cash.config import load_config
 from quote2cash.connectors._http import RetryPolicy
 from quote2cash.flows import launch_hub
@@ -53,13 +54,28 @@ _DISTINCT = [
 ]
 
 
+#: The stacks flow tests run on with ``@pytest.mark.parametrize("stack", STACKS)``.
+STACKS = [DEFAULT_STACK.name, HUBSPOT_BC.name]
+
+
 @pytest.fixture
-def boxes(tmp_path: Path) -> Iterator[Sandboxes]:
-    """The three sandboxes with the demo firm's master data and no deals."""
-    sb = Sandboxes.open(tmp_path / "sandboxes").start()
-    seed(Firm(seed=0), sb)
-    yield sb
-    sb.stop()
+def boxes(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """The stack's sandboxes with the demo firm's master data and no deals.
+
+    The stack is Salesforce, Kantata and NetSuite (:class:`Sandboxes`) unless the
+    test is parametrised with ``stack`` (a :class:`StackSandboxes` then).
+    """
+    stack = request.getfixturevalue("stack") if "stack" in request.fixturenames else DEFAULT_STACK.name
+    if stack == DEFAULT_STACK.name:
+        sb = Sandboxes.open(tmp_path / "sandboxes").start()
+        seed(Firm(seed=0), sb)
+        yield sb
+        sb.stop()
+        return
+    stacked = StackSandboxes.open(Stack.parse(stack), tmp_path / "sandboxes").start()
+    stacked.seed(Firm(seed=0))
+    yield stacked
+    stacked.stop()
 
 
 @pytest.fixture
@@ -180,3 +196,7 @@ def wait_for_flows(hub: Hub, expected: int, timeout: float = 60.0) -> dict[str, 
 def result_of(workflow_id: str) -> Any:
     """The result of a workflow, waiting for it."""
     return DBOS.retrieve_workflow(workflow_id).get_result()
+
+
+# The billing fixture (a hub with Stripe, NetSuite receivables and the billing flows), shared by the billing tests.
+from .billing_fixtures import cash  # noqa: E402, F401

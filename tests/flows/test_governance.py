@@ -14,6 +14,7 @@ from quote2cash.errors import BusinessRuleError
 from quote2cash.flows.intake import poll_closed_won
 from quote2cash.flows.lead_to_project import workflow_id
 from quote2cash.ops import cases as case_ops
+from quote2cash.ops.kpis import summary as kpi_summary
 from quote2cash.runtime.hub import Hub
 from quote2cash.sandbox.seed import Sandboxes
 from quote2cash.store import audit, cases
@@ -203,6 +204,7 @@ def test_an_erp_owned_field_changed_in_the_crm_is_not_propagated(
         ).scalar()
     )
     assert counted == 1
+    assert hub.read(kpi_summary)["ownership_refused_fields"] == 1  # q2c kpis shows it
     # Nothing changed since: a third look at the account refuses nothing again.
     opp3 = _second_deal(boxes, account)
     poll_closed_won(hub)

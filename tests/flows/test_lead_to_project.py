@@ -222,3 +222,32 @@ def test_compensation_policy_undoes_project_side_writes(
     assert boxes.netsuite.records("job") == [] and boxes.kantata.records("workspaces") == []
     assert len(boxes.netsuite.records("customer")) == 1  # master data is never compensated
     assert hub.read(repo.get_run, FLOW, f"Opportunity/{opp}")["status"] == "compensated"
+
+
+def test_a_burst_of_deals_runs_in_batches_each_deal_with_its_own_run_and_case(
+    make_hub: Callable[..., Hub], boxes: Sandboxes
+) -> None:
+    from dbos import DBOS
+
+    from quote2cash.flows.lead_to_project import BATCH
+
+    hub = make_hub()
+    deals = BATCH + 5
+    # Tax ids of their own, so the similar generated names are never probable duplicates.
+    opps = [add_deal(boxes, tax_id=f"98-{i:07d}")[1] for i in range(deals - 1)]
+    add_deal(boxes, currency="JPY", tax_id="98-9999999")  # a bad deal: a case of its own, the batch goes on
+
+    polled = poll_closed_won(hub)
+    assert polled.dispatched == deals
+    statuses = wait_for_flows(hub, deals, timeout=180)
+    assert Counter(statuses.values()) == {"completed": deals - 1, "exception": 1}
+    batches = DBOS.list_workflows(name="run_flow_batch", load_input=False, load_output=False)
+    assert 1 < len(batches) < deals
+    results = [r for w in batches for r in result_of(w.workflow_id)]
+    assert sorted(r["status"] for r in results) == ["completed"] * (deals - 1) + ["exception"]
+    assert DBOS.list_workflows(status=["ERROR"], load_input=False, load_output=False) == []
+    [case] = hub.read(cases.list_cases)
+    assert case["flow"] == FLOW
+    for opp in opps:
+        assert boxes.salesforce.get("Opportunity", opp)["ERP_Project_Id__c"]
+    _no_duplicates(boxes)

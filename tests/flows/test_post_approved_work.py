@@ -350,7 +350,9 @@ def test_bad_schedule_is_refused_at_load(tmp_path: Path) -> None:
     from quote2cash.errors import ConfigError
     from quote2cash.sandbox.seed import SANDBOX_ENV, hub_config
 
-    raw = hub_config("http://a", "http://b", "http://c", "sqlite:///x")
+    raw = hub_config(
+        "http://127.0.0.1:1", "http://127.0.0.1:2", "http://127.0.0.1:3", f"sqlite:///{tmp_path}/x"
+    )
     raw["posting"] = {"schedule": "every quarter hour"}
     with pytest.raises(
         ConfigError, match=r"posting\.schedule: Value error, 'every quarter hour' is not a cron"

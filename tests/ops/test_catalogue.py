@@ -39,7 +39,10 @@ def test_q2c_errors_filters_by_prefix_and_prints_a_table() -> None:
     codes = {e["code"] for e in json.loads(result.stdout)}
     assert codes == {c for c in CATALOGUE if c.startswith("case.")} and "case.reason_missing" in codes
     table = CliRunner().invoke(app, ["errors", "--code", "recon."])
-    assert table.exit_code == 0 and "4 error code(s)" in table.output and "recon.missing" in table.output
+    recon = sum(1 for c in CATALOGUE if c.startswith("recon."))
+    assert (
+        table.exit_code == 0 and f"{recon} error code(s)" in table.output and "recon.missing" in table.output
+    )
 
 
 def test_docs_errors_md_is_the_catalogue() -> None:

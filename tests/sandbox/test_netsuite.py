@@ -287,6 +287,22 @@ class TestTokenBasedAuth:
 
 # -- records -----------------------------------------------------------------------------------
 class TestRecords:
+    def test_only_the_custom_fields_of_the_hubs_bundle_exist(
+        self, client: NetSuiteClient, sandbox: NetSuiteSandbox, ids: dict[str, str]
+    ) -> None:
+        body = {**customer(ids), "custentity_q2c_billing_modle": "fixed_fee"}  # a typo
+        with pytest.raises(BusinessRuleError) as err:
+            client.create("customer", body)
+        assert err.value.details["vendor_code"] == "INVALID_CONTENT"
+        assert "custentity_q2c_billing_modle does not exist" in err.value.message
+        assert sandbox.records("customer") == []
+        parent = client.create("customer", customer(ids))
+        job = client.create(
+            "job",
+            {"companyName": "Rollout", "parent": {"id": parent}, "custentity_q2c_billing_model": "milestone"},
+        )
+        assert client.get("job", job)["custentity_q2c_billing_model"] == "milestone"
+
     def test_create_returns_the_id_from_location_and_get_expands_references(
         self, client: NetSuiteClient, sandbox: NetSuiteSandbox, ids: dict[str, str]
     ) -> None:
@@ -662,7 +678,7 @@ class TestFaults:
 
     def test_concurrency_limit_answers_429_and_retries_get_through(self, tmp_path: Path) -> None:
         sb = NetSuiteSandbox(concurrency_limit=3)
-        sb.inject("latency", method="GET", seconds=0.2)
+        sb.inject("latency", method="GET", seconds=1.0)  # long enough to overlap under load
         sb.start()
         outcomes: list[str] = []
         lock = threading.Lock()

@@ -264,7 +264,7 @@ class TestBatchCallFailures:
         self, sandbox: NetSuiteSandbox, ids: dict[str, str]
     ) -> None:
         sandbox.concurrency_limit = 1
-        sandbox.inject("latency", path="suiteql", seconds=0.3, count=1)
+        sandbox.inject("latency", path="suiteql", seconds=1.0, count=1)
         with NetSuiteClient(sandbox.url, CREDS, retry=FAST) as slow:
             holder = threading.Thread(target=lambda: list(slow.suiteql("SELECT id FROM subsidiary")))
             holder.start()

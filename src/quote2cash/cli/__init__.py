@@ -38,10 +38,18 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help="quote2cash �
 sandbox_app = typer.Typer(no_args_is_help=True, help="Local vendor sandboxes.")
 audit_app = typer.Typer(no_args_is_help=True, help="The audit trail.")
 workers_app = typer.Typer(no_args_is_help=True, help="Hub worker processes.")
+retention_app = typer.Typer(no_args_is_help=True, help="Retention of stored payloads.")
+shadow_app = typer.Typer(
+    no_args_is_help=True, help="ERP coexistence: the shadow ERP against the system of record."
+)
+tokens_app = typer.Typer(no_args_is_help=True, help="API tokens for the HTTP API and the console.")
+app.add_typer(tokens_app, name="tokens")
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(exceptions.app, name="exceptions")
 app.add_typer(audit_app, name="audit")
+app.add_typer(retention_app, name="retention")
 app.add_typer(workers_app, name="workers")
+app.add_typer(shadow_app, name="shadow")
 app.add_typer(config_check.app, name="config")
 
 
@@ -136,6 +144,37 @@ def render_work(kind: str, figures: dict[str, Any]) -> Table:
     return figures_table(title, rows, figures["quarantined_by_reason"], "quarantined")
 
 
+def render_routing(routing: dict[str, Any]) -> Table:
+    """The demo's table of where the cutover entity's projects and the month's postings went."""
+    table = Table(
+        title=f"ERP coexistence: {routing['legal_entity']} moves from the legacy file ERP to the cloud ERP "
+        f"on {routing['cutover']}",
+        show_header=True,
+        header_style="bold",
+    )
+    erps = sorted(
+        {e for kind in ("time", "expense") for e in routing[kind] if isinstance(routing[kind][e], dict)}
+    )
+    table.add_column("figure")
+    for erp in erps:
+        table.add_column(erp, justify="right")
+    projects = routing["projects_by_erp"]
+    table.add_row(f"{routing['legal_entity']} projects", *(str(projects.get(e, 0)) for e in erps))
+    for kind, label in (("time", "Time"), ("expense", "Expenses")):
+        cells = [routing[kind].get(e, {}) for e in erps]
+        table.add_row(
+            f"{label}: postings (entries)",
+            *(f"{c.get('postings', 0)} ({c.get('entries', 0)})" for c in cells),
+        )
+        if kind == "time":
+            table.add_row(f"{label}: hours", *(str(c.get("hours", "0.00")) for c in cells))
+        table.add_row(
+            f"{label}: postings held by more than one ERP",
+            str(routing[kind]["postings_in_more_than_one_erp"]),
+        )
+    return table
+
+
 @app.command()
 def demo(
     deals: Annotated[int, typer.Option(help="opportunities to generate (≥ 1)", min=1)] = 200,
@@ -145,6 +184,18 @@ def demo(
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as one JSON object")] = False,
     workdir: Annotated[Path, typer.Option(help="where the demo keeps its files (emptied first)")] = DEMO_DIR,
     faults: Annotated[bool, typer.Option(help="inject vendor throttling, errors and timeouts")] = True,
+    serve: Annotated[
+        bool,
+        typer.Option("--serve", help="afterwards, keep the console running on the demo's data until Ctrl-C"),
+    ] = False,
+    port: Annotated[int, typer.Option(help="the console's port with --serve (0: any free port)")] = 8780,
+    stack: Annotated[
+        str,
+        typer.Option(
+            help="CRM,PSA,ERP sandboxes: salesforce|hubspot, kantata, netsuite|business_central (bc); "
+            "with NetSuite, one legal entity starts on the legacy file ERP and cuts over mid-month"
+        ),
+    ] = "salesforce,kantata,netsuite",
 ) -> None:
     """Run the quote-to-cash demo on sandboxes and print what the hub did.
 
@@ -152,23 +203,44 @@ def demo(
     within the SLA) change from one run to the next.
     """
     from quote2cash.cli.demo import run_demo
+    from quote2cash.cli.stacks import Stack
 
     with reported():
         summary = run_demo(
-            deals=deals, seed_value=seed, workdir=workdir, console=console, quiet=as_json, faults=faults
-        )
+            deals=deals, seed_value=seed, workdir=workdir, console=console, quiet=as_json, faults=faults,
+            serve_port=port if serve else None, stack=Stack.parse(stack),
+        )  # fmt: skip
     if as_json:
         print(json.dumps(summary, sort_keys=True))
+        if serve:
+            _serve_demo(summary)
         return
     console.print(render_summary(summary))
     for kind in ("time", "expense"):
         if kind in summary:
             console.print(render_work(kind, summary[kind]))
+    if "erp_routing" in summary:
+        console.print(render_routing(summary["erp_routing"]))
     console.print(
         f"Finished in {summary['elapsed_s']} s. Inspect the exception queue with "
         f"[bold]q2c exceptions list --config {workdir / 'q2c.yaml'}[/]; structured logs are in "
         f"{workdir / 'hub.log'}."
     )
+    if serve:
+        _serve_demo(summary)
+
+
+def _serve_demo(summary: dict[str, Any]) -> None:
+    """Print the console's address and token, then keep it running until Ctrl-C or SIGTERM."""
+    served = summary.get("console") or {}
+    console.print(
+        f"Console: [bold]{served.get('url')}[/] — log in with the token {served.get('token')} "
+        "(or send it as 'Authorization: Bearer …' to the API). Ctrl-C stops.",
+        soft_wrap=True,
+    )
+    from quote2cash.cli.demo import wait_serving
+
+    wait_serving()
 
 
 # -- run --------------------------------------------------------------------------------
@@ -178,6 +250,7 @@ def run(
     once: Annotated[bool, typer.Option(help="poll once, finish the started flows, and exit")] = False,
 ) -> None:
     """Run the hub against the systems named in a config file."""
+    import quote2cash.flows.billing  # noqa: F401  (declares the billing flows before the hub launches)
     from quote2cash.flows import launch_hub
     from quote2cash.flows.intake import poll_closed_won
     from quote2cash.runtime.logs import configure_logging
@@ -193,11 +266,28 @@ def run(
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
     for line in install_schedules(hub):
         err.print(f"schedule: {line}")
+    intake = _billing_intake(hub, cfg)
+    server = None
+    if cfg.api.enabled:
+        from quote2cash.api import serve as serve_api
+
+        with reported():
+            try:
+                server = serve_api(hub)
+            except RuntimeError as exc:
+                hub.shutdown()
+                refuse(f"{exc}: port {cfg.api.port} on {cfg.api.host} (api.port in {config})")
+        err.print(f"API and console on {server.url} (webhooks at {server.url}/webhooks/<source>)")
     err.print(
         f"hub running (executor {cfg.executor_id}, version {cfg.hub.application_version}); Ctrl-C stops"
     )
+    housekeeping_due = time.monotonic()
     try:
         while not stop["now"]:
+            if time.monotonic() >= housekeeping_due:
+                _housekeeping(hub)
+                housekeeping_due = time.monotonic() + HOUSEKEEPING_SECONDS
+            _billing_poll(hub)
             try:
                 result = poll_closed_won(hub)
                 if result.accepted:
@@ -213,7 +303,58 @@ def run(
     except KeyboardInterrupt:
         pass
     finally:
+        if server is not None:
+            server.stop()
+        if intake is not None:
+            intake.stop()
+        _housekeeping(hub, prune=False)
         hub.shutdown()
+
+
+def _billing_intake(hub: Any, cfg: Any) -> Any:
+    """Serve billing webhooks on ``billing.intake_port`` when a billing system is configured."""
+    if cfg.billing.intake_port is None or not cfg.players("billing"):
+        return None
+    from quote2cash.flows.billing.intake_app import IntakeServer
+
+    intake = IntakeServer(hub, cfg.billing.intake_host, cfg.billing.intake_port).start()
+    err.print(f"billing webhooks at {intake.url}")
+    return intake
+
+
+def _billing_poll(hub: Any) -> None:
+    """Hand activated projects to billing and bill signed-off milestones."""
+    if not hub.config.players("billing"):
+        return
+    from quote2cash.flows import outbox
+    from quote2cash.flows.billing import poll_milestones
+
+    try:
+        outbox.relay(hub)
+        poll_milestones(hub)
+    except HubError as exc:
+        err.print(f"[yellow]billing poll failed, will retry[/]: {escape(str(exc))}")
+
+
+#: How often ``q2c run`` prunes payloads past their retention age and anchors the audit head.
+HOUSEKEEPING_SECONDS = 24 * 3600
+
+
+def _housekeeping(hub: Any, *, prune: bool = True) -> None:
+    """Prune payloads past their age (daily) and anchor the audit chain's head outside the database."""
+    from quote2cash.ops import audit, retention
+
+    try:
+        if prune:
+            pruned = retention.prune(hub)
+            if pruned.inbox_payloads or pruned.case_payloads:
+                err.print(
+                    f"retention: pruned {pruned.inbox_payloads} inbox and {pruned.case_payloads} case "
+                    f"payload(s) older than {pruned.cutoff:%Y-%m-%d}"
+                )
+        audit.anchor(hub)
+    except (HubError, OSError) as exc:
+        err.print(f"[yellow]housekeeping failed, will retry[/]: {escape(str(exc))}")
 
 
 def _wait_idle(hub: Any, timeout: float = 300) -> None:
@@ -262,9 +403,13 @@ def reconcile(
     out: Annotated[Path, typer.Option(help="folder for the CSV and JSON reports")] = Path("reconciliation"),
     config: MaybeConfigOpt = None,
 ) -> None:
-    """Compare PSA approved with ERP posted for a month; list every break with its cause."""
+    """Compare PSA approved with ERP posted for a month (``time``, ``expenses``), billing with ERP
+    invoices (``billing``), or CRM closed-won deals with PSA projects (``projects``)."""
     from quote2cash.ops import _args, reconciliation
 
+    if kind in ("billing", "projects"):
+        _reconcile_cash(kind, period, out, config)
+        return
     with reported():
         _args.work_kind(kind)
         _args.period(period)
@@ -282,6 +427,93 @@ def reconcile(
     ok = sum(1 for line in report.lines if line.status == "ok")
     console.print(f"{ok} of {len(report.lines)} project lines reconcile; reports: {', '.join(report.files)}")
     if report.unexplained:
+        raise typer.Exit(1)
+
+
+def _reconcile_cash(kind: str, period: str, out: Path, config: Path | None) -> None:
+    from quote2cash.ops import _args
+    from quote2cash.ops import billing as billing_ops
+
+    with reported():
+        _args.period(period)
+    with reported(), open_hub(config) as hub:
+        report = billing_ops.reconcile(hub, kind, period, out=out)
+    table = Table(title=f"Reconciliation of {kind} for {period}: {len(report.breaks)} break(s)")
+    for col in ("break", "record", "amount", "cause"):
+        table.add_column(col, overflow="fold")
+    for b in report.breaks:
+        table.add_row(b.kind, b.record, b.amount, escape(b.cause))
+    console.print(table)
+    console.print(f"{report.cases_opened} case(s) opened; reports: {', '.join(report.files)}")
+    if report.breaks:
+        raise typer.Exit(1)
+
+
+@app.command()
+def bill(
+    period: Annotated[str, typer.Option(help="the month to bill, YYYY-MM (e.g. 2026-12)")],
+    config: MaybeConfigOpt = None,
+) -> None:
+    """Bill a month now: signed-off milestones, then T&M and retainer time not yet invoiced."""
+    from quote2cash.ops import _args
+    from quote2cash.ops import billing as billing_ops
+
+    with reported():
+        _args.period(period)
+    with reported(), open_hub(config, launch=True) as hub:
+        result = billing_ops.bill(hub, period)
+    console.print_json(json.dumps(result, default=str))
+
+
+@shadow_app.command("report")
+def shadow_report(
+    period: Annotated[str, typer.Option(help="the month, YYYY-MM (e.g. 2026-10)")],
+    kind: Annotated[str, typer.Option(help="time, expenses, or all")] = "all",
+    out: Annotated[Path, typer.Option(help="folder for the CSV and JSON reports")] = Path("reconciliation"),
+    config: MaybeConfigOpt = None,
+) -> None:
+    """Compare the shadow ERP with the system of record, per project, for a month."""
+    from quote2cash.ops import _args, shadow
+
+    with reported():
+        kinds = ["time", "expense"] if kind == "all" else [_args.work_kind(kind)]
+        _args.period(period)
+    differences = 0
+    with reported(), open_hub(config) as hub:
+        reports = [shadow.shadow_report(hub, k, period, out=out) for k in kinds]
+    for report in reports:
+        table = Table(
+            title=f"Shadow ERP {report.shadow} against the system of record: {report.kind} {period}, "
+            f"{len(report.differences)} difference(s)"
+        )
+        for col in (
+            "project",
+            "record ERP",
+            "postings",
+            "amount",
+            "shadow postings",
+            "shadow amount",
+            "status",
+        ):
+            table.add_column(col, overflow="fold")
+        for ln in report.lines:
+            table.add_row(
+                ln.project,
+                ln.record_erp or "—",
+                str(ln.record_count),
+                ln.record_amount,
+                str(ln.shadow_count),
+                ln.shadow_amount,
+                ln.status,
+            )
+        console.print(table)
+        for d in report.differences:
+            console.print(
+                f"  {d.kind}: project {d.project}, posting {escape(d.key)} ({d.record or '—'} / {d.shadow or '—'})"
+            )
+        console.print(f"reports: {', '.join(report.files)}")
+        differences += len(report.differences)
+    if differences:
         raise typer.Exit(1)
 
 
@@ -445,16 +677,128 @@ def workers_recover(
 
 @audit_app.command("verify")
 def audit_verify(config: MaybeConfigOpt = None) -> None:
-    """Recompute the audit hash chain and report the first broken entry."""
+    """Check the audit chain with its key and against its anchors; report the first broken entry."""
     from quote2cash.ops import audit
 
     with reported(), open_hub(config) as hub:
         report = audit.verify(hub)
     if report.ok:
-        console.print(f"audit chain ok: {report.entries} entries")
+        anchored = (
+            f", {report.anchors} anchor(s) up to entry {report.anchored_seq} agree" if report.anchors else ""
+        )
+        console.print(f"audit chain ok: {report.entries} entries{anchored}")
         return
     err.print(f"[red]audit chain broken at entry {report.broken_at}[/]: {report.reason}")
     raise typer.Exit(1)
+
+
+@audit_app.command("anchor")
+def audit_anchor(config: MaybeConfigOpt = None) -> None:
+    """Append the chain's committed head (seq and hash) to the anchor file (audit.anchor_file) now."""
+    from quote2cash.ops import audit
+
+    with reported(), open_hub(config) as hub:
+        written = audit.anchor(hub)
+        where = hub.config.audit.anchor_file
+    if written is None:
+        console.print(f"audit head already anchored (or the chain is empty) in {where}")
+        return
+    console.print(f"anchored audit entry {written.seq} in {where}")
+
+
+@retention_app.command("prune")
+def retention_prune(
+    days: Annotated[
+        int | None,
+        typer.Option(
+            help="prune payloads older than this many days (default: retention.payload_days)", min=1
+        ),
+    ] = None,
+    config: MaybeConfigOpt = None,
+) -> None:
+    """Prune inbox and closed cases' payloads past their retention age (q2c run does it daily)."""
+    from quote2cash.ops import retention
+
+    with reported(), open_hub(config) as hub:
+        report = retention.prune(hub, days=days)
+    if report.cutoff is None:
+        console.print("retention is off (retention.payload_days: null): nothing pruned")
+        return
+    console.print(
+        f"pruned {report.inbox_payloads} inbox payload(s) and {report.case_payloads} closed case "
+        f"payload(s) older than {report.cutoff:%Y-%m-%d %H:%M} UTC"
+    )
+
+
+@tokens_app.command("create")
+def tokens_create(
+    owner: Annotated[
+        str, typer.Option(help="the person or system that will use it (named in the audit trail)")
+    ],
+    scope: Annotated[
+        list[str], typer.Option("--scope", help="read, operate, admin or webhook:<source>; repeat for more")
+    ],
+    note: Annotated[str | None, typer.Option(help="what the token is for")] = None,
+    expires_in_days: Annotated[float | None, typer.Option(help="the token stops working after this")] = None,
+    config: MaybeConfigOpt = None,
+    actor: Annotated[str, typer.Option(help="who creates it, as the audit trail records")] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Create an API token; its text is printed once and never stored."""
+    from quote2cash.cli._common import DEFAULT_ACTOR
+    from quote2cash.ops import tokens
+
+    with reported(), open_hub(config) as hub:
+        made, text = tokens.create(
+            hub, owner=owner, scopes=scope, actor=actor or DEFAULT_ACTOR, note=note,
+            expires_in_days=expires_in_days,
+        )  # fmt: skip
+    if as_json:
+        typer.echo(json.dumps({**made.as_dict(), "token": text}, sort_keys=True))
+        return
+    console.print(f"token {made.id} for {made.owner} ({', '.join(made.scopes)}); keep it, it is shown once:")
+    typer.echo(text)
+
+
+@tokens_app.command("list")
+def tokens_list(
+    config: MaybeConfigOpt = None,
+    revoked: Annotated[bool, typer.Option("--revoked", help="include revoked tokens")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """List API tokens (never their secrets)."""
+    from quote2cash.ops import tokens
+
+    with reported(), open_hub(config) as hub:
+        found = tokens.list_tokens(hub, include_revoked=revoked)
+    if as_json:
+        typer.echo(json.dumps([t.as_dict() for t in found], sort_keys=True))
+        return
+    table = Table(title=f"{len(found)} API token(s)")
+    for col in ("id", "owner", "scopes", "created", "expires", "last used", "revoked"):
+        table.add_column(col)
+    for t in found:
+        d = t.as_dict()
+        table.add_row(
+            t.id, t.owner, ", ".join(t.scopes), str(d["created_at"])[:19], str(d["expires_at"] or "—")[:19],
+            str(d["last_used_at"] or "—")[:19], str(d["revoked_at"] or "—")[:19],
+        )  # fmt: skip
+    console.print(table)
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(
+    token_id: Annotated[str, typer.Argument(help="the token's id (the part after q2c_)")],
+    config: MaybeConfigOpt = None,
+    actor: Annotated[str, typer.Option(help="who revokes it, as the audit trail records")] = "",
+) -> None:
+    """Revoke an API token at once."""
+    from quote2cash.cli._common import DEFAULT_ACTOR
+    from quote2cash.ops import tokens
+
+    with reported(), open_hub(config) as hub:
+        tokens.revoke(hub, token_id, actor=actor or DEFAULT_ACTOR)
+    console.print(f"token {token_id} revoked")
 
 
 @app.command()
@@ -501,6 +845,7 @@ def render_kpis(figures: dict[str, Any]) -> Table:
         for key, n in sorted(run.items()):
             if key.startswith("quarantined."):
                 table.add_row(f"  quarantined: {key.split('.', 1)[1]}", _num(n))
+    table.add_row("Field writes refused by ownership", _num(figures["ownership_refused_fields"]))
     table.add_row("Open exception cases", _num(figures["open_cases"]))
     for owner, codes in sorted(figures["open_cases_by_owner"].items()):
         for code, n in sorted(codes.items()):

@@ -14,7 +14,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -130,8 +130,14 @@ def _safe_url(url: str) -> str:
 
 
 def load(path: Path) -> HubConfig:
-    """The hub configuration of a file (sandbox credentials as defaults for the environment)."""
-    from quote2cash.config import load_config
+    """The hub configuration of a file.
+
+    Sandbox credentials stand in for unset environment variables only when the
+    file points at sandboxes (``hub.sandbox: true`` and every system on
+    loopback, see :func:`quote2cash.config.points_at_sandboxes`); anywhere else
+    a missing secret stops the command with one line naming the variable.
+    """
+    from quote2cash.config import load_config, points_at_sandboxes
     from quote2cash.sandbox.seed import SANDBOX_ENV
 
     if not path.exists():
@@ -140,19 +146,20 @@ def load(path: Path) -> HubConfig:
             f"the demo writes {DEFAULT_CONFIG})",
             code="config.missing",
         )
-    _check_shape(path)
-    # Sandbox credentials are defaults a real deployment overrides in its environment.
-    return load_config(path, env={**SANDBOX_ENV, **os.environ})
+    data = _check_shape(path)
+    if points_at_sandboxes(data):
+        return load_config(path, env={**SANDBOX_ENV, **os.environ})
+    return load_config(path)
 
 
-def _check_shape(path: Path) -> None:
-    """Refuse the shapes ``load_config`` does not explain (``systems`` as a list)."""
+def _check_shape(path: Path) -> Any:
+    """Refuse the shapes ``load_config`` does not explain (``systems`` as a list); the parsed file."""
     import yaml
 
     try:
         data = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError):
-        return  # load_config says what is wrong with an unreadable or malformed file
+        return None  # load_config says what is wrong with an unreadable or malformed file
     systems = data.get("systems") if isinstance(data, dict) else None
     if systems is not None and not isinstance(systems, dict):
         raise ConfigError(
@@ -162,6 +169,7 @@ def _check_shape(path: Path) -> None:
             code="config.shape",
             record="systems",
         )
+    return data
 
 
 @contextmanager

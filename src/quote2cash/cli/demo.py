@@ -13,6 +13,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -21,17 +22,19 @@ import yaml
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from quote2cash.cli.demo_billing import DemoBilling, bill_month
+from quote2cash.cli.stacks import DEFAULT_STACK, Stack, StackSandboxes, cutover_routing
 from quote2cash.config import load_config
-from quote2cash.connectors.salesforce.adapter import closed_won_event
 from quote2cash.flows import launch_hub
 from quote2cash.flows.intake import deliver, poll_closed_won
 from quote2cash.flows.posting import post_now
 from quote2cash.flows.reconcile_work import reconcile
+from quote2cash.ops.shadow import where_posted
 from quote2cash.runtime.hub import Hub
 from quote2cash.runtime.logs import configure_logging
 from quote2cash.sandbox._base import FaultInjector, FaultRule
 from quote2cash.sandbox.firm import generate, rate_cards
-from quote2cash.sandbox.seed import SANDBOX_ENV, Sandboxes, seed
+from quote2cash.sandbox.seed import SANDBOX_ENV
 from quote2cash.sandbox.timesheets import seed_month
 from quote2cash.store import audit, cases, repo
 from quote2cash.store.db import sqlite_url
@@ -109,18 +112,16 @@ class ReproducibleFaults(FaultInjector):
         return None
 
 
-def _inject_faults(boxes: Sandboxes, seed_value: int) -> None:
+def _inject_faults(boxes: StackSandboxes, seed_value: int) -> None:
     # Real-world weather: throttling, server errors and a couple of timeouts on
     # writes that did land, so the summary shows retries with no duplicates.
-    for box in (boxes.netsuite, boxes.kantata, boxes.salesforce):
-        box.faults = ReproducibleFaults(seed_value)
-    boxes.netsuite.inject("throttle", probability=0.04, retry_after=0.05)
-    boxes.netsuite.inject("error", status=503, probability=0.02)
-    boxes.kantata.inject("throttle", probability=0.04, retry_after=0.05)
-    boxes.kantata.inject(
-        "timeout_after_commit", method="POST", path=r"/workspaces\.json$", count=2, seconds=6
-    )
-    boxes.salesforce.inject("error", status=503, probability=0.01)
+    boxes.inject_faults(lambda: ReproducibleFaults(seed_value))
+
+
+#: The legal entity still on the legacy file ERP in the default demo, and the day it cuts over
+#: to NetSuite: its projects starting from then are created in NetSuite, earlier ones stay.
+CUTOVER_ENTITY = "UK01"
+CUTOVER = date(2026, 12, 15)
 
 
 def _settled(hub: Hub) -> tuple[int, int, int]:
@@ -148,7 +149,9 @@ def _percentile(values: list[float], pct: float) -> float | None:
     return statistics.quantiles(values, n=100, method="inclusive")[int(pct) - 1]
 
 
-def summarise(hub: Hub, boxes: Sandboxes, plan: Plan, redelivered: int, elapsed: float) -> dict[str, Any]:
+def summarise(
+    hub: Hub, boxes: StackSandboxes, plan: Plan, redelivered: int, elapsed: float
+) -> dict[str, Any]:
     """Figures a user reads after the run, from the hub database and the sandboxes."""
     completed, excepted, running = _settled(hub)
 
@@ -178,16 +181,16 @@ def summarise(hub: Hub, boxes: Sandboxes, plan: Plan, redelivered: int, elapsed:
         }
 
     facts = hub.read(db)
-    ns_customers = boxes.netsuite.records("customer")
-    ns_jobs = boxes.netsuite.records("job")
-    ext = Counter(r.get("externalId") for r in ns_customers + ns_jobs if r.get("externalId"))
+    erp_projects = boxes.erp_projects()
+    ext = Counter(boxes.erp_customers() + erp_projects)
+    legacy_projects = len(boxes.legacy.records("project")) if boxes.legacy is not None else 0
     refs = Counter(
         r.get("service_model_ref")
         for r in boxes.kantata.records("external_references")
         if r.get("service_name") == "quote2cash"
     )
-    opps = boxes.salesforce.records("Opportunity")
-    written_back = sum(1 for o in opps if o.get("ERP_Project_Id__c") and o.get("PSA_Workspace_Id__c"))
+    opps = boxes.deals()
+    written_back = sum(1 for o in opps if o["erp_project_id"] and o["psa_project_id"])
     retries = hub.retries()
     lat = facts["latencies"]
     return {
@@ -201,7 +204,7 @@ def summarise(hub: Hub, boxes: Sandboxes, plan: Plan, redelivered: int, elapsed:
         "flows_unfinished": running,
         "customers_created": facts["created"],
         "customers_matched": facts["matched"],
-        "projects_created_erp": len(ns_jobs),
+        "projects_created_erp": len(erp_projects) + legacy_projects,
         "workspaces_created_psa": sum(1 for w in boxes.kantata.records("workspaces")),
         "staffing_requests": len(boxes.kantata.records("resource_requests")),
         "ids_written_back": written_back,
@@ -224,7 +227,7 @@ WORK_MONTH = (2026, 10)  # the month being closed; September is already closed i
 
 
 def run_month(
-    hub: Hub, boxes: Sandboxes, seed_value: int, workdir: Path, console: Console, quiet: bool
+    hub: Hub, boxes: StackSandboxes, seed_value: int, workdir: Path, console: Console, quiet: bool
 ) -> dict[str, Any]:
     """A month of timesheets and expenses on the new projects, posted and reconciled.
 
@@ -246,6 +249,7 @@ def run_month(
     period = f"{WORK_MONTH[0]}-{WORK_MONTH[1]:02d}"
     for kind in ("time", "expense"):
         result = post_now(kind)
+        boxes.settle()  # the legacy ERP's import job answers the files written to it
         report = reconcile(hub, kind, period, out=workdir / "reconciliation")
         out[kind] = {
             "approved": len(month.time_entries if kind == "time" else month.expenses),
@@ -266,13 +270,87 @@ def run_month(
             ),
             "reconciliation_report": report.files[0] if report.files else None,
         }
+    if boxes.legacy is not None:
+        out["erp_routing"] = routing_summary(hub, period)
     return out
 
 
+def routing_summary(hub: Hub, period: str) -> dict[str, Any]:
+    """Where the cutover entity's projects and the month's postings went, ERP by ERP."""
+    projects = hub.read(
+        lambda c: Counter(
+            str(erp)
+            for (erp,) in c.execute(
+                sa.select(project_registry.c.erp).where(project_registry.c.legal_entity == CUTOVER_ENTITY)
+            )
+        )
+    )
+    out: dict[str, Any] = {
+        "legal_entity": CUTOVER_ENTITY,
+        "cutover": CUTOVER.isoformat(),
+        "projects_by_erp": dict(sorted(projects.items())),
+    }
+    for kind in ("time", "expense"):
+        placed = where_posted(hub, kind, period)
+        out[kind] = {
+            f.erp: {"postings": f.postings, "entries": f.entries, "hours": f.hours, "projects": f.projects}
+            for f in placed.by_erp
+        }
+        out[kind]["postings_in_more_than_one_erp"] = len(placed.in_several)
+    return out
+
+
+#: What ``--serve`` keeps running after the demo: the hub, the sandboxes and the API server.
+_serving: list[Any] = []
+
+
+def wait_serving() -> None:
+    """Block until Ctrl-C or SIGTERM, then stop what ``--serve`` left running."""
+    import signal
+
+    signals = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    try:
+        while signal.sigtimedwait(signals, 1.0) is None:
+            pass
+    finally:
+        for running in reversed(_serving):
+            if isinstance(running, Hub):
+                running.shutdown()
+            else:
+                running.stop()
+        _serving.clear()
+
+
 def run_demo(
-    *, deals: int, seed_value: int, workdir: Path, console: Console, quiet: bool, faults: bool = True
+    *,
+    deals: int,
+    seed_value: int,
+    workdir: Path,
+    console: Console,
+    quiet: bool,
+    faults: bool = True,
+    serve_port: int | None = None,
+    stack: Stack = DEFAULT_STACK,
 ) -> dict[str, Any]:
-    """Run the whole demo; returns the summary."""
+    """Run the whole demo; returns the summary.
+
+    Closed-won deals reach the hub by webhook (the Salesforce sandbox's outbound
+    messages, verified by the hub's API) and by a poll each simulated day; both
+    feed the same inbox, so each deal is processed once. With ``serve_port`` the
+    hub, the sandboxes and the console keep running (see :func:`wait_serving`),
+    and the summary's ``console`` names the address and an admin token.
+
+    ``stack`` picks the CRM, PSA and ERP sandboxes; with NetSuite the legacy file
+    ERP joins, holding ``CUTOVER_ENTITY`` until ``CUTOVER``. Deals from another
+    CRM than Salesforce reach the hub by the poll alone.
+    """
+    import secrets
+
+    from quote2cash.api import ApiServer, create_app
+    from quote2cash.ops import tokens
+    from quote2cash.sandbox.salesforce.app import ORG_ID
+
     started = time.monotonic()
     if workdir.exists():
         shutil.rmtree(workdir)
@@ -280,15 +358,42 @@ def run_demo(
     configure_logging("INFO", path=workdir / "hub.log")
     rng = random.Random(seed_value)
     firm = generate(seed_value, deals)
-    boxes = Sandboxes.open(workdir / "sandboxes", seed=seed_value).start()
+    legacy = stack.erp == "netsuite"
+    boxes = StackSandboxes.open(stack, workdir / "sandboxes", seed=seed_value, legacy=legacy).start()
     hub: Hub | None = None
+    server: ApiServer | None = None
+    cash: DemoBilling | None = None
+    keep = False
     try:
-        seeded = seed(firm, boxes)
+        seeded = boxes.seed(firm)
+        if stack.erp == "netsuite":  # the ERP that keeps receivables: the month is billed through Stripe
+            cash = DemoBilling.start(workdir / "sandboxes", seed_value)
         raw = boxes.config(sqlite_url(workdir / "hub.sqlite"))
+        if legacy:
+            raw["erp_routing"] = cutover_routing(CUTOVER_ENTITY, CUTOVER, "legacy")
         (workdir / "q2c.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
-        config = load_config(data=raw, env={**os.environ, **SANDBOX_ENV})
+        webhook_secret = secrets.token_hex(16)  # this run's only: the saved config needs no extra secret
+        on_salesforce = stack.crm == "salesforce"
+        hooks = (
+            {"salesforce": {"secret_env": "Q2C_DEMO_SF_WEBHOOK_SECRET", "org_id": ORG_ID}}
+            if on_salesforce
+            else {}
+        )
+        raw["api"] = {"host": "127.0.0.1", "port": serve_port or 0, "webhooks": hooks}
+        env = {**os.environ, **SANDBOX_ENV, "Q2C_DEMO_SF_WEBHOOK_SECRET": webhook_secret}
+        if cash is not None:
+            cash.configure(raw, env)
+        config = load_config(data=raw, env=env)
         config.source = str(workdir / "q2c.yaml")
         hub = launch_hub(config)
+        if cash is not None:
+            cash.serve(hub)
+        server = ApiServer(create_app(hub), host="127.0.0.1", port=serve_port or 0).start()
+        messenger = (
+            boxes.salesforce.register_webhook(f"{server.url}/webhooks/salesforce", webhook_secret)
+            if on_salesforce
+            else None
+        )
         if faults:
             _inject_faults(boxes, seed_value)
         bad_deals = {
@@ -301,8 +406,13 @@ def run_demo(
             console.print(
                 f"[bold]quote2cash demo[/] — firm seed {seed_value}: {len(firm.accounts)} clients, "
                 f"{deals} deals, {len(firm.consultants)} consultants, 5 legal entities, "
-                f"{len(firm.erp_customers)} clients already in the ERP."
+                f"{len(firm.erp_customers)} clients already in the ERP; stack {stack.name}."
             )
+            if legacy:
+                console.print(
+                    f"{CUTOVER_ENTITY} is still on the legacy file ERP and cuts over to NetSuite on "
+                    f"{CUTOVER:%d %B %Y}: its projects starting before then stay on the legacy ERP."
+                )
         redelivered = 0
         with Progress(
             TextColumn("{task.description}"),
@@ -317,15 +427,12 @@ def run_demo(
             flows = progress.add_task("deals turned into projects", total=plan.won)
             for day in plan.days:
                 for opp_id, stage, approved in day:
-                    boxes.salesforce.update(
-                        "Opportunity", opp_id, {"StageName": stage, "Terms_Approved__c": approved}
-                    )
+                    boxes.close_deal(opp_id, stage, approved)
                 poll_closed_won(hub)
                 # A webhook redelivers a few events the poller already accepted.
                 for opp_id, stage, approved in day[:2]:
                     if stage == "Closed Won" and approved:
-                        record = boxes.salesforce.get("Opportunity", opp_id)
-                        source = closed_won_event(record)
+                        source = boxes.won_event(opp_id)
                         deliver(hub, source.source_event_id, source.event)
                         redelivered += 1
                 progress.advance(days)
@@ -338,11 +445,33 @@ def run_demo(
                 if done + failed >= plan.won and running == 0:
                     break
                 time.sleep(0.2)
+        settle = time.monotonic() + 30
+        while messenger is not None and messenger.pending() and time.monotonic() < settle:
+            time.sleep(0.05)
         summary = summarise(hub, boxes, plan, redelivered, 0.0)
+        summary["webhook_deliveries"] = (
+            len({a.notification for a in messenger.attempts if a.ok}) if messenger is not None else 0
+        )
         summary.update(run_month(hub, boxes, seed_value, workdir, console, quiet))
+        if cash is not None:
+            if not quiet:
+                console.print("Billing December 2026 through Stripe: milestones, T&M, retainers, payments…")
+            summary["billing"] = bill_month(hub, cash, boxes.kantata, seed_value)
         summary["elapsed_s"] = round(time.monotonic() - started, 1)
+        if serve_port is not None:
+            _, token = tokens.create(
+                hub, owner="demo operator", scopes=["admin"], actor="q2c demo", note="q2c demo --serve"
+            )
+            summary["console"] = {"url": f"{server.url}/console/", "token": token}
+            _serving.extend([hub, *([cash] if cash is not None else []), boxes, server])
+            keep = True
         return summary
     finally:
-        if hub is not None:
-            hub.shutdown()
-        boxes.stop()
+        if not keep:
+            if server is not None:
+                server.stop()
+            if cash is not None:
+                cash.stop()
+            if hub is not None:
+                hub.shutdown()
+            boxes.stop()

@@ -18,7 +18,7 @@ from typing import Any
 from dbos import DBOS
 
 from quote2cash.errors import BusinessRuleError, Owner, ProbableDuplicateError
-from quote2cash.model import Customer
+from quote2cash.model import Customer, LegalEntity
 from quote2cash.ports import CustomerRecord, ErpMasterData, ErpRefs
 from quote2cash.rules import Candidate, domain_of, match_customer, validate_customer
 from quote2cash.runtime.flow import Run
@@ -124,6 +124,31 @@ def _sync(
             record=canonical_id,
         )
 
+    # Matching and creating are one critical section per ERP: two accounts of the same firm,
+    # in runs side by side, would otherwise both find no customer and both create one. The
+    # candidates are read again inside it (the adapter's list, which learns each creation).
+    with hub.lock(f"identity:{erp}"):
+        if candidates is not None:
+            candidates = hub.erp(erp).customers()
+        return _match_or_create(
+            run, customer, erp, canonical_id, sub_id, entity, terms_id, currency, master, candidates, decision
+        )
+
+
+def _match_or_create(
+    run: Run,
+    customer: Customer,
+    erp: str,
+    canonical_id: str,
+    sub_id: str,
+    entity: LegalEntity,
+    terms_id: str | None,
+    currency: str,
+    master: ErpMasterData,
+    candidates: list[CustomerRecord] | None,
+    decision: dict[str, Any] | None,
+) -> Synced:
+    hub = run.hub
     key = customer_key(canonical_id)
     by_id = {c.id: c for c in candidates or []}
     if decision is not None and decision["decision"] == "link":

@@ -88,10 +88,8 @@ def dispatch(hub: Hub) -> int:
             )
         )
     )
-    done = []
-    for source, source_event_id, payload in rows:
-        flow.dispatch(payload)
-        done.append((source, source_event_id))
+    flow.dispatch_all([payload for _, _, payload in rows])
+    done = [(source, source_event_id) for source, source_event_id, _ in rows]
     if done:
 
         def mark(conn: sa.Connection) -> None:

@@ -357,6 +357,9 @@ def _on_complete(conn: sa.Connection, run: Run, summary: dict[str, Any]) -> None
     repo.upsert(conn, project_registry, {**project, "updated_at": datetime.now(UTC)}, ["canonical_id"])
 
 
+#: A burst of closed-won deals (end of quarter) runs this many deals at most to a workflow.
+BATCH = 25
+
 LEAD_TO_PROJECT = declare(
     Flow(
         name=FLOW,
@@ -370,5 +373,6 @@ LEAD_TO_PROJECT = declare(
         latency_kpi="closed_won_to_project_seconds",
         keys=_keys,
         one_step=True,
+        batch=BATCH,
     )
 )

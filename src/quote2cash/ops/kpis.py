@@ -71,4 +71,11 @@ def _summary(conn: sa.Connection) -> dict[str, Any]:
         by_owner.setdefault(owner, {})[code] = int(n)
     out["open_cases_by_owner"] = by_owner
     out["open_cases"] = sum(n for codes in by_owner.values() for n in codes.values())
+    # Writes the hub withheld because the target owns the field (SPEC §1), counted field by field.
+    refused = conn.execute(
+        sa.select(sa.func.coalesce(sa.func.sum(kpi_sample.c.value), 0)).where(
+            kpi_sample.c.kpi == "ownership_refused_fields"
+        )
+    ).scalar_one()
+    out["ownership_refused_fields"] = int(refused)
     return out

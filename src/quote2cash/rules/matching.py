@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 from urllib.parse import urlparse
 
@@ -47,6 +48,12 @@ _SUFFIXES = {
 PROBABLE_DUPLICATE_SCORE = 88.0
 
 
+#: Normalised values are memoised: every new account is compared with every ERP customer,
+#: and the customers' names, domains and tax ids are the same from one comparison to the next.
+_MEMO = 65536
+
+
+@lru_cache(maxsize=_MEMO)
 def normalise_name(name: str) -> str:
     """Lower-case, accents and punctuation removed, legal suffixes dropped."""
     text = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
@@ -55,6 +62,7 @@ def normalise_name(name: str) -> str:
     return " ".join(words)
 
 
+@lru_cache(maxsize=_MEMO)
 def domain_of(url_or_email: str | None) -> str | None:
     """The registrable-looking domain of a website or e-mail address."""
     if not url_or_email:
@@ -68,6 +76,7 @@ def domain_of(url_or_email: str | None) -> str | None:
     return host.removeprefix("www.") or None
 
 
+@lru_cache(maxsize=_MEMO)
 def normalise_tax_id(tax_id: str | None) -> str | None:
     """Tax id without spaces, dots or dashes, upper-case."""
     if not tax_id:

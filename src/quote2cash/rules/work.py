@@ -24,9 +24,10 @@ from typing import Any
 from quote2cash.errors import Owner
 from quote2cash.model import BillingModel, Project, from_minor, to_minor
 
-#: Billing models under which time itself is billed. Under the others the
-#: client pays for milestones, a fixed fee or a subscription, so time is cost.
-TIME_BILLED = frozenset({BillingModel.TIME_AND_MATERIALS})
+#: Billing models under which time itself is billed (a retainer is drawn down by it).
+#: Under the others the client pays for milestones, a fixed fee or a subscription,
+#: so time is cost.
+TIME_BILLED = frozenset({BillingModel.TIME_AND_MATERIALS, BillingModel.RETAINER})
 #: Billing models under which expenses may be re-billed to the client.
 EXPENSES_REBILLED = frozenset(
     {BillingModel.TIME_AND_MATERIALS, BillingModel.MILESTONE, BillingModel.FIXED_FEE, BillingModel.RETAINER}

@@ -18,6 +18,7 @@ the flow's ``report`` hook then tells the source (the CRM status).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -73,10 +74,13 @@ class Flow:
         latency_kpi: the KPI that records trigger → completed seconds (None: none).
         keys: the records (system role, object type, canonical id) whose cross-references
             the run needs, read together instead of one look-up each.
-        one_step: run the whole body as one checkpointed step. Every write in it must be
-            idempotent and record itself (:meth:`Run.write`), so a body interrupted half-way
-            runs again from the top, finds what it already wrote and goes on: three
-            checkpoints per run (open, body, complete) instead of one per call.
+        one_step: run the whole run — open, body, complete — as one checkpointed step. Every
+            write in it must be idempotent and record itself (:meth:`Run.write`), so a run
+            interrupted half-way runs again from the top, finds what it already wrote and goes
+            on: one checkpoint per run instead of one per call (a failure adds the case's).
+        batch: when more than this many events trigger the flow at once (a poll's burst), they
+            run that many at most to a workflow, one after the other (0: always one workflow
+            per event). A first run in a batch has the batch's workflow id, not its own.
     """
 
     name: str
@@ -91,6 +95,7 @@ class Flow:
     latency_kpi: str | None = None
     keys: Callable[[Run], list[tuple[str, str, str]]] | None = None
     one_step: bool = False
+    batch: int = 0
 
 
 FLOWS: dict[str, Flow] = {}
@@ -421,6 +426,8 @@ def _fail(
 def _complete(conn: sa.Connection, run: Run, summary: dict[str, Any]) -> None:
     flow = run.flow.name
     record = repo.get_run(conn, flow, run.subject)
+    if record is not None and record["status"] == "completed":
+        return  # completed by an earlier attempt of the same step: nothing to add twice
     repo.finish_run(conn, flow, run.subject, "completed")
     if run.flow.latency_kpi and record is not None and record["trigger_time"] is not None:
         trigger = record["trigger_time"]
@@ -491,41 +498,91 @@ def _trigger_time(event: dict[str, Any]) -> datetime | None:
 @DBOS.workflow()
 def run_flow(flow_name: str, event: dict[str, Any]) -> dict[str, Any]:
     """Run one flow for one event; always ends completed or with an exception case."""
+    return _run_event(flow_name, event)
+
+
+@DBOS.workflow()
+def run_flow_batch(flow_name: str, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Run one flow for each of a burst's events in turn, each as :func:`run_flow` would.
+
+    A burst of runs costs the engine one workflow (enqueued, dequeued and
+    recorded once) instead of one per event; each run keeps its own run record,
+    checkpoint and case. Recovered after a crash, the batch replays the runs it
+    finished from their checkpoints and goes on with the rest.
+    """
+    results: list[dict[str, Any]] = []
+    failure: BaseException | None = None
+    for event in events:
+        try:
+            results.append(_run_event(flow_name, event))
+        except Exception as exc:  # the runner's own bookkeeping failed: finish the others first
+            log.error("flow.batch_run_failed", flow=flow_name, error=str(exc)[:300])
+            failure = failure or exc
+    if failure is not None:
+        raise failure
+    return results
+
+
+def _run_event(flow_name: str, event: dict[str, Any]) -> dict[str, Any]:
     hub = current()
     flow = FLOWS[flow_name]
     subject, corr = _identity(event)
     with correlated(corr, flow=flow_name, subject=subject):
         run = Run(flow, event, subject, corr, hub)
-        try:
-            keys = flow.keys(run) if flow.keys is not None and not flow.one_step else []
-        except Exception:  # an unreadable payload: the body reports it as a case
-            keys = []
-        record, known = hub.tx(_open, flow_name, subject, corr, _trigger_time(event), keys)
-        if record["status"] == "completed":
-            return {"status": "completed", "already": True}
-        run.read_keys = frozenset(keys)
-        run.known_ids = {(s, t, c): v for s, t, c, v in known}
-        try:
-            summary = _body_step(flow_name, event, subject, corr) if flow.one_step else flow.body(run)
-        except Exception as exc:  # every failure ends in a case: nothing is left running
-            return _stop(run, as_case_error(exc, flow_name))
-        hub.tx(_complete, run, summary)
+        if flow.one_step:
+            try:
+                summary = _body_step(flow_name, event, subject, corr)
+            except Exception as exc:  # every failure ends in a case: nothing is left running
+                return _stop(run, as_case_error(exc, flow_name))
+            if summary is None:
+                return {"status": "completed", "already": True}
+        else:
+            try:
+                keys = flow.keys(run) if flow.keys is not None else []
+            except Exception:  # an unreadable payload: the body reports it as a case
+                keys = []
+            record, known = hub.tx(_open, flow_name, subject, corr, _trigger_time(event), keys)
+            if record["status"] == "completed":
+                return {"status": "completed", "already": True}
+            run.read_keys = frozenset(keys)
+            run.known_ids = {(s, t, c): v for s, t, c, v in known}
+            try:
+                summary = flow.body(run)
+            except Exception as exc:  # every failure ends in a case: nothing is left running
+                return _stop(run, as_case_error(exc, flow_name))
+            hub.tx(_complete, run, summary)
         log.info("flow.completed", **{k: v for k, v in summary.items() if isinstance(v, str | int)})
         return {"status": "completed", **summary}
 
 
 @DBOS.step()
-def _body_step(flow_name: str, event: dict[str, Any], subject: str, correlation_id: str) -> dict[str, Any]:
-    """A one-step flow's body: cross-references read afresh, then every call and its record."""
+def _body_step(
+    flow_name: str, event: dict[str, Any], subject: str, correlation_id: str
+) -> dict[str, Any] | None:
+    """A one-step flow, run record included, as one checkpoint; None if the run had completed.
+
+    The run opens, the body makes every call and records it, and the run
+    completes, each in its own transaction. Re-run after a crash (the
+    checkpoint lost), the step finds the run open again, or already
+    completed, and every write it made by its cross-reference.
+    """
     hub = current()
     flow = FLOWS[flow_name]
     run = Run(flow, event, subject, correlation_id, hub, in_step=True)
-    if flow.keys is not None:
-        keys = flow.keys(run)
-        known = hub.read(_read_known, keys)
-        run.read_keys = frozenset(keys)
-        run.known_ids = {(s, t, c): v for s, t, c, v in known}
-    return flow.body(run)
+    try:
+        keys = flow.keys(run) if flow.keys is not None else []
+    except Exception:  # an unreadable payload: the body reports it as a case
+        keys = []
+    with hub.engine.begin() as conn:
+        record, known = _open(conn, flow_name, subject, correlation_id, _trigger_time(event), keys)
+    if record["status"] == "completed":
+        return None
+    run.read_keys = frozenset(keys)
+    run.known_ids = {(s, t, c): v for s, t, c, v in known}
+    summary = flow.body(run)
+    with hub.engine.begin() as conn:
+        _complete(conn, run, summary)
+    return summary
 
 
 def _stop(run: Run, error: HubError) -> dict[str, Any]:
@@ -582,6 +639,48 @@ def dispatch(event: BusinessEvent | dict[str, Any], attempt: int = 1) -> list[st
     return [start(f.name, data, attempt) for f in flows_for(str(data.get("type")))]
 
 
+def dispatch_all(events: Sequence[BusinessEvent | dict[str, Any]]) -> list[str]:
+    """Start every flow the events trigger, as :func:`dispatch` does for each; returns the workflow ids.
+
+    A flow declared with a ``batch`` size that more than that many events
+    trigger at once (a poll's burst) runs them in batches (:func:`run_flow_batch`),
+    spread over enough workflows to keep the flow's concurrency busy; fewer run
+    one workflow each.
+    """
+    by_flow: dict[str, list[dict[str, Any]]] = {}
+    for event in events:
+        data = event.model_dump(mode="json") if isinstance(event, BusinessEvent) else event
+        for f in flows_for(str(data.get("type"))):
+            by_flow.setdefault(f.name, []).append(data)
+    started: list[str] = []
+    for name, burst in by_flow.items():
+        size = FLOWS[name].batch
+        if not size or len(burst) <= size:
+            started += [start(name, data) for data in burst]
+            continue
+        for part in _batches(burst, size, current().config.policy(name).concurrency):
+            started.append(start_batch(name, part))
+    return started
+
+
+def _batches(events: list[dict[str, Any]], size: int, concurrency: int) -> list[list[dict[str, Any]]]:
+    """At most ``size`` events a batch, in a multiple of ``concurrency`` batches of even sizes."""
+    count = -(-len(events) // size)
+    count = -(-count // concurrency) * concurrency
+    each = -(-len(events) // count)
+    return [events[i : i + each] for i in range(0, len(events), each)]
+
+
+def start_batch(flow: str, events: list[dict[str, Any]]) -> str:
+    """Enqueue one batch of first runs of a flow; its id follows from the events' subjects, so
+    dispatching the same batch again (after a crash before it was marked) is harmless."""
+    subjects = "\n".join(_identity(e)[0] for e in events)
+    wf = f"{flow}:batch:{hashlib.sha256(subjects.encode()).hexdigest()[:20]}"
+    with SetWorkflowID(wf):
+        current().queue(flow).enqueue(run_flow_batch, flow, events)
+    return wf
+
+
 __all__ = [
     "FLOWS",
     "BusinessRuleError",
@@ -589,9 +688,12 @@ __all__ = [
     "Run",
     "declare",
     "dispatch",
+    "dispatch_all",
     "emit",
     "run_flow",
+    "run_flow_batch",
     "start",
+    "start_batch",
     "workflow_id",
     "write_key",
 ]

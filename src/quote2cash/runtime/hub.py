@@ -9,6 +9,7 @@ module-level functions whose arguments are serialised; so the running
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
@@ -29,6 +30,14 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _current: Hub | None = None
+
+#: How often a worker asks a flow's queue for runs to start, in seconds. Each poll is a few
+#: milliseconds of the engine's CPU whether or not anything waits, so a busy worker polling
+#: every 0.1 s spent a tenth of a core on polling alone; a burst is dispatched in batches
+#: (:func:`quote2cash.runtime.flow.dispatch_all`), so a run rarely waits for the next poll.
+FLOW_QUEUE_POLLING_SECONDS = 0.5
+#: The same for the posting queue: posting runs are long and few.
+POSTING_QUEUE_POLLING_SECONDS = 1.0
 
 
 def current() -> Hub:
@@ -84,6 +93,8 @@ class Hub:
         self.ds: SQLAlchemyDatasource | None = None
         self.queues: dict[str, Any] = {}
         self.cache: dict[str, Any] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
 
     # -- systems by role ------------------------------------------------------------------
     def system(self, role: Role, flow: str | None = None) -> System:
@@ -152,12 +163,15 @@ class Hub:
                     f"q2c.flow.{flow.name}",
                     worker_concurrency=self.config.policy(flow.name).concurrency,
                     global_concurrency=flow.global_concurrency,
-                    polling_interval_sec=0.1,
+                    polling_interval_sec=FLOW_QUEUE_POLLING_SECONDS,
                     on_conflict="always_update",
                 )
             # One posting run at a time across all workers: runs share the ledger and cursors.
             self.queues["posting"] = DBOS.register_queue(
-                "q2c.posting", global_concurrency=1, polling_interval_sec=0.1, on_conflict="always_update"
+                "q2c.posting",
+                global_concurrency=1,
+                polling_interval_sec=POSTING_QUEUE_POLLING_SECONDS,
+                on_conflict="always_update",
             )
         except BaseException:
             _current = None
@@ -205,6 +219,11 @@ class Hub:
         """Run a read outside any workflow checkpointing."""
         with self.engine.connect() as conn:
             return fn(conn, *args, **kwargs)
+
+    def lock(self, name: str) -> threading.Lock:
+        """A lock of this worker by name, for work its concurrent runs must do one at a time."""
+        with self._locks_guard:
+            return self._locks.setdefault(name, threading.Lock())
 
     def queue(self, flow: str) -> Any:
         """The DBOS queue of a flow."""

@@ -1,4 +1,5 @@
-"""Structured JSON logs with the correlation id on every line and personal data redacted."""
+"""Structured JSON logs with the correlation id on every line and personal data redacted,
+and the same redaction for what the hub stores (:func:`minimise`)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,60 @@ def redact(value: Any) -> Any:
         }
     if isinstance(value, list | tuple):
         return [redact(v) for v in value]
+    return value
+
+
+#: Fields that name or reach a person: their values are masked in stored payloads. Matched on the
+#: field name without case, ``_`` or ``-`` (``Email``, ``billing_email``, ``MobilePhone``, ``full_name``).
+_PERSONAL_SUFFIXES = ("email", "phone", "fax", "firstname", "lastname", "fullname", "middlename")
+_PERSONAL_NAMES = frozenset({"contactname", "personname", "name_of_contact", "salutation", "birthdate"})
+#: Records of these types describe a person; their ``Name`` is a personal name, not a company's.
+_PERSON_TYPES = frozenset({"contact", "user", "lead", "person", "employee", "resource"})
+
+
+def _personal(key: str) -> str | None:
+    """The mask of a field that holds personal data, None for any other field."""
+    flat = key.lower().replace("_", "").replace("-", "")
+    if flat.endswith(("email", "emailaddress")):
+        return "[email]"
+    if flat.endswith(("phone", "fax", "phonenumber")):
+        return "[phone]"
+    if flat.endswith(_PERSONAL_SUFFIXES) or flat in _PERSONAL_NAMES:
+        return "[name]"
+    return None
+
+
+def minimise(value: Any) -> Any:
+    """A stored payload with personal data masked and secrets dropped; what a replay needs is kept.
+
+    Ids, amounts, dates, company names and every other business field pass
+    unchanged, so an inbox payload or a case's payload replays as before.
+    E-mail addresses and phone numbers are masked wherever they appear (a
+    deal name, a case message), fields that name a person (``Email``,
+    ``Phone``, ``FirstName``, ``full_name``...) are masked whatever their
+    value, and so is the ``Name`` of a record typed as a person (a Salesforce
+    ``Contact`` or ``User``, ``attributes.type``). Secret-looking fields are
+    dropped as in the logs. The result is JSON-like: a tuple comes back a list.
+    """
+    if isinstance(value, dict):
+        kind = value.get("attributes", {}).get("type") if isinstance(value.get("attributes"), dict) else None
+        person = isinstance(kind, str) and kind.lower() in _PERSON_TYPES
+        out: dict[Any, Any] = {}
+        for k, v in value.items():
+            key = str(k)
+            if any(s in key.lower() for s in _SECRET_KEYS):
+                out[k] = "[redacted]"
+            elif (mask := _personal(key)) is not None and v not in (None, ""):
+                out[k] = mask
+            elif person and key.lower() == "name" and v not in (None, ""):
+                out[k] = "[name]"
+            else:
+                out[k] = minimise(v)
+        return out
+    if isinstance(value, list | tuple):
+        return [minimise(v) for v in value]
+    if isinstance(value, str):
+        return redact(value)
     return value
 
 

@@ -41,6 +41,7 @@ FX = {
     "EUR": Decimal("0.92"),
     "SGD": Decimal("1.35"),
     "CAD": Decimal("1.36"),
+    "CHF": Decimal("0.88"),
 }
 
 

@@ -23,7 +23,13 @@ SANDBOX_ENV = {
     "Q2C_SANDBOX_KANTATA_TOKEN": "kantata-sandbox-token",
     "Q2C_SANDBOX_NS_CONSUMER_SECRET": "q2c-cs",
     "Q2C_SANDBOX_NS_TOKEN_SECRET": "q2c-ts",
+    "Q2C_SANDBOX_HUBSPOT_TOKEN": "pat-na1-q2c-sandbox",
+    "Q2C_SANDBOX_BC_SECRET": "q2c-bc-secret",
+    "Q2C_SANDBOX_STRIPE_KEY": "sk_test_q2c_sandbox",
 }
+
+#: The audit key of a sandbox hub on PostgreSQL (no file sits beside its database); never a real key.
+SANDBOX_AUDIT_KEY = "sandbox-audit-chain-key"
 
 
 @dataclass
@@ -63,9 +69,16 @@ class Sandboxes:
 
 
 def hub_config(sf_url: str, kt_url: str, ns_url: str, database_url: str, **hub: Any) -> dict[str, Any]:
-    """The configuration of a hub talking to sandboxes at these URLs."""
+    """The configuration of a hub talking to sandboxes at these URLs.
+
+    It says ``hub.sandbox: true``: only such a config (with every system on
+    loopback) may take the sandbox credentials of :data:`SANDBOX_ENV` and a
+    sandbox audit key. On SQLite the audit key is a file beside the database;
+    elsewhere (PostgreSQL) the config's :data:`SANDBOX_AUDIT_KEY` stands in.
+    """
     return {
-        "hub": {"database_url": database_url, **hub},
+        "hub": {"database_url": database_url, "sandbox": True, **hub},
+        "audit": {"sandbox_key": SANDBOX_AUDIT_KEY},
         "systems": {
             "crm": {
                 "kind": "salesforce",
@@ -120,6 +133,25 @@ def hub_config(sf_url: str, kt_url: str, ns_url: str, database_url: str, **hub: 
     }
 
 
+def billing_system(url: str, webhook_secret_env: str | None = None) -> dict[str, Any]:
+    """The hub config of the Stripe sandbox at ``url`` as the billing system (``systems.billing``).
+
+    ``webhook_secret_env`` names the variable holding the signing secret of the
+    webhook endpoint registered with the sandbox (it is made when the endpoint is).
+    """
+    system: dict[str, Any] = {
+        "kind": "stripe",
+        "base_url": url,
+        "api_key_env": "Q2C_SANDBOX_STRIPE_KEY",
+        "timeout_seconds": 5,
+        "days_until_due": 30,
+        "limits": {"concurrency": 8},
+    }
+    if webhook_secret_env is not None:  # no endpoint, no secret: the hub then takes no webhooks
+        system["webhook_secret_env"] = webhook_secret_env
+    return system
+
+
 @dataclass
 class Seeded:
     """Ids the seeding produced, by the firm's keys."""
@@ -130,7 +162,13 @@ class Seeded:
 
 def seed(firm: Firm, boxes: Sandboxes, today: date = date(2026, 11, 2)) -> Seeded:
     """Load the firm: CRM accounts and open deals, ERP master data and existing customers, PSA catalogue."""
-    ns = boxes.netsuite
+    seed_netsuite(firm, boxes.netsuite, today)
+    seed_kantata(firm, boxes.kantata)
+    return seed_salesforce(firm, boxes.salesforce)
+
+
+def seed_netsuite(firm: Firm, ns: NetSuiteSandbox, today: date = date(2026, 11, 2)) -> None:
+    """NetSuite: subsidiaries in the entities' order, currencies, terms, departments, periods, customers."""
     currencies = {"USD", "GBP", "EUR", "SGD", "CAD", "CHF"}
     cur_ids = {c: ns.add_currency(c) for c in sorted(currencies)}
     for i, e in enumerate(ENTITIES):
@@ -158,7 +196,9 @@ def seed(firm: Firm, boxes: Sandboxes, today: date = date(2026, 11, 2)) -> Seede
             }
         )
 
-    kt = boxes.kantata
+
+def seed_kantata(firm: Firm, kt: KantataSandbox) -> None:
+    """Kantata: roles, the firm's consultants and a project template per billing model."""
     for role in ROLES:
         kt.add_role(role)
     for person in firm.consultants:
@@ -190,7 +230,9 @@ def seed(firm: Firm, boxes: Sandboxes, today: date = date(2026, 11, 2)) -> Seede
                 )
         kt.add_template(name, stories=stories)
 
-    sf = boxes.salesforce
+
+def seed_salesforce(firm: Firm, sf: SalesforceSandbox) -> Seeded:
+    """Salesforce: the firm's accounts, open opportunities and their lines; returns their ids."""
     out = Seeded()
     account_ids = sf.insert_many(
         "Account", [{k: v for k, v in a.items() if k != "key"} for a in firm.accounts]

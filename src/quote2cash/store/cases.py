@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from quote2cash.errors import HubError
+from quote2cash.runtime.logs import minimise
 from quote2cash.store.repo import now
 from quote2cash.store.tables import exception_case
 
@@ -23,8 +24,13 @@ def open_case(
     correlation_id: str | None,
     payload: Any = None,
 ) -> int:
-    """Open a case for ``error`` (or its serialised form), or count another occurrence of the same case."""
-    data = error.to_dict() if isinstance(error, HubError) else dict(error)
+    """Open a case for ``error`` (or its serialised form), or count another occurrence of the same case.
+
+    The message, details and payload are stored with personal data masked
+    (:func:`~quote2cash.runtime.logs.minimise`); ids, amounts and dates stay.
+    """
+    data = minimise(error.to_dict() if isinstance(error, HubError) else dict(error))
+    payload = minimise(payload)
     key = f"{flow}:{subject}:{data['code']}"
     existing = conn.execute(
         sa.select(exception_case.c.id, exception_case.c.status).where(exception_case.c.dedupe_key == key)
@@ -75,7 +81,8 @@ def open_cases(conn: sa.Connection, items: list[tuple[dict[str, Any], str, str, 
     occurrence), in a handful of statements for thousands of cases.
     """
     by_key = {
-        f"{flow}:{subject}:{data['code']}": (data, flow, subject, corr) for data, flow, subject, corr in items
+        f"{flow}:{subject}:{data['code']}": (minimise(data), flow, subject, corr)
+        for data, flow, subject, corr in items
     }
     keys = list(by_key)
     existing: set[str] = set()
@@ -141,7 +148,7 @@ def set_status(conn: sa.Connection, case_id: int, status: str, resolution: dict[
     conn.execute(
         sa.update(exception_case)
         .where(exception_case.c.id == case_id)
-        .values(status=status, resolution=resolution, updated_at=now())
+        .values(status=status, resolution=minimise(resolution), updated_at=now())
     )
 
 

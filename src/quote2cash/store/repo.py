@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from quote2cash.store.tables import cursor, flow_run, idempotency_ledger, identity_decision, inbox, xref
 
@@ -19,19 +18,49 @@ def now() -> datetime:
 
 def insert_ignore(conn: sa.Connection, table: sa.Table, values: dict[str, Any]) -> bool:
     """Insert a row unless its key exists; True if it was inserted."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(table).values(**values).on_conflict_do_nothing()
     # RETURNING says for certain whether a row went in (rowcount is not reliable on every driver).
-    first_key = next(iter(table.primary_key.columns))
-    return conn.execute(stmt.returning(first_key)).first() is not None
+    stmt = _on_conflict(conn.dialect, table, tuple(values), None)
+    return conn.execute(stmt, values).first() is not None
 
 
 def upsert(conn: sa.Connection, table: sa.Table, values: dict[str, Any], keys: list[str]) -> None:
     """Insert a row, or update every non-key column of the existing one."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(table).values(**values)
-    update = {k: stmt.excluded[k] for k in values if k not in keys}
-    conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=update))
+    conn.execute(_on_conflict(conn.dialect, table, tuple(values), tuple(keys)), values)
+
+
+_STATEMENTS: dict[tuple[str, str, tuple[str, ...], tuple[str, ...] | None], sa.TextClause] = {}
+
+
+def _on_conflict(
+    dialect: sa.Dialect, table: sa.Table, columns: tuple[str, ...], keys: tuple[str, ...] | None
+) -> sa.TextClause:
+    """``INSERT … ON CONFLICT`` (do nothing, or update the non-key columns) as a cached statement.
+
+    The dialects' own ``on_conflict`` constructs are not cacheable, so SQLAlchemy
+    compiled one afresh on every call; the text is the same on SQLite and
+    PostgreSQL, and typed bind parameters keep each column's conversions.
+    """
+    cache_key = (dialect.name, table.name, columns, keys)
+    stmt = _STATEMENTS.get(cache_key)
+    if stmt is None:
+        q = dialect.identifier_preparer
+        names = ", ".join(q.quote(c) for c in columns)
+        params = ", ".join(f":{c}" for c in columns)
+        sql = f"INSERT INTO {q.format_table(table)} ({names}) VALUES ({params}) ON CONFLICT"
+        if keys is None:
+            first_key = next(iter(table.primary_key.columns)).name
+            sql += f" DO NOTHING RETURNING {q.quote(first_key)}"
+        else:
+            update = [c for c in columns if c not in keys]
+            sql += f" ({', '.join(q.quote(k) for k in keys)})"
+            sql += (
+                " DO UPDATE SET " + ", ".join(f"{q.quote(c)} = excluded.{q.quote(c)}" for c in update)
+                if update
+                else " DO NOTHING"
+            )
+        stmt = sa.text(sql).bindparams(*(sa.bindparam(c, type_=table.c[c].type) for c in columns))
+        _STATEMENTS[cache_key] = stmt
+    return stmt
 
 
 # -- cross-references ----------------------------------------------------------------
@@ -140,8 +169,11 @@ def ledger_done(conn: sa.Connection, key: str, result: Any) -> None:
 
 # -- inbox -------------------------------------------------------------------------------
 def inbox_accept(conn: sa.Connection, row: dict[str, Any]) -> bool:
-    """Store a source event once; a redelivery only bumps its duplicate count."""
-    if insert_ignore(conn, inbox, {**row, "received_at": now(), "duplicates": 0}):
+    """Store a source event once, personal data masked; a redelivery only bumps its duplicate count."""
+    from quote2cash.runtime.logs import minimise
+
+    stored = {**row, "payload": minimise(row["payload"])} if "payload" in row else row
+    if insert_ignore(conn, inbox, {**stored, "received_at": now(), "duplicates": 0}):
         return True
     conn.execute(
         sa.update(inbox)

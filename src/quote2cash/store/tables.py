@@ -178,7 +178,7 @@ project_registry = sa.Table(
     sa.Column("start_date", sa.Date, nullable=True),
     sa.Column("customer_erp_id", sa.String(60), nullable=True),
     sa.Column("legal_entity", sa.String(20), nullable=False),
-    sa.Column("subsidiary", sa.String(20), nullable=False),
+    sa.Column("subsidiary", sa.String(64), nullable=False),  # an ERP id: a GUID in some ERPs
     sa.Column("currency", sa.String(3), nullable=False),
     sa.Column("billing_model", sa.String(30), nullable=False),
     sa.Column("rate_card", sa.String(40), nullable=True),
@@ -236,7 +236,7 @@ posting = sa.Table(
     sa.Column("project", sa.String(120), nullable=False),
     sa.Column("task_id", sa.String(60), nullable=True),
     sa.Column("legal_entity", sa.String(20), nullable=False),
-    sa.Column("subsidiary", sa.String(20), nullable=False),
+    sa.Column("subsidiary", sa.String(64), nullable=False),  # an ERP id: a GUID in some ERPs
     sa.Column("period", sa.String(7), nullable=False),  # YYYY-MM
     sa.Column("billable", sa.Boolean, nullable=False),
     sa.Column("reversal_of", sa.String(80), nullable=True),
@@ -264,4 +264,150 @@ reversal_line = sa.Table(
     sa.Column("reversed_posting", sa.String(80), nullable=False),
     sa.Column("minutes", sa.Integer, nullable=False),
     sa.Column("amount_minor", sa.BigInteger, nullable=False),
+)
+
+# API tokens: only a hash of the secret is kept; the token itself is shown once, when created.
+api_token = sa.Table(
+    "api_token",
+    metadata,
+    sa.Column("id", sa.String(16), primary_key=True),  # the public part of the token
+    sa.Column("secret_hash", sa.String(64), nullable=False),  # SHA-256 hex of the whole token
+    sa.Column("owner", sa.String(120), nullable=False),  # who acts with it, as the audit trail names them
+    sa.Column("scopes", Json, nullable=False),  # ["read", "operate", "admin", "webhook:<source>", ...]
+    sa.Column("note", sa.String(200), nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=True),
+    sa.Column("revoked_at", UtcDateTime, nullable=True),
+    sa.Column("last_used_at", UtcDateTime, nullable=True),
+)
+
+# What people wrote on an exception case: assignments and comments, oldest first.
+case_note = sa.Table(
+    "case_note",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("case_id", sa.Integer, nullable=False, index=True),
+    sa.Column("kind", sa.String(20), nullable=False),  # assigned | comment | payload_edited
+    sa.Column("author", sa.String(120), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("at", UtcDateTime, nullable=False),
+)
+
+# -- billing (F6, F7, F8) -------------------------------------------------------------------
+# What a contract bills, from the project's activation: the model, amounts and billing customer.
+billing_schedule = sa.Table(
+    "billing_schedule",
+    metadata,
+    sa.Column("project", sa.String(120), primary_key=True),  # the canonical project (CRM opportunity) id
+    sa.Column("model", sa.String(30), nullable=False),  # milestone | time_and_materials | retainer | ...
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("customer_id", sa.String(120), nullable=False),  # the CRM account
+    sa.Column("billing_customer", sa.String(60), nullable=True),  # the billing system's customer id
+    sa.Column("legal_entity", sa.String(20), nullable=False),
+    sa.Column("erp", sa.String(60), nullable=True),
+    sa.Column("psa_workspace_id", sa.String(60), nullable=False),
+    sa.Column("contract_minor", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column(
+        "period_minor", sa.BigInteger, nullable=False, server_default="0"
+    ),  # retainer fee, subscription price
+    sa.Column("periods", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("start_date", sa.Date, nullable=False),
+    sa.Column("end_date", sa.Date, nullable=True),
+    sa.Column("rate_card", sa.String(40), nullable=True),
+    sa.Column("subscription_id", sa.String(60), nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+)
+
+# The milestones a milestone or fixed-fee contract bills, with their amounts and what billed them.
+billing_milestone = sa.Table(
+    "billing_milestone",
+    metadata,
+    sa.Column("story_id", sa.String(60), primary_key=True),  # the PSA milestone
+    sa.Column("project", sa.String(120), nullable=False, index=True),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("due_date", sa.Date, nullable=True),
+    sa.Column("amount_minor", sa.BigInteger, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("status", sa.String(12), nullable=False),  # scheduled | invoiced
+    sa.Column("approved_at", UtcDateTime, nullable=True),
+    sa.Column("invoice_key", sa.String(160), nullable=True),
+)
+
+# Every invoice the hub bills or hears of: its key (the billing system's idempotency key),
+# the billing system's id and number, and its state as the latest applied event left it.
+billing_invoice = sa.Table(
+    "billing_invoice",
+    metadata,
+    sa.Column("key", sa.String(160), primary_key=True),
+    sa.Column(
+        "kind", sa.String(20), nullable=False
+    ),  # milestone | time_and_materials | retainer | subscription
+    sa.Column("project", sa.String(120), nullable=False, index=True),
+    sa.Column("customer_id", sa.String(120), nullable=False),
+    sa.Column("period", sa.String(7), nullable=True),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("subtotal_minor", sa.BigInteger, nullable=False),
+    sa.Column("lines", Json, nullable=False),
+    # planned | open | paid | void | uncollectible | failed (not issued: see the case)
+    sa.Column("status", sa.String(16), nullable=False, index=True),
+    # The applied state's version: (rank of the status, payment attempts, refunded), compared as a tuple.
+    sa.Column("state_rank", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("refunded_minor", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("payment_status", sa.String(20), nullable=True),  # unpaid | failed | paid | refunded
+    sa.Column("stripe_id", sa.String(60), nullable=True, index=True),
+    sa.Column("number", sa.String(60), nullable=True),
+    sa.Column("total_minor", sa.BigInteger, nullable=True),
+    sa.Column("tax_minor", sa.BigInteger, nullable=True),
+    sa.Column("paid_minor", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("erp", sa.String(60), nullable=True),
+    sa.Column("erp_id", sa.String(60), nullable=True),
+    sa.Column("erp_payment_id", sa.String(60), nullable=True),
+    sa.Column("erp_void_id", sa.String(60), nullable=True),
+    sa.Column("issue_date", sa.Date, nullable=True),
+    sa.Column("due_date", sa.Date, nullable=True),
+    sa.Column("run_id", sa.String(120), nullable=True),
+    sa.Column("trigger_at", UtcDateTime, nullable=True),  # milestone approved (invoice cycle time)
+    sa.Column("planned_at", UtcDateTime, nullable=False),
+    sa.Column("sent_at", UtcDateTime, nullable=True),
+    sa.Column("paid_at", UtcDateTime, nullable=True),
+    sa.Column("error", Json, nullable=True),
+)
+
+# Approved time locked by the invoice that bills it: one row per source entry, never two.
+invoiced_work = sa.Table(
+    "invoiced_work",
+    metadata,
+    sa.Column("kind", sa.String(10), primary_key=True),
+    sa.Column("source_id", sa.String(60), primary_key=True),
+    sa.Column("invoice_key", sa.String(160), nullable=False, index=True),
+    sa.Column("project", sa.String(120), nullable=False),
+    sa.Column("role", sa.String(60), nullable=False),
+    sa.Column("period", sa.String(7), nullable=False),  # the work's month
+    sa.Column("minutes", sa.Integer, nullable=False),
+    sa.Column("amount_minor", sa.BigInteger, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("invoiced_at", UtcDateTime, nullable=False),
+)
+
+# Webhook deliveries the hub's intake received: accepted, duplicate, or rejected with the reason.
+webhook_delivery = sa.Table(
+    "webhook_delivery",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("source", sa.String(20), nullable=False),
+    sa.Column("event_id", sa.String(120), nullable=True),
+    sa.Column("event_type", sa.String(60), nullable=True),
+    sa.Column("outcome", sa.String(12), nullable=False),  # accepted | duplicate | rejected
+    sa.Column("reason", sa.String(60), nullable=True),
+    sa.Column("message", sa.Text, nullable=True),
+    sa.Column("received_at", UtcDateTime, nullable=False),
+)
+
+# Outbox events already handed to the flow router (the relay hands each over once).
+outbox_relay = sa.Table(
+    "outbox_relay",
+    metadata,
+    sa.Column("event_id", sa.String(64), primary_key=True),
+    sa.Column("relayed_at", UtcDateTime, nullable=False),
 )

@@ -325,10 +325,11 @@ class BusinessCentralErp(ClientBacked[BusinessCentralClient]):
         try:
             return self.client.create(self.client.company_path(company, entity_set), body)
         except InDoubtError:
-            # The create may have been applied: its number says whether it was.
+            # The create may have been applied: its number (a unique key in BC) says whether it
+            # was. Not there: it was not, and creating it now cannot make a second one.
             found = self._find(company, entity_set, "number", number)
             if found is None:
-                raise
+                return self.client.create(self.client.company_path(company, entity_set), body)
             return self._patch(company, entity_set, found, body)
         except BusinessRuleError as exc:
             if exc.details.get("vendor_code") != EXISTS:

@@ -9,7 +9,7 @@ data, reused for ``cache_seconds``.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +22,15 @@ from quote2cash.connectors.kantata.feed import PAGE, RESOURCES, convert, process
 from quote2cash.connectors.kantata.settings import KantataSettings
 from quote2cash.errors import BusinessRuleError, InDoubtError, NotFoundError, Owner
 from quote2cash.mappings import Mapping
-from quote2cash.model import Project, ResourceRequest
-from quote2cash.ports import Capabilities, PsaMasterData, WorkKind, WorkPage
+from quote2cash.model import Money, Project, ResourceRequest
+from quote2cash.ports import (
+    Capabilities,
+    MilestoneRecord,
+    PsaMasterData,
+    PsaProjectRecord,
+    WorkKind,
+    WorkPage,
+)
 
 MAPPING = Path(__file__).with_name("mapping.yaml")
 
@@ -241,6 +248,51 @@ class KantataPsa(ClientBacked[KantataClient]):
                 "amount_minor": amount,
                 "currency": str(raw.get("currency") or ""),
             }
+
+    # -- billing (F6, F8) ----------------------------------------------------------------
+    def milestones(self, workspace_ids: set[str]) -> list[MilestoneRecord]:
+        """Milestone stories of these workspaces; ``completed`` is the milestone's sign-off."""
+        out = []
+        for story in self.client.list("stories", per_page=200):
+            if story.get("story_type") != "milestone" or str(story.get("workspace_id")) not in workspace_ids:
+                continue
+            completed = story.get("state") == "completed"
+            stamp = story.get("updated_at") if completed else None
+            due = story.get("due_date")
+            out.append(
+                MilestoneRecord(
+                    id=str(story["id"]),
+                    workspace_id=str(story["workspace_id"]),
+                    name=str(story.get("title") or f"milestone {story['id']}"),
+                    due_date=date.fromisoformat(str(due)[:10]) if due else None,
+                    completed=completed,
+                    completed_at=datetime.fromisoformat(str(stamp).replace("Z", "+00:00")) if stamp else None,
+                )
+            )
+        return sorted(out, key=lambda m: (m.workspace_id, m.due_date or date.max, int(m.id)))
+
+    def write_back_billed(self, psa_project_id: str, billed: Money) -> None:
+        """Billed to date on the workspace, in its currency's minor units (an idempotent update)."""
+        self.client.update("workspaces", psa_project_id, {"billed_to_date_in_cents": billed.to_minor()})
+
+    def projects(self) -> list[PsaProjectRecord]:
+        """Workspaces with the hub's opportunity reference, and those without one."""
+        refs = {
+            str(r["subject_id"]): str(r.get("service_model_ref"))
+            for r in self.client.list(
+                "external_references",
+                per_page=200,
+                service_name=self.settings.service_name,
+                service_model="Opportunity",
+            )
+            if r.get("subject_id") is not None
+        }
+        return [
+            PsaProjectRecord(
+                id=str(w["id"]), reference=refs.get(str(w["id"])), name=str(w.get("title") or "")
+            )
+            for w in self.client.list("workspaces", per_page=200)
+        ]
 
     def close_task(self, task_id: str) -> None:
         """Mark a task completed (the demo's project manager closes tasks)."""

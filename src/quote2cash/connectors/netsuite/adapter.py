@@ -23,12 +23,15 @@ import httpx
 from quote2cash.connectors._cache import Cached
 from quote2cash.connectors._http import ClientBacked, Limiter, RetryPolicy
 from quote2cash.connectors.netsuite.auth import TbaCredentials
-from quote2cash.connectors.netsuite.client import NetSuiteClient
+from quote2cash.connectors.netsuite.client import NetSuiteClient, suiteql_string
 from quote2cash.connectors.netsuite.settings import NetSuiteSettings
 from quote2cash.errors import BusinessRuleError, NotFoundError
 from quote2cash.mappings import Mapping
 from quote2cash.model import AccountingPeriod, Customer, Money, Project
 from quote2cash.ports import (
+    ArInvoice,
+    ArInvoiceRecord,
+    ArPayment,
     Capabilities,
     CustomerRecord,
     ErpMasterData,
@@ -54,10 +57,8 @@ def _truthy(value: Any) -> bool:
 
 
 def _quoted(value: str) -> str:
-    # SuiteQL has no bind parameters over REST: only known-safe literals are put in a query.
-    if not value.replace("-", "").replace("_", "").isalnum():
-        raise ValueError(f"refusing to put {value!r} into a SuiteQL query")
-    return f"'{value}'"
+    # SuiteQL has no bind parameters over REST: every value is escaped by the one function.
+    return suiteql_string(value)
 
 
 class NetSuiteErp(ClientBacked[NetSuiteClient]):
@@ -315,6 +316,134 @@ class NetSuiteErp(ClientBacked[NetSuiteClient]):
                     )
                 )
         return out
+
+    # -- receivables (F6, F8) -------------------------------------------------------------
+    def _ensure(self, type_: str, external_id: str, body: dict[str, Any]) -> str:
+        """The record with this external id, created from ``body`` if there is none.
+
+        A transaction the ERP holds is never rewritten (corrections are new
+        transactions), so a repeated call finds the first one and changes nothing.
+        """
+        found = self.client.get_by_external_id(type_, external_id)
+        if found is not None:
+            return str(found["id"])
+        return self.client.upsert(type_, external_id, body)
+
+    def upsert_ar_invoice(self, invoice: ArInvoice) -> str:
+        """The AR invoice of a billing-system invoice, by its id as external id; created once."""
+        total = sum((amount for _, amount in invoice.lines), Decimal(0)) + invoice.tax
+        body: dict[str, Any] = {
+            "externalId": invoice.external_id,
+            "entity": {"id": invoice.customer},
+            "subsidiary": {"id": invoice.subsidiary},
+            "currency": {"id": invoice.currency},
+            "tranDate": invoice.tran_date.isoformat(),
+            "otherRefNum": invoice.number or invoice.external_id,
+            "memo": invoice.memo,
+            "item": {
+                "items": [{"description": text, "amount": str(amount)} for text, amount in invoice.lines]
+            },
+            "custbody_q2c_billing": True,
+            "custbody_q2c_total": str(total),
+            "custbody_q2c_tax": str(invoice.tax),
+        }
+        if invoice.project:
+            body["job"] = {"id": invoice.project}
+        if invoice.due_date:
+            body["dueDate"] = invoice.due_date.isoformat()
+        return self._ensure("invoice", invoice.external_id, body)
+
+    def apply_payment(self, payment: ArPayment) -> str:
+        """A customer payment applied to the AR invoice, once per external id."""
+        body = {
+            "externalId": payment.external_id,
+            "customer": {"id": payment.customer},
+            "subsidiary": {"id": payment.subsidiary},
+            "currency": {"id": payment.currency},
+            "tranDate": payment.tran_date.isoformat(),
+            "payment": str(payment.amount),
+            "apply": {
+                "items": [{"doc": {"id": payment.invoice}, "apply": True, "amount": str(payment.amount)}]
+            },
+            "custbody_q2c_billing": True,
+            "custbody_q2c_invoice": payment.invoice,
+        }
+        return self._ensure("customerpayment", payment.external_id, body)
+
+    def void_ar_invoice(self, invoice: ArInvoice, external_id: str) -> str:
+        """A credit memo for the whole invoice (the posted invoice itself is left as it is)."""
+        erp_invoice = self.client.get_by_external_id("invoice", invoice.external_id)
+        if erp_invoice is None:
+            raise NotFoundError(
+                f"the ERP has no AR invoice for {invoice.external_id} to credit",
+                system=self.name,
+                record=invoice.external_id,
+            )
+        total = sum((amount for _, amount in invoice.lines), Decimal(0)) + invoice.tax
+        body: dict[str, Any] = {
+            "externalId": external_id,
+            "entity": {"id": invoice.customer},
+            "subsidiary": {"id": invoice.subsidiary},
+            "currency": {"id": invoice.currency},
+            "tranDate": invoice.tran_date.isoformat(),
+            "createdFrom": {"id": str(erp_invoice["id"])},
+            "memo": f"Credit: {invoice.memo}",
+            "item": {
+                "items": [{"description": text, "amount": str(amount)} for text, amount in invoice.lines]
+            },
+            "custbody_q2c_billing": True,
+            "custbody_q2c_invoice": str(erp_invoice["id"]),
+            "custbody_q2c_total": str(total),
+        }
+        return self._ensure("creditmemo", external_id, body)
+
+    def ar_invoices(self, start: date, end: date) -> list[ArInvoiceRecord]:
+        """The hub's AR invoices dated in the range, with their credits and payments."""
+        credited: dict[str, Decimal] = {}
+        for r in self.client.suiteql(
+            "SELECT id, custbody_q2c_invoice, custbody_q2c_total FROM creditmemo WHERE custbody_q2c_billing = 'T'"
+        ):
+            key = str(r.get("custbody_q2c_invoice"))
+            credited[key] = credited.get(key, Decimal(0)) + Decimal(str(r.get("custbody_q2c_total") or 0))
+        paid: dict[str, Decimal] = {}
+        for r in self.client.suiteql(
+            "SELECT id, custbody_q2c_invoice, payment FROM customerpayment WHERE custbody_q2c_billing = 'T'"
+        ):
+            key = str(r.get("custbody_q2c_invoice"))
+            paid[key] = paid.get(key, Decimal(0)) + Decimal(str(r.get("payment") or 0))
+        out = []
+        for r in self.client.suiteql(
+            "SELECT id, externalid, otherrefnum, trandate, custbody_q2c_total, custbody_q2c_tax FROM invoice "
+            "WHERE custbody_q2c_billing = 'T'"
+        ):
+            day = _parse_day(r.get("trandate"))
+            if day is None or not start <= day <= end:
+                continue
+            erp_id = str(r["id"])
+            out.append(
+                ArInvoiceRecord(
+                    erp_id=erp_id,
+                    external_id=None if r.get("externalid") is None else str(r["externalid"]),
+                    number=None if r.get("otherrefnum") is None else str(r["otherrefnum"]),
+                    amount=Decimal(str(r.get("custbody_q2c_total") or 0)),
+                    tax=Decimal(str(r.get("custbody_q2c_tax") or 0)),
+                    credited=credited.get(erp_id, Decimal(0)),
+                    paid=paid.get(erp_id, Decimal(0)),
+                )
+            )
+        return out
+
+
+def _parse_day(value: Any) -> date | None:
+    """A SuiteQL date (ISO, or NetSuite's ``M/D/YYYY``) as a date."""
+    if value in (None, ""):
+        return None
+    text = str(value)[:10]
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        month, day, year = (int(x) for x in str(value).split("/"))
+        return date(year, month, day)
 
 
 def build(

@@ -38,6 +38,19 @@ SUITEQL_PATH = "/services/rest/query/v1/suiteql"
 MAX_PAGE = 1000
 
 
+def suiteql_string(value: str) -> str:
+    """A text value as a quoted SuiteQL string literal.
+
+    SuiteQL over REST has no bind parameters, so every value the connector
+    puts into a query goes through this: a single quote is doubled (SQL's
+    rule; a backslash is an ordinary character in SuiteQL). A NUL character,
+    which no NetSuite field holds, is refused rather than sent.
+    """
+    if "\x00" in value:
+        raise ValueError("refusing to put a NUL character into a SuiteQL query")
+    return "'" + value.replace("'", "''") + "'"
+
+
 def restlet_base_url(account: str) -> str:
     """The RESTlet domain of an account: ``https://1234567-sb1.restlets.api.netsuite.com``."""
     return f"https://{account.lower().replace('_', '-')}.restlets.api.netsuite.com"

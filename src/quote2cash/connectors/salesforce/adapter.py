@@ -21,7 +21,7 @@ from quote2cash.connectors.salesforce.settings import SalesforceSettings
 from quote2cash.errors import VendorPayloadError
 from quote2cash.mappings import Mapping
 from quote2cash.model import BusinessEvent, Customer, Money, Opportunity, OpportunityLine
-from quote2cash.ports import Capabilities, Deal, DealStatus, EventPage, SourceEvent
+from quote2cash.ports import BillingStatus, Capabilities, Deal, DealStatus, EventPage, SourceEvent
 
 MAPPING = Path(__file__).with_name("mapping.yaml")
 EPOCH = "1970-01-01T00:00:00.000Z"
@@ -233,6 +233,39 @@ class SalesforceCrm(ClientBacked[SalesforceClient]):
                     str(first.get("statusCode") or "UNKNOWN"),
                     str(first.get("message") or "the CRM refused the write-back"),
                     opportunity_id,
+                    {"fields": first.get("fields")},
+                )
+
+    def write_back_billing(self, status: BillingStatus) -> None:
+        """Billed to date, last invoice and payment status on the opportunity and its account, in one call."""
+        common = {
+            "Last_Invoice_Number__c": status.last_invoice,
+            "Last_Invoice_Status__c": status.last_status,
+            "Payment_Status__c": status.payment_status,
+            "Days_Outstanding__c": status.days_outstanding,
+        }
+        records = [
+            {
+                "attributes": {"type": "Opportunity"},
+                "Id": status.opportunity_id,
+                "Billed_To_Date__c": float(status.billed.amount),
+                **common,
+            },
+            {
+                "attributes": {"type": "Account"},
+                "Id": status.account_id,
+                "Billed_To_Date__c": float(status.account_billed.amount),
+                **common,
+            },
+        ]
+        for result in self.client.update_many("Opportunity", records):
+            if not result.success:
+                first = (result.errors or [{}])[0]
+                raise from_vendor(
+                    400,
+                    str(first.get("statusCode") or "UNKNOWN"),
+                    str(first.get("message") or "the CRM refused the billing write-back"),
+                    status.opportunity_id,
                     {"fields": first.get("fields")},
                 )
 

@@ -39,6 +39,30 @@ from quote2cash.errors import (
 #: Records per sObject Collections call (a Salesforce limit).
 COLLECTION_LIMIT = 200
 
+# Salesforce's escape sequences in a quoted SOQL string, applied one character at a time.
+_SOQL_ESCAPES = {
+    "\\": "\\\\",
+    "'": "\\'",
+    '"': '\\"',
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\b": "\\b",
+    "\f": "\\f",
+}
+
+
+def soql_string(value: str) -> str:
+    """A text value as a quoted SOQL string literal, escaped by Salesforce's rules.
+
+    Every value the connector puts into a SOQL query goes through this (ids
+    through the adapter's ``soql_id``, which also refuses what is not an id):
+    quotes, double quotes and backslashes are backslash-escaped, and so are
+    newline, carriage return, tab, backspace and form feed. ``%`` and ``_``
+    are not special outside LIKE and are left as they are.
+    """
+    return "'" + "".join(_SOQL_ESCAPES.get(ch, ch) for ch in value) + "'"
+
 
 @dataclass(frozen=True)
 class ItemResult:

@@ -31,7 +31,7 @@ from quote2cash.connectors.stripe.settings import StripeSettings
 from quote2cash.connectors.stripe.webhooks import verify
 from quote2cash.errors import BusinessRuleError, NotFoundError, VendorPayloadError
 from quote2cash.model import Customer, Invoice, InvoiceLine, InvoiceStatus, Money, Payment
-from quote2cash.ports import Capabilities, PaymentPage
+from quote2cash.ports import BilledInvoice, Capabilities, PaymentPage
 
 _STATUS = {s.value: s for s in InvoiceStatus}
 _PAGE = 100
@@ -422,6 +422,33 @@ class StripeBilling:
             project_id=metadata.get("q2c_project_id") or None,
             source_ref=metadata.get("q2c_source_ref") or None,
         )
+
+    def invoices_between(self, start: date, end: date) -> list[BilledInvoice]:
+        """Finalized invoices created from ``start`` to ``end`` (both included), for reconciliation."""
+        gte = int(datetime(start.year, start.month, start.day, tzinfo=UTC).timestamp())
+        lt = int(datetime(end.year, end.month, end.day, tzinfo=UTC).timestamp()) + 86400
+        out = []
+        for doc in self._pages(
+            lambda after: self.v1.invoices.list(
+                _any({"created": {"gte": gte, "lt": lt}, "limit": _PAGE, **after})
+            ),
+            "list invoices",
+            f"{start}..{end}",
+        ):
+            if doc.get("status") == "draft":
+                continue
+            out.append(
+                BilledInvoice(
+                    id=str(doc["id"]),
+                    number=doc.get("number"),
+                    status=str(doc.get("status")),
+                    currency=str(doc["currency"]).upper(),
+                    total_minor=int(doc.get("total") or 0),
+                    tax_minor=int(doc.get("tax") or 0),
+                    hub_key=(doc.get("metadata") or {}).get("q2c_key") or None,
+                )
+            )
+        return out
 
     # -- payments ---------------------------------------------------------------------------------
     def payments_since(self, cursor: str | None) -> PaymentPage:

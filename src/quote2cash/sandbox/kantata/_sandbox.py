@@ -122,6 +122,10 @@ class KantataSandbox(Sandbox):
         """Change a time entry, approved or not (``approved`` may be given); returns it."""
         return dict(self.state.update("time_entries", str(id_), fields, trusted=True))
 
+    def update_story(self, id_: str, fields: Mapping[str, Any]) -> Doc:
+        """Change a story (e.g. a milestone signed off: ``{"state": "completed"}``); returns it."""
+        return dict(self.state.update("stories", str(id_), fields))
+
     def delete_time_entry(self, id_: str) -> None:
         """Delete a time entry, approved or not (a tombstone is kept)."""
         self.state.delete("time_entries", str(id_), trusted=True)

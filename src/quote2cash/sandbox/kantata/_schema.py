@@ -98,6 +98,8 @@ def check_workspace(f: Fields, db: Lookup) -> Doc:
         "description": f.text("description", default=""),
         "currency": f.currency("currency", default="USD"),
         "price_in_cents": f.integer("price_in_cents", minimum=0),
+        # What has been invoiced on the project (a custom field of the hub's, written back by F8).
+        "billed_to_date_in_cents": f.integer("billed_to_date_in_cents", minimum=0),
         "budgeted": f.boolean("budgeted", default=False),
         "start_date": f.date("start_date"),
         "due_date": f.date("due_date"),

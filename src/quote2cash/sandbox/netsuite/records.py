@@ -24,7 +24,15 @@ from typing import Any
 
 from quote2cash.sandbox._base import DocStore
 from quote2cash.sandbox.netsuite.errors import NsError, invalid_reference, user_error
-from quote2cash.sandbox.netsuite.schema import LABELS, TYPES, RecordType, Refs, sequence_start
+from quote2cash.sandbox.netsuite.schema import (
+    CUSTOM_FIELDS,
+    LABELS,
+    TYPES,
+    RecordType,
+    Refs,
+    is_custom_field,
+    sequence_start,
+)
 
 RECORD_PATH = "/services/rest/record/v1"
 # Checkbox fields NetSuite always has, so SuiteQL ``isinactive = 'F'`` matches.
@@ -40,13 +48,23 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
     "job": {"isInactive": False},
     "accountingperiod": {"closed": False, "isQuarter": False, "isYear": False, "isAdjust": False},
 }
-TRANSACTION_TABLE = ("invoice", "journalentry", "expensereport")
+TRANSACTION_TABLE = ("invoice", "journalentry", "expensereport", "creditmemo", "customerpayment")
 
 
 def not_found() -> NsError:
     """404 for a record id or external id that does not exist."""
     return NsError(
         404, "NONEXISTENT_ID", "The record instance does not exist. Provide a valid record instance ID."
+    )
+
+
+def _no_such_field(type_: str, field: str, path: str | None = None) -> NsError:
+    return NsError(
+        400,
+        "INVALID_CONTENT",
+        f"Error while accessing a resource. The field {field} does not exist on {type_}: "
+        "it is not a field of the record or a custom field of this account.",
+        path=path or field,
     )
 
 
@@ -309,6 +327,8 @@ class RecordBook:
         for key, value in body.items():
             if key in ("links", "id", "refName", "dateCreated", "lastModifiedDate"):
                 continue  # read-only, as in NetSuite
+            if is_custom_field(key) and key not in CUSTOM_FIELDS:
+                raise _no_such_field(rt.name, key)
             if key == "trandate":
                 key = "tranDate"
             if value is None:
@@ -333,6 +353,9 @@ class RecordBook:
         path = f"{sublist}.items[{index}]"
         if not isinstance(item, dict):
             raise user_error(f"Invalid sublist line: {path} must be an object.", path=path)
+        for key in item:
+            if is_custom_field(key) and key not in CUSTOM_FIELDS:
+                raise _no_such_field(sublist, key, f"{path}.{key}")
         return {
             k: self._resolve(refs[k], v, f"{path}.{k}") if k in refs and v is not None else v
             for k, v in item.items()

@@ -55,6 +55,36 @@ class RecordType:
     suiteql_type: str = ""
 
 
+#: The custom fields the hub's bundle installs in the account (body, entity and column fields).
+#: A custom field not declared here does not exist: writing it is refused, as NetSuite does.
+CUSTOM_FIELDS = frozenset(
+    {
+        "custbody_q2c_amount",
+        "custbody_q2c_billable",
+        "custbody_q2c_billing",
+        "custbody_q2c_entries",
+        "custbody_q2c_hours",
+        "custbody_q2c_invoice",
+        "custbody_q2c_kind",
+        "custbody_q2c_period",
+        "custbody_q2c_project",
+        "custbody_q2c_reversal_of",
+        "custbody_q2c_source_ref",
+        "custbody_q2c_task",
+        "custbody_q2c_tax",
+        "custbody_q2c_total",
+        "custcol_q2c_task",
+        "custentity_q2c_billing_model",
+    }
+)
+CUSTOM_PREFIXES = ("custbody", "custentity", "custcol", "custrecord", "custitem", "custevent")
+
+
+def is_custom_field(name: str) -> bool:
+    """Whether a field name is a NetSuite custom field (``custbody_…``, ``custentity_…`` …)."""
+    return name.split("_", 1)[0] in CUSTOM_PREFIXES and "_" in name
+
+
 TYPES: dict[str, RecordType] = {
     t.name: t
     for t in (
@@ -134,6 +164,28 @@ TYPES: dict[str, RecordType] = {
             name_field="tranId",
             tran_prefix="INV",
             suiteql_type="CustInvc",
+        ),
+        RecordType(
+            "creditmemo",
+            "transaction",
+            refs={**_TRANSACTION_REFS, "entity": ("customer", "job"), "createdFrom": ("invoice",)},
+            required=("tranDate", "entity"),
+            sublists={"item": dict(_DIMENSIONS)},
+            transaction=True,
+            name_field="tranId",
+            tran_prefix="CM",
+            suiteql_type="CustCred",
+        ),
+        RecordType(
+            "customerpayment",
+            "transaction",
+            refs={**_TRANSACTION_REFS, "customer": ("customer", "job")},
+            required=("tranDate", "customer"),
+            sublists={"apply": {"doc": ("invoice",)}},
+            transaction=True,
+            name_field="tranId",
+            tran_prefix="PYMT",
+            suiteql_type="CustPymt",
         ),
         RecordType(
             "journalentry",

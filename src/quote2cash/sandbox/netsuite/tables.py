@@ -24,7 +24,13 @@ from quote2cash.sandbox.netsuite.schema import TYPES
 
 Where = Callable[[Mapping[str, str]], bool]
 # The sublist of each transaction type that ``transactionline`` shows.
-_LINES: dict[str, str] = {"invoice": "item", "journalentry": "line", "expensereport": "expense"}
+_LINES: dict[str, str] = {
+    "invoice": "item",
+    "journalentry": "line",
+    "expensereport": "expense",
+    "creditmemo": "item",
+    "customerpayment": "apply",
+}
 TABLES = frozenset({*TYPES, "transaction", "transactionline"})
 
 

@@ -34,6 +34,7 @@ from quote2cash.sandbox.salesforce.org import Org
 from quote2cash.sandbox.salesforce.query import CompiledQuery, attributes, compile_query
 from quote2cash.sandbox.salesforce.schema import OBJECTS, ObjectSpec, is_custom, make_id
 from quote2cash.sandbox.salesforce.soql import SoqlError
+from quote2cash.sandbox.salesforce.webhooks import OutboundMessenger
 
 API = "/services/data/{version}"
 ORG_ID = "00DHp0000000001AAA"
@@ -86,6 +87,7 @@ class SalesforceSandbox(Sandbox):
         self._cursor_seq = 0
         super().__init__(path, seed=seed)
         self.org = Org(self.store)
+        self.messenger: OutboundMessenger | None = None
 
     # -- Python-side helpers ---------------------------------------------------------
     def insert(self, sobject: str, fields: dict[str, Any]) -> str:
@@ -115,6 +117,27 @@ class SalesforceSandbox(Sandbox):
             return dict(self.org.live(self.org.spec(sobject).name, id_))
         except SalesforceError as exc:
             raise KeyError(f"{sobject} {id_}: {exc.message}") from None
+
+    def register_webhook(self, url: str, secret: str, **options: Any) -> OutboundMessenger:
+        """Send an outbound message to ``url`` for every deal that becomes closed-won with approved
+        terms, signed with ``secret`` (see :mod:`.webhooks`); returns the messenger."""
+        self.unregister_webhooks()
+        self.messenger = OutboundMessenger(url, secret, ORG_ID, **options)
+        self.org.listeners.append(self.messenger.observe)
+        return self.messenger
+
+    def unregister_webhooks(self) -> None:
+        """Stop sending outbound messages."""
+        messenger = getattr(self, "messenger", None)
+        if messenger is not None:
+            self.org.listeners.remove(messenger.observe)
+            messenger.stop()
+            self.messenger = None
+
+    def stop(self) -> None:
+        """Stop serving and sending outbound messages."""
+        self.unregister_webhooks()
+        super().stop()
 
     def issue_token(self) -> str:
         """A new valid access token, as the token endpoint would issue."""

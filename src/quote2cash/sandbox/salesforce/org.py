@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from quote2cash.sandbox._base import DocStore
+from quote2cash.sandbox.salesforce import certinia
 from quote2cash.sandbox.salesforce.errors import SalesforceError
 from quote2cash.sandbox.salesforce.schema import (
     OBJECTS,
@@ -75,6 +76,8 @@ class Org:
         }
         self._stages: dict[str, dict[str, Any]] = {}
         self.default_user = ""
+        #: Called with every committed batch of writes (the sandbox's outbound messages listen here).
+        self.listeners: list[Callable[[list[Write]], None]] = []
         with store.lock:
             self._load()
             if not self._stages:
@@ -247,6 +250,7 @@ class Org:
             doc["IsActive"] = True
         if spec.name == "Opportunity":
             doc["HasOpportunityLineItem"] = False
+        certinia.defaults(spec.name, doc)
         return doc
 
     def _check_writable(self, spec: ObjectSpec, fields: dict[str, Any], *, insert: bool) -> None:
@@ -303,6 +307,7 @@ class Org:
                 raise SalesforceError(
                     "REQUIRED_FIELD_MISSING", "Required fields are missing: [UnitPrice]", fields=["UnitPrice"]
                 )
+        certinia.validate(self, spec.name, doc, fields, insert=insert)
 
     def _check_reference(self, field: FieldSpec, value: str) -> str:
         label = field.relationship or field.name
@@ -353,6 +358,7 @@ class Org:
                 doc["ContractNumber"] = f"{id_counter(doc['Id']):08d}"
         elif spec.name == "OpportunityStage" and not doc.get("ApiName"):
             doc["ApiName"] = doc["MasterLabel"]
+        certinia.derive(self, spec.name, doc, fields, insert=insert)
 
     # -- committing ------------------------------------------------------------------
     def _stamp(self) -> str:
@@ -383,6 +389,8 @@ class Org:
                     )
             for sobject, items in by_type.items():
                 self.store.put_many(sobject, items)
+            for listener in self.listeners:
+                listener(writes)
             self.commit([w for opp in sorted(touched_opps) if (w := self._rollup(opp)) is not None])
 
     def _index(self, sobject: str, doc: dict[str, Any], old: dict[str, Any] | None) -> None:

@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from quote2cash.sandbox.salesforce import certinia
+
 #: Field types, as a describe call names them.
 STRING_TYPES = frozenset({"string", "picklist", "textarea", "email", "phone", "url", "id", "reference"})
 NUMBER_TYPES = frozenset({"double", "currency", "percent", "int"})
@@ -114,6 +116,17 @@ def _text(name: str, length: int = 255) -> FieldSpec:
     return FieldSpec(name, "string", length=length)
 
 
+def _billing_fields() -> list[FieldSpec]:
+    """What billing feedback (F8) shows on accounts and opportunities."""
+    return [
+        FieldSpec("Billed_To_Date__c", "currency"),
+        _text("Last_Invoice_Number__c", 40),
+        _text("Last_Invoice_Status__c", 40),
+        _text("Payment_Status__c", 40),
+        FieldSpec("Days_Outstanding__c", "int"),
+    ]
+
+
 #: The custom fields of the hub's package, by object: what the CRM team installs.
 CUSTOM_FIELDS: dict[str, list[FieldSpec]] = {
     "Account": [
@@ -123,6 +136,7 @@ CUSTOM_FIELDS: dict[str, list[FieldSpec]] = {
         FieldSpec("Tax_Region__c", "picklist"),
         _text("ERP_Customer_Id__c", 40),
         _text("Hub_Ext_Id__c", 80),
+        *_billing_fields(),
     ],
     "Opportunity": [
         FieldSpec("Billing_Model__c", "picklist"),
@@ -137,6 +151,7 @@ CUSTOM_FIELDS: dict[str, list[FieldSpec]] = {
         _text("ERP_Customer_Id__c", 40),
         _text("ERP_Project_Id__c", 40),
         _text("PSA_Workspace_Id__c", 40),
+        *_billing_fields(),
     ],
     "OpportunityLineItem": [FieldSpec("Role__c", "picklist")],
 }
@@ -274,6 +289,8 @@ OBJECTS: dict[str, ObjectSpec] = {
         ),
     ]
 }
+# The Certinia PSA managed package: its ``pse__`` objects and the resource fields of Contact.
+OBJECTS.update(certinia.objects(OBJECTS))
 
 _LOWER_OBJECTS = {name.lower(): name for name in OBJECTS}
 
