@@ -144,6 +144,33 @@ def render_work(kind: str, figures: dict[str, Any]) -> Table:
     return figures_table(title, rows, figures["quarantined_by_reason"], "quarantined")
 
 
+def _amounts(by_currency: dict[str, Any]) -> str:
+    return ", ".join(f"{cur} {amount}" for cur, amount in sorted(by_currency.items())) or "none"
+
+
+def render_billing(billing: dict[str, Any]) -> Table:
+    """The demo's table of the month billed through the billing system."""
+    rows = [
+        (
+            "Billing schedules (by model)",
+            f"{billing['billing_schedules']} ({', '.join(billing['billing_models'])})",
+        ),
+        ("Invoices sent", billing["invoices_sent"]),
+        ("Invoices that failed (cases)", billing["invoices_failed"]),
+        ("Billed", _amounts(billing["billed_by_currency"])),
+        ("Payments received", f"{billing['payments_made']} ({_amounts(billing['received_by_currency'])})"),
+        ("Payments declined", billing["payments_declined"]),
+        ("Billing leakage (approved, not invoiced)", _amounts(billing["leakage_by_currency"])),
+        (
+            "Invoice cycle time p50 / p95 (s)",
+            f"{billing['invoice_cycle_p50_s']} / {billing['invoice_cycle_p95_s']}",
+        ),
+    ]
+    return figures_table(
+        "Billing: invoiced, paid and leaked", rows, billing["invoices_by_status"], "invoices"
+    )
+
+
 def render_routing(routing: dict[str, Any]) -> Table:
     """The demo's table of where the cutover entity's projects and the month's postings went."""
     table = Table(
@@ -221,6 +248,8 @@ def demo(
             console.print(render_work(kind, summary[kind]))
     if "erp_routing" in summary:
         console.print(render_routing(summary["erp_routing"]))
+    if "billing" in summary:
+        console.print(render_billing(summary["billing"]))
     console.print(
         f"Finished in {summary['elapsed_s']} s. Inspect the exception queue with "
         f"[bold]q2c exceptions list --config {workdir / 'q2c.yaml'}[/]; structured logs are in "
