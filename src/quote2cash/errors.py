@@ -379,7 +379,11 @@ CATALOGUE: dict[str, ErrorCode] = {
         ErrorCode("api.method_not_allowed", _I, False, 405, "The resource does not accept this method."),
         ErrorCode("api.too_large", _I, False, 413, "The request body is larger than the hub accepts."),
         ErrorCode(
-            "api.malformed", _I, False, 400, "The request body is not valid JSON of the expected shape."
+            "api.malformed",
+            _I,
+            False,
+            400,
+            "The request cannot be read: a body that is not JSON of the expected shape, or a NUL character.",
         ),
         ErrorCode("api.busy", _I, True, 503, "The hub database is busy; send the request again shortly."),
         ErrorCode("token.not_found", _I, False, 404, "There is no such API token."),

@@ -108,6 +108,9 @@ def test_lists_page_and_filter_the_same_way_and_errors_are_problem_details(api: 
                 "usage.invalid_argument"
             )
             assert body["status"] == 400 and body["instance"] == path and body["errors"]
+        # A NUL character reaches no database (PostgreSQL refuses it in text): a 400, not a 500.
+        nul = ro.get("/api/v1/kpis/series", params={"kpi": "closed_won\x00", "bucket": "hour"})
+        assert nul.status_code == 400 and nul.json()["code"] == "api.malformed"
         missing = ro.get("/api/v1/cases/424242").json()
         assert missing["code"] == "case.not_found" and missing["status"] == 404 and missing["owner"]
         assert ro.get("/api/v1/nothing").json()["code"] == "api.not_found"

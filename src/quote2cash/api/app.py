@@ -118,6 +118,11 @@ def create_app(hub: Hub, *, dispatch: bool = True) -> FastAPI:
             response = problem(
                 request, "api.too_large", f"the body is {declared} bytes, over the {limit} accepted"
             )
+        elif "\x00" in request.url.path or any("\x00" in v for v in request.query_params.values()):
+            # No database takes a NUL character in text: refused here, never a 500 further in.
+            response = problem(
+                request, "api.malformed", "the path or a query parameter holds a NUL character"
+            )
         else:
             response = await call_next(request)
         route = request.scope.get("route")
