@@ -116,3 +116,58 @@ def test_each_billing_model_bills_the_right_amounts_per_currency(cash: Cash) -> 
         exception_case.c.status == "open", exception_case.c.flow.in_(billing_flows)
     )
     assert not c.hub.read(lambda x: x.execute(open_cases).all())
+
+
+def test_billable_time_left_uninvoiced_after_its_month_is_leakage(cash: Cash) -> None:
+    from datetime import date
+
+    from quote2cash.ops.billing import leakage
+
+    c = cash
+    tm = c.deal("Time & Materials")
+    project = c.activate([tm])[tm]
+    # December is billed; two hours approved in January are not (that month's run has not been made).
+    c.time(project, "Consultant", 120, "2026-12-10")
+    c.time(project, "Consultant", 120, "2027-01-12")
+    c.post_time()
+    assert bill_now("2026-12")["status"] == "completed"
+
+    # While January is open, nothing has leaked yet.
+    assert c.hub.read(leakage, date(2027, 1, 20))["projects"] == []
+    # Once January has closed, its uninvoiced hours are leakage, for the project and its client.
+    report = c.hub.read(leakage, date(2027, 2, 3))
+    [line] = report["projects"]
+    assert (line["project"], line["currency"], line["entries"], line["hours"]) == (tm, "USD", 1, "2.0")
+    assert report["by_currency"] == {"USD": "360.00"}  # 2 h at the Consultant's 180.00
+    assert report["clients"] == {str(project["customer_id"]): {"USD": "360.00"}}
+    # Billing January ends it.
+    assert bill_now("2027-01")["status"] == "completed"
+    assert c.hub.read(leakage, date(2027, 2, 3))["projects"] == []
+
+
+def test_billing_and_project_reconciliation_find_each_planted_break(cash: Cash) -> None:
+    from quote2cash.ops.billing import reconcile
+    from quote2cash.store import cases
+
+    c = cash
+    tm, other = c.deal("Time & Materials"), c.deal("Time & Materials")
+    projects = c.activate([tm, other])
+    for opp in (tm, other):
+        c.time(projects[opp], "Consultant", 60, "2026-12-10")
+    c.post_time()
+    assert bill_now("2026-12")["status"] == "completed"
+    clean = reconcile(c.hub, "billing", "2026-12")
+    assert clean.breaks == [] and sum(line.billing_count for line in clean.lines) == 2
+    assert reconcile(c.hub, "projects", "2026-11").breaks == []
+
+    # An AR invoice removed in the ERP, and a deal won in the CRM that never became a project.
+    (gone,) = c.invoices(other)
+    (ar,) = [r for r in c.boxes.netsuite.records("invoice") if r.get("externalId") == gone["stripe_id"]]
+    c.boxes.netsuite.delete_record("invoice", str(ar["id"]))
+    stray = c.deal("Time & Materials")  # won, never delivered to the hub
+    billing_report = reconcile(c.hub, "billing", "2026-12")
+    assert [b.kind for b in billing_report.breaks] == ["invoice_not_in_erp"]
+    projects_report = reconcile(c.hub, "projects", "2026-11")
+    assert [(b.kind, b.record) for b in projects_report.breaks] == [("deal_without_project", stray)]
+    codes = {case["code"] for case in c.hub.read(cases.list_cases)}
+    assert {"recon.invoice_not_in_erp", "recon.deal_without_project"} <= codes

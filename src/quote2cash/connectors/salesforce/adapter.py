@@ -135,7 +135,7 @@ class SalesforceCrm(ClientBacked[SalesforceClient]):
         """Opportunities closed-won with approved terms changed since the cursor."""
         since = cursor or EPOCH
         soql = (
-            "SELECT Id, AccountId, Name, StageName, IsWon, Terms_Approved__c, SystemModstamp FROM Opportunity "
+            "SELECT Id, AccountId, Name, StageName, IsWon, CloseDate, Terms_Approved__c, SystemModstamp FROM Opportunity "
             f"WHERE IsWon = true AND Terms_Approved__c = true AND SystemModstamp > {since} "
             "ORDER BY SystemModstamp ASC"
         )
