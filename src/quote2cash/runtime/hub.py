@@ -37,7 +37,7 @@ _current: Hub | None = None
 #: (:func:`quote2cash.runtime.flow.dispatch_all`), so a run rarely waits for the next poll.
 FLOW_QUEUE_POLLING_SECONDS = 0.5
 #: The same for the posting queue: posting runs are long and few.
-POSTING_QUEUE_POLLING_SECONDS = 1.0
+POSTING_QUEUE_POLLING_SECONDS = 0.1
 
 
 def current() -> Hub:
