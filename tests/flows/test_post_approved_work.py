@@ -387,13 +387,13 @@ def test_a_backlog_is_read_by_the_reader_process_through_faults(firm: Callable[.
     ]
     entries = [
         _time(f, f.tm, story_id=tasks[i % len(tasks)], date_performed=f"2026-10-{1 + i % 28:02d}")
-        for i in range(650)
-    ]  # four pages: the first read here, the rest by the reader process
+        for i in range(1250)
+    ]  # seven pages: the first five read here, the rest by the reader process
     f.boxes.kantata.add_time_entries(entries)
     f.boxes.kantata.inject("throttle", path="/time_entries", probability=0.3, retry_after=0.01)
     f.boxes.kantata.inject("error", path="/time_entries", status=503, probability=0.2)
     result = post_now("time")
-    assert result["pulled"]["pages"] == 4 and result["valid"] == 650
+    assert result["pulled"]["pages"] == 7 and result["valid"] == 1250
     assert _erp_totals(f) == _psa_totals(f)
     assert max(Counter(j["externalId"] for j in _journals(f)).values()) == 1
 

@@ -86,11 +86,6 @@ def test_posting_never_exceeds_the_erp_concurrency_limit(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=False,
-    reason="since runs were batched and given one checkpoint, a worker killed every 2-5 s no longer "
-    "finishes the backlog within the test's 240 s; open regression (see the closing note)",
-)
 def test_posting_with_a_worker_killed_every_few_seconds_posts_every_entry_once(
     make_hub: Callable[..., Hub], boxes: Sandboxes, db_url: str, tmp_path: Path
 ) -> None:

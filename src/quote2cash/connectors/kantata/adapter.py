@@ -33,6 +33,8 @@ from quote2cash.ports import (
 )
 
 MAPPING = Path(__file__).with_name("mapping.yaml")
+#: Pages of a change feed read in this process before a reader process takes over the backlog.
+INLINE_PAGES = 5
 
 
 class KantataPsa(ClientBacked[KantataClient]):
@@ -202,22 +204,27 @@ class KantataPsa(ClientBacked[KantataClient]):
         return PsaMasterData(task_states=tasks, roles=roles, names=names)
 
     def work_pages(self, kind: WorkKind, since: str) -> Iterator[WorkPage]:
-        """Pages of changes after ``since``: the first read here, a backlog by a reader process."""
-        envelope = self.client.fetch_page(
-            RESOURCES[kind],
-            page=1,
-            per_page=PAGE,
-            updated_after=since,
-            order="updated_at:asc",
-            include_deleted="true",
-        )
-        records = self.client.resolve(envelope)
-        if not records:
-            return
-        page = convert(kind, records)
-        yield page
-        if len(records) < PAGE:
-            return
+        """Pages of changes after ``since``: the first few read here, a longer backlog by a reader
+        process (starting one costs about as much as reading a few pages, so a short feed never
+        waits for it)."""
+        last = since
+        for _ in range(INLINE_PAGES):
+            envelope = self.client.fetch_page(
+                RESOURCES[kind],
+                page=1,
+                per_page=PAGE,
+                updated_after=last,
+                order="updated_at:asc",
+                include_deleted="true",
+            )
+            records = self.client.resolve(envelope)
+            if not records:
+                return
+            page = convert(kind, records)
+            yield page
+            if len(records) < PAGE:
+                return
+            last = page.last
         settings = reader_settings(
             self.client.base_url.removesuffix("/api/v1"),
             self.settings.secret("token"),
@@ -225,7 +232,7 @@ class KantataPsa(ClientBacked[KantataClient]):
             self.client.retry,
             self.client.limiter,
         )
-        yield from process_pages(settings, kind, page.last)
+        yield from process_pages(settings, kind, last)
 
     def approved_work(self, kind: WorkKind, start: date, end: date) -> Iterator[dict[str, Any]]:
         """Approved entries dated in the range, as ``{id, kind, workspace_id, user_id, billable, minutes,

@@ -1,9 +1,9 @@
 """The PSA change feed as ledger rows, read ahead of the hub's work.
 
 Each request needs the last change stamp of the page before, so pages cannot
-be fetched in parallel. Reading ahead overlaps the PSA's time with the hub's
-work on the previous page: in a thread for a short feed, and — for a backlog
-such as a month-end — in a separate process, which decodes and converts the
+be fetched in parallel. A short feed is read page by page in the hub's
+process; a backlog such as a month-end is read ahead, overlapping the PSA's
+time with the hub's work on the previous page, in a separate process, which decodes and converts the
 pages on the second core while the hub classifies and stores.
 """
 

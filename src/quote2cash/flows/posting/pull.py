@@ -1,14 +1,16 @@
 """Pull time entries and expenses changed in the PSA since a durable cursor,
 into the ``work_entry`` ledger.
 
-Pages are committed together with the cursor, so a crash resumes from the
-last committed page, and re-reading a page is harmless (rows are keyed by
+Pages are committed together with the cursor, every few pages and at least
+every second, so a crash resumes from the last committed page (a worker
+restarted every few seconds still advances), and re-reading a page is harmless (rows are keyed by
 source id and version). A change to an entry that was already posted marks
 it for reversal; it is never overwritten in the ERP.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,6 +23,8 @@ from quote2cash.store import bulk, cases, repo
 from quote2cash.store.tables import work_entry
 
 PAGES_PER_COMMIT = 25
+#: Pages read so far are committed at least this often (seconds), however few they are.
+COMMIT_EVERY = 1.0
 EPOCH = "1970-01-01T00:00:00.000000Z"
 #: Statuses whose figures are (or are being) posted to the ERP. Posting runs never overlap, so
 #: an entry assigned in an earlier run is in a posting that run sent (or failed and quarantined).
@@ -124,9 +128,10 @@ def pull_changes(hub: Hub, classifier: Classifier) -> dict[str, int]:
     maybe_known: list[str] = []
     poison: list[tuple[dict[str, Any], dict[str, Any]]] = []
     last = since
+    committed_at = time.monotonic()
 
     def commit() -> None:
-        nonlocal pending, poison, maybe_known
+        nonlocal pending, poison, maybe_known, committed_at
 
         def write(conn: sa.Connection) -> dict[str, int]:
             counts = _apply(conn, classifier, pending, maybe_known)
@@ -148,6 +153,7 @@ def pull_changes(hub: Hub, classifier: Classifier) -> dict[str, int]:
             for key, n in write(conn).items():
                 totals[key] = totals.get(key, 0) + n
         pending, poison, maybe_known = [], [], []
+        committed_at = time.monotonic()
 
     for page in psa.work_pages(kind, since):
         rows, created, bad, last = page.rows, page.created, page.unreadable, page.last
@@ -159,7 +165,7 @@ def pull_changes(hub: Hub, classifier: Classifier) -> dict[str, int]:
                 maybe_known.append(row["source_id"])
         pending.extend(rows)
         poison.extend(bad)
-        if totals["pages"] % PAGES_PER_COMMIT == 0:
+        if totals["pages"] % PAGES_PER_COMMIT == 0 or time.monotonic() - committed_at >= COMMIT_EVERY:
             commit()
     if pending or poison or last != since:
         commit()
