@@ -233,6 +233,7 @@ WORK_ROW_KEYS = (
     "amount_minor",
     "reimbursable",
     "category",
+    "cost_centre",  # the entry's own cost centre (name or ERP id); None: its project's
 )
 
 

@@ -81,7 +81,7 @@ def boxes(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Any]:
 @pytest.fixture
 def make_hub(db_url: str, boxes: Sandboxes) -> Iterator[Callable[..., Hub]]:
     """Launch a hub on the test database; ``policies``, ``posting``, ``limits``, ``customers``,
-    ``ownership`` and ``timeout`` may be given."""
+    ``ownership``, ``timeout`` and ``systems`` (settings added to a system, by name) may be given."""
     hubs: list[Hub] = []
 
     def make(
@@ -91,10 +91,12 @@ def make_hub(db_url: str, boxes: Sandboxes) -> Iterator[Callable[..., Hub]]:
         limits: dict[str, dict[str, Any]] | None = None,
         customers: dict[str, Any] | None = None,
         ownership: dict[str, str] | None = None,
+        systems: dict[str, dict[str, Any]] | None = None,
         **sections: Any,
     ) -> Hub:
         raw = boxes.config(db_url)
         for name, system in raw["systems"].items():
+            system.update((systems or {}).get(name, {}))
             system["timeout_seconds"] = timeout
             system["limits"] = {**system.get("limits", {}), **(limits or {}).get(name, {})}
         if policies:

@@ -16,6 +16,7 @@ from quote2cash.flows.intake import poll_closed_won
 from quote2cash.flows.lead_to_project import workflow_id
 from quote2cash.flows.posting import post_now
 from quote2cash.flows.reconcile_work import reconcile
+from quote2cash.ops import cases as case_ops
 from quote2cash.runtime.hub import Hub
 from quote2cash.sandbox.seed import Sandboxes
 from quote2cash.store import cases
@@ -40,8 +41,8 @@ class Firm:
 
 @pytest.fixture
 def firm(make_hub: Callable[..., Hub], boxes: Sandboxes) -> Iterator[Callable[..., Firm]]:
-    def make(**policy: Any) -> Firm:
-        hub = make_hub(posting=policy) if policy else make_hub()
+    def make(systems: dict[str, dict[str, Any]] | None = None, **policy: Any) -> Firm:
+        hub = make_hub(posting=policy or None, systems=systems)
         opps = [add_deal(boxes, billing="Time & Materials")[1], add_deal(boxes, billing="Fixed Fee")[1]]
         poll_closed_won(hub)
         for opp in opps:
@@ -361,8 +362,6 @@ def test_bad_schedule_is_refused_at_load(tmp_path: Path) -> None:
 
 
 def test_fix_and_resubmit_a_quarantined_entry_posts_it_and_closes_its_case(firm: Callable[..., Firm]) -> None:
-    from quote2cash.ops import cases as case_ops
-
     f = firm()
     [bad] = f.boxes.kantata.add_time_entries([_time(f, f.tm, user_id=f.manager)])  # manager's rate is higher
     first = post_now("time")
@@ -420,6 +419,52 @@ def test_non_billable_time_is_posted_at_its_roles_cost(firm: Callable[..., Firm]
     assert report.unexplained == [] and report.cases_opened == 0
     assert f.hub.read(cases.list_cases, flow="reconcile_work") == []
     assert [line.status for line in report.lines] == ["explained"]  # one project: both entries
+
+
+def test_an_entry_booked_to_its_own_cost_centre_posts_there_once_the_erp_has_it_active(
+    firm: Callable[..., Firm],
+) -> None:
+    f = firm(systems={"psa": {"cost_centre_field": "Cost Centre"}})
+    kt, ns = f.boxes.kantata, f.boxes.netsuite
+    departments = {d["name"]: str(d["id"]) for d in ns.records("department")}
+    ns.set_inactive("department", departments["Operations"])
+    field = kt.add_custom_field("Cost Centre", "TimeEntry")
+    own, unknown, inactive, by_id, _plain = kt.add_time_entries(
+        [_time(f, f.fixed, date_performed=f"2026-10-{d:02d}") for d in (5, 6, 7, 8, 9)]
+    )
+    kt.set_custom_field_value("TimeEntry", own, field, "Data & AI")
+    kt.set_custom_field_value("TimeEntry", unknown, field, "Marketing")
+    kt.set_custom_field_value("TimeEntry", inactive, field, "Operations")
+    kt.set_custom_field_value("TimeEntry", by_id, field, departments["Strategy"])  # its ERP id
+    result = post_now("time")
+    assert result["valid"] == 3 and result["quarantined_by_reason"] == {"time.cost_centre_invalid": 2}
+    open_cases = {c["subject"]: c for c in f.hub.read(cases.list_cases, flow="post_approved_work")}
+    assert set(open_cases) == {f"time/{unknown}", f"time/{inactive}"}
+    assert "'Marketing'" in open_cases[f"time/{unknown}"]["message"]
+    assert open_cases[f"time/{inactive}"]["owner"] == "finance"
+
+    def departments_posted() -> dict[str, set[str]]:
+        # Each journal's lines carry its cost centre: one journal per entry here (one a day).
+        return {
+            j["tranDate"]: {ln["department"]["id"] for ln in j["line"]["items"] if ln.get("department")}
+            for j in _journals(f)
+        }
+
+    project_dept = str(f.fixed["department"])
+    assert departments_posted() == {
+        "2026-10-05": {departments["Data & AI"]},
+        "2026-10-08": {departments["Strategy"]},
+        "2026-10-09": {project_dept},  # no cost centre of its own: the project's
+    }
+    # Finance activates Operations; the entry booked to it posts there once resubmitted.
+    ns.set_inactive("department", departments["Operations"], False)
+    assert case_ops.resubmit(f.hub, open_cases[f"time/{inactive}"]["id"], actor="user:finance") is None
+    again = post_now("time")
+    assert again["valid"] == 1 and again["cases_resolved"] == 1
+    assert departments_posted()["2026-10-07"] == {departments["Operations"]}
+    assert [c["subject"] for c in f.hub.read(cases.list_cases, flow="post_approved_work")] == [
+        f"time/{unknown}"
+    ]
 
 
 def test_internal_projects_post_to_their_cost_centre(make_hub: Callable[..., Hub], boxes: Sandboxes) -> None:

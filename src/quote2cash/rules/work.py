@@ -81,6 +81,23 @@ class MasterData:
     legal_entities: set[str]
     names: dict[str, str] = field(default_factory=dict)  # user id -> name, for messages
     cost_rates: dict[str, dict[str, Decimal]] = field(default_factory=dict)  # currency -> role -> cost/h
+    # ERP system -> department (cost centre) name -> ERP id; None: the default ERP's.
+    department_ids: dict[str | None, dict[str, str]] = field(default_factory=dict)
+
+    def own_department(self, entry: dict[str, Any]) -> str | None:
+        """The ERP department of the cost centre an entry names itself, in its project's ERP.
+
+        The entry may name the cost centre or give its ERP id. None: the entry
+        names none, or one that is not an active department there
+        (:func:`own_cost_centre_violation` says which).
+        """
+        named = entry.get("cost_centre")
+        if not named:
+            return None
+        found = self.projects.get(str(entry["workspace_id"]))
+        names = self.department_ids.get(found[1].erp if found else None) or self.department_ids.get(None, {})
+        department = names.get(str(named), str(named))
+        return department if department in self.active_departments else None
 
     def period_of(self, day: date) -> Period | None:
         """The accounting period containing a day."""
@@ -163,6 +180,21 @@ def _project_violation(
             Owner.FINANCE,
         )
     return None
+
+
+def own_cost_centre_violation(
+    kind: str, entry: dict[str, Any], what: str, md: MasterData
+) -> Violation | None:
+    """An entry that names its own cost centre must name an active ERP department."""
+    named = entry.get("cost_centre")
+    if not named or md.own_department(entry) is not None:
+        return None
+    return Violation(
+        f"{kind}.cost_centre_invalid",
+        f"{what} names its own cost centre '{named}', which is not an active department in the ERP. "
+        "Correct the entry's cost centre in the PSA, or ask finance to activate the department.",
+        Owner.FINANCE,
+    )
 
 
 def _project_unknown(kind: str, entry: dict[str, Any], what: str) -> Violation:

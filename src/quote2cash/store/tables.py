@@ -209,6 +209,7 @@ work_entry = sa.Table(
     sa.Column("billable", sa.Boolean, nullable=False),
     sa.Column("reimbursable", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("category", sa.String(60), nullable=True),
+    sa.Column("cost_centre", sa.String(64), nullable=True),  # the entry's own, as the PSA names it
     sa.Column("seen_at", UtcDateTime, nullable=False),  # when the hub first saw this version approved
     # staged: to validate | quarantined | held: closed period | assigned: in posting_key (posted once
     # that posting is) | reverse: changed after posting | withdrawn: unapproved or deleted, never posted
@@ -216,6 +217,7 @@ work_entry = sa.Table(
     sa.Column("run_id", sa.String(120), nullable=True),  # the posting run that last classified it
     sa.Column("reason_code", sa.String(60), nullable=True),
     sa.Column("post_date", sa.Date, nullable=True),  # differs from work_date when re-dated
+    sa.Column("department", sa.String(64), nullable=True),  # its own cost centre's ERP id, once assigned
     # Not indexed: entries are found by posting through the posting's key (its primary key), and an
     # index of hashed keys makes every month-end insert a random B-tree write.
     sa.Column("posting_key", sa.String(80), nullable=True),
@@ -237,6 +239,7 @@ posting = sa.Table(
     sa.Column("task_id", sa.String(60), nullable=True),
     sa.Column("legal_entity", sa.String(20), nullable=False),
     sa.Column("subsidiary", sa.String(64), nullable=False),  # an ERP id: a GUID in some ERPs
+    sa.Column("department", sa.String(64), nullable=True),  # None: the project's cost centre
     sa.Column("period", sa.String(7), nullable=False),  # YYYY-MM
     sa.Column("billable", sa.Boolean, nullable=False),
     sa.Column("reversal_of", sa.String(80), nullable=True),

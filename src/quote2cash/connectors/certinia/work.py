@@ -118,6 +118,7 @@ def timecard_rows(raw: dict[str, Any]) -> list[dict[str, Any]]:
             "task_id": _optional(raw.get("pse__Milestone__c")),
             "reimbursable": False,
             "category": None,
+            "cost_centre": None,  # Certinia's timecards carry no cost centre of their own
         }
         rows = []
         for i, field in enumerate(HOURS_FIELDS):
@@ -164,6 +165,7 @@ def expense_row(raw: dict[str, Any]) -> dict[str, Any]:
             "amount_minor": to_minor(_decimal(raw.get("pse__Amount__c"), "pse__Amount__c"), currency),
             "reimbursable": not raw.get("pse__Non_Reimbursible__c"),
             "category": raw.get("pse__Type__c") or None,
+            "cost_centre": None,
         }
     except (KeyError, TypeError, ValueError, VendorPayloadError) as exc:
         raise _unreadable("pse__Expense__c", raw, exc) from exc

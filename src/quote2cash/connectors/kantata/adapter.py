@@ -18,7 +18,15 @@ import httpx
 from quote2cash.connectors._cache import Cached
 from quote2cash.connectors._http import ClientBacked, Limiter, RetryPolicy
 from quote2cash.connectors.kantata.client import KantataClient
-from quote2cash.connectors.kantata.feed import PAGE, RESOURCES, convert, process_pages, reader_settings
+from quote2cash.connectors.kantata.feed import (
+    PAGE,
+    RESOURCES,
+    convert,
+    cost_centres,
+    page_params,
+    process_pages,
+    reader_settings,
+)
 from quote2cash.connectors.kantata.settings import KantataSettings
 from quote2cash.errors import BusinessRuleError, InDoubtError, NotFoundError, Owner
 from quote2cash.mappings import Mapping
@@ -208,19 +216,15 @@ class KantataPsa(ClientBacked[KantataClient]):
         process (starting one costs about as much as reading a few pages, so a short feed never
         waits for it)."""
         last = since
+        field_name = self.settings.cost_centre_field
         for _ in range(INLINE_PAGES):
             envelope = self.client.fetch_page(
-                RESOURCES[kind],
-                page=1,
-                per_page=PAGE,
-                updated_after=last,
-                order="updated_at:asc",
-                include_deleted="true",
+                RESOURCES[kind], page=1, per_page=PAGE, updated_after=last, **page_params(field_name)
             )
             records = self.client.resolve(envelope)
             if not records:
                 return
-            page = convert(kind, records)
+            page = convert(kind, records, cost_centres(envelope, field_name))
             yield page
             if len(records) < PAGE:
                 return
@@ -231,6 +235,7 @@ class KantataPsa(ClientBacked[KantataClient]):
             self.settings.timeout_seconds,
             self.client.retry,
             self.client.limiter,
+            field_name,
         )
         yield from process_pages(settings, kind, last)
 

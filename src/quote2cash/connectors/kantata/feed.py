@@ -38,8 +38,41 @@ def _day(value: str) -> date:
     return date.fromisoformat(value)
 
 
-def to_row(kind: str, raw: dict[str, Any]) -> dict[str, Any]:
-    """A PSA record as a ``work_entry`` row; raises VendorPayloadError naming the field."""
+#: Side-load of a change feed page when entries carry their own cost centre.
+CUSTOM_FIELDS = "custom_field_values"
+
+
+def page_params(cost_centre_field: str | None) -> dict[str, str]:
+    """The query parameters of a change-feed page (beyond paging and the cursor)."""
+    params = {"order": "updated_at:asc", "include_deleted": "true"}
+    if cost_centre_field:
+        params["include"] = CUSTOM_FIELDS
+    return params
+
+
+def cost_centres(envelope: dict[str, Any], field_name: str | None) -> dict[str, str]:
+    """Custom field value id -> value, for the cost-centre field, from a page's side-load."""
+    if not field_name:
+        return {}
+    values = envelope.get(CUSTOM_FIELDS) or {}
+    return {
+        str(id_): str(v["value"])
+        for id_, v in values.items()
+        if isinstance(v, dict)
+        and v.get("custom_field_name") == field_name
+        and v.get("value") not in (None, "")
+    }
+
+
+def _own_cost_centre(raw: dict[str, Any], centres: dict[str, str]) -> str | None:
+    return next((centres[str(i)] for i in raw.get("custom_field_value_ids") or () if str(i) in centres), None)
+
+
+def to_row(kind: str, raw: dict[str, Any], centres: dict[str, str] | None = None) -> dict[str, Any]:
+    """A PSA record as a ``work_entry`` row; raises VendorPayloadError naming the field.
+
+    ``centres`` are the page's cost-centre values by custom field value id.
+    """
     try:
         version = str(raw["updated_at"])
         row: dict[str, Any] = {
@@ -53,6 +86,7 @@ def to_row(kind: str, raw: dict[str, Any]) -> dict[str, Any]:
             "currency": str(raw.get("currency") or ""),
             "billable": bool(raw.get("billable")),
             "seen_at": parse_time(version),
+            "cost_centre": _own_cost_centre(raw, centres) if centres else None,
         }
         if kind == "time":
             row.update(
@@ -86,14 +120,14 @@ def to_row(kind: str, raw: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def convert(kind: str, records: list[dict[str, Any]]) -> WorkPage:
+def convert(kind: str, records: list[dict[str, Any]], centres: dict[str, str] | None = None) -> WorkPage:
     """A page of PSA records as ledger rows; unreadable ones are set aside with their error."""
     rows: list[dict[str, Any]] = []
     created: list[str] = []
     poison: list[tuple[dict[str, Any], dict[str, Any]]] = []
     for record in records:
         try:
-            rows.append(to_row(kind, record))
+            rows.append(to_row(kind, record, centres))
             created.append(str(record.get("created_at") or ""))
         except VendorPayloadError as exc:
             if not record.get("updated_at"):
@@ -139,7 +173,8 @@ def _reader(settings: dict[str, Any], kind: str, since: str, out: Any) -> None:
         retry=settings["retry"],
         limiter=Limiter(settings["concurrency"], settings["rate_per_second"]),
     )
-    fetched: queue.Queue[list[dict[str, Any]] | None] = queue.Queue(maxsize=4)
+    field_name = settings.get("cost_centre_field")
+    fetched: queue.Queue[tuple[list[dict[str, Any]], dict[str, str]] | None] = queue.Queue(maxsize=4)
     failure: list[BaseException] = []
 
     def fetch() -> None:
@@ -147,17 +182,12 @@ def _reader(settings: dict[str, Any], kind: str, since: str, out: Any) -> None:
         try:
             while True:
                 envelope = client.fetch_page(
-                    RESOURCES[kind],
-                    page=1,
-                    per_page=PAGE,
-                    updated_after=last,
-                    order="updated_at:asc",
-                    include_deleted="true",
+                    RESOURCES[kind], page=1, per_page=PAGE, updated_after=last, **page_params(field_name)
                 )
                 records = client.resolve(envelope)
                 if records:
                     stamp = records[-1].get("updated_at")
-                    fetched.put(records)
+                    fetched.put((records, cost_centres(envelope, field_name)))
                     if not stamp:
                         break  # convert() reports the missing stamp
                     last = str(stamp)
@@ -171,8 +201,8 @@ def _reader(settings: dict[str, Any], kind: str, since: str, out: Any) -> None:
     fetcher = threading.Thread(target=fetch, name="fetch", daemon=True)
     fetcher.start()
     try:
-        while (records := fetched.get()) is not None:
-            out.put(("page", convert(kind, records)))
+        while (item := fetched.get()) is not None:
+            out.put(("page", convert(kind, *item)))
         if failure:
             raise failure[0]
         out.put(("end", None))
@@ -213,7 +243,12 @@ def process_pages(settings: dict[str, Any], kind: str, since: str) -> Iterator[W
 
 
 def reader_settings(
-    base_url: str, token: str, timeout: float, retry: RetryPolicy, limiter: Limiter
+    base_url: str,
+    token: str,
+    timeout: float,
+    retry: RetryPolicy,
+    limiter: Limiter,
+    cost_centre_field: str | None = None,
 ) -> dict[str, Any]:
     """What the reader process needs to talk to the PSA (picklable).
 
@@ -226,4 +261,5 @@ def reader_settings(
         "retry": retry,
         "concurrency": 1,
         "rate_per_second": limiter.rate_per_second,
+        "cost_centre_field": cost_centre_field,
     }

@@ -42,6 +42,7 @@ def build_postings(conn: sa.Connection, work: WorkType, run_id: str, md: MasterD
             sa.func.sum(we.minutes),
             sa.func.sum(we.amount_minor),
             sa.func.count(),
+            sa.func.min(we.department),  # one per posting: it is part of the key
         )
         .where(we.kind == kind, we.run_id == run_id, we.status == "assigned")
         .group_by(we.posting_key)
@@ -49,7 +50,7 @@ def build_postings(conn: sa.Connection, work: WorkType, run_id: str, md: MasterD
     existing = {k for (k,) in conn.execute(sa.select(posting.c.key).where(posting.c.run_id == run_id))}
     by_workspace = md.projects
     new = []
-    for key, ws, line, first_day, tran_date, billable, currency, minutes, amount, count in rows:
+    for key, ws, line, first_day, tran_date, billable, currency, minutes, amount, count, dept in rows:
         if key in existing:
             continue
         project = by_workspace[str(ws)][0]
@@ -63,6 +64,7 @@ def build_postings(conn: sa.Connection, work: WorkType, run_id: str, md: MasterD
                 "task_id": line,
                 "legal_entity": project.dimensions.legal_entity,
                 "subsidiary": project.dimensions.subsidiary,
+                "department": dept,
                 "period": period_label(_day(first_day)),
                 "billable": bool(billable),
                 "reversal_of": None,
@@ -126,6 +128,7 @@ def plan_reversals(
                 task_id=original["task_id"],
                 legal_entity=original["legal_entity"],
                 subsidiary=original["subsidiary"],
+                department=original["department"],
                 period=original["period"],
                 billable=original["billable"],
                 reversal_of=original_key,

@@ -3,8 +3,8 @@
 Every entry is classified once, when it enters the ledger: quarantined (it
 breaks a rule), held (its period is closed and the policy holds), or assigned
 to a posting whose key is computed from the entry itself — project, task or
-category, legal entity, work period, billable flag, posting period — and the
-run. Postings are then built from the ledger with one GROUP BY
+category, legal entity, work period, billable flag, posting period, and the
+cost centre where the entry names its own — and the run. Postings are then built from the ledger with one GROUP BY
 (:mod:`.aggregate`), so a month of entries is written once and never
 rewritten on the way to the ERP.
 """
@@ -22,7 +22,7 @@ from quote2cash.config import PostingConfig
 from quote2cash.errors import BusinessRuleError, Owner
 from quote2cash.flows.posting.work_type import FLOW, WorkType
 from quote2cash.ports import WorkKind
-from quote2cash.rules.work import MasterData, Period, Violation
+from quote2cash.rules.work import MasterData, Period, Violation, own_cost_centre_violation
 from quote2cash.store import cases
 from quote2cash.store.tables import work_entry
 
@@ -77,10 +77,13 @@ class Classifier:
             entry["rate_minor"],
             entry["currency"],
             entry["category"],
+            entry.get("cost_centre"),
         )
         violation = None
         if not self.verdicts.get(signature, False):
-            violation = self.work.rule(entry, self.md)
+            violation = self.work.rule(entry, self.md) or own_cost_centre_violation(
+                self.kind, entry, self.work.describe(entry, self.md), self.md
+            )
             self.verdicts[signature] = violation is None
         if violation is not None:
             return {
@@ -89,6 +92,7 @@ class Classifier:
                 "posting_key": None,
                 "post_date": None,
                 "run_id": self.run_id,
+                "department": None,
             }, violation
         work_date: date = entry["work_date"]
         post_date = work_date
@@ -109,9 +113,11 @@ class Classifier:
                     "posting_key": None,
                     "post_date": None,
                     "run_id": self.run_id,
+                    "department": None,
                 }, held
             post_date = later.start
         project_id, legal_entity = self.heads[str(entry["workspace_id"])]
+        department = self.md.own_department(entry)
         group = (
             project_id,
             entry[self.work.line_field],
@@ -123,6 +129,7 @@ class Classifier:
             post_date.month,
             bool(entry.get("reimbursable")),
             entry["source_id"] if self.policy.mode == "detail" else None,
+            *((department,) if department else ()),  # keys of entries naming no cost centre stay as they were
         )
         key = self.keys.get(group)
         if key is None:
@@ -134,6 +141,7 @@ class Classifier:
             "posting_key": key,
             "post_date": post_date if post_date != work_date else None,
             "run_id": self.run_id,
+            "department": department,
         }, None
 
     def open_case(self, entry: dict[str, Any], violation: Violation) -> None:
@@ -164,6 +172,7 @@ _COLUMNS = (
     "billable",
     "reimbursable",
     "category",
+    "cost_centre",
 )
 
 

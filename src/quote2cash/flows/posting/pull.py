@@ -36,7 +36,7 @@ def feed_cursor(kind: str, psa: str) -> str:
     return f"{psa}.{kind}.changes"
 
 
-_DECISION = ("status", "reason_code", "posting_key", "post_date", "run_id")
+_DECISION = ("status", "reason_code", "posting_key", "post_date", "run_id", "department")
 
 
 def _apply(

@@ -68,6 +68,8 @@ def master_data_step(kind: WorkKind) -> dict[str, Any]:
             {s for md in erps.values() for s, active in md.subsidiaries.items() if active}
         ),
         "departments": sorted({d for md in erps.values() for d in md.active_departments}),
+        "department_ids": {name: dict(md.departments) for name, md in erps.items()},
+        "default_erp": hub.config.erp_routing.default or hub.config.system_for("erp"),
     }
 
 
@@ -125,6 +127,10 @@ def master_data(raw: dict[str, Any]) -> MasterData:
         legal_entities=set(hub.legal_entities),
         names=raw["names"],
         cost_rates={cur: dict(rates) for cur, rates in hub.config.cost_rates.items()},
+        department_ids={
+            **raw["department_ids"],
+            None: raw["department_ids"].get(raw["default_erp"], {}),
+        },
     )
 
 

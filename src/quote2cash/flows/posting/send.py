@@ -86,7 +86,10 @@ def send_step(work: WorkType, correlation_id: str) -> dict[str, int]:
     by_erp: dict[str, list[Posting]] = defaultdict(list)
     for p in pending:
         job, dept, erp = projects.get(p["project"], (None, None, None))
-        by_erp[erp or default_erp].append(as_posting(p, job, dept, config.posting.accounts))
+        # An entry's own cost centre, where it names one, wins over its project's.
+        by_erp[erp or default_erp].append(
+            as_posting(p, job, p["department"] or dept, config.posting.accounts)
+        )
     sent = failed = 0
     for erp_name, postings in sorted(by_erp.items()):
         erp = hub.erp(erp_name)

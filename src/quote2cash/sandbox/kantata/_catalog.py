@@ -8,7 +8,7 @@ from typing import Literal
 from quote2cash.sandbox.kantata._wire import Doc
 
 FilterKind = Literal["ids", "in", "bool", "contains", "between", "text"]
-IncludeVia = Literal["fk", "children", "references", "subject"]
+IncludeVia = Literal["fk", "children", "subject_children", "subject"]
 
 
 @dataclass(frozen=True)
@@ -33,8 +33,10 @@ class Include:
     ``fk``: the object holds ``field``, the related object goes into ``target``.
     ``children``: the related objects come from child index ``field``; their
     ids are listed on the object under ``ids_field``.
-    ``references``: the object's external references. ``subject``: the
-    subject of an external reference.
+    ``subject_children``: likewise, from a child index filed by polymorphic
+    subject (``<SubjectType>:<id>``), such as the object's external references
+    or custom field values. ``subject``: the subject of an external reference
+    or of a custom field value.
     """
 
     via: IncludeVia
@@ -68,6 +70,12 @@ CHILD_INDEXES: dict[str, tuple[str, str]] = {
     "workspace_participations": ("participations", "workspace_id"),
     "workspace_resource_requests": ("resource_requests", "workspace_id"),
     "subject_references": ("external_references", "subject"),
+    "subject_custom_field_values": ("custom_field_values", "subject"),
+    "field_values": ("custom_field_values", "custom_field_id"),
+}
+# resource -> its child index filed by subject (see ``child_key``)
+SUBJECT_INDEXES: dict[str, str] = {
+    resource: index for index, (resource, fk) in CHILD_INDEXES.items() if fk == "subject"
 }
 
 
@@ -82,7 +90,10 @@ def child_key(index: str, doc: Doc | None) -> str | None:
     return None if value is None else str(value)
 
 
-_REFS = Include("references", "external_references", ids_field="external_reference_ids")
+_REFS = Include("subject_children", "external_references", "subject_references", "external_reference_ids")
+_VALUES = Include(
+    "subject_children", "custom_field_values", "subject_custom_field_values", "custom_field_value_ids"
+)
 
 
 def _fk(target: str, fk: str) -> Include:
@@ -110,6 +121,7 @@ RESOURCES: dict[str, Resource] = {
                     "children", "resource_requests", "workspace_resource_requests", "resource_request_ids"
                 ),
                 "external_references": _REFS,
+                "custom_field_values": _VALUES,
             },
         ),
         Resource("project_templates", "project_template", _READ),
@@ -174,6 +186,7 @@ RESOURCES: dict[str, Resource] = {
                 "story": _fk("stories", "story_id"),
                 "user": _fk("users", "user_id"),
                 "external_references": _REFS,
+                "custom_field_values": _VALUES,
             },
         ),
         Resource(
@@ -195,6 +208,7 @@ RESOURCES: dict[str, Resource] = {
                 "workspace": _fk("workspaces", "workspace_id"),
                 "user": _fk("users", "user_id"),
                 "external_references": _REFS,
+                "custom_field_values": _VALUES,
             },
         ),
         Resource(
@@ -209,6 +223,25 @@ RESOURCES: dict[str, Resource] = {
                 Filter("service_model_ref", "text", "service_model_ref"),
             ),
             includes={"subject": Include("subject")},
+        ),
+        Resource(
+            "custom_fields",
+            "custom_field",
+            _READ,
+            filters=(Filter("subject_types", "in", "subject_type"),),
+            orders=("id", "created_at", "updated_at", "name"),
+        ),
+        Resource(
+            "custom_field_values",
+            "custom_field_value",
+            _ALL,
+            bulk=True,
+            filters=(
+                Filter("subject_type", "text", "subject_type"),
+                Filter("subject_id", "ids", "subject_id"),
+                Filter("custom_field_id", "ids", "custom_field_id", "field_values"),
+            ),
+            includes={"subject": Include("subject"), "custom_field": _fk("custom_fields", "custom_field_id")},
         ),
     )
 }

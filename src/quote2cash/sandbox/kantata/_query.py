@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from quote2cash.sandbox.kantata._catalog import RESOURCES, Filter, Resource
+from quote2cash.sandbox.kantata._catalog import RESOURCES, SUBJECT_INDEXES, Filter, Resource
 from quote2cash.sandbox.kantata._indexes import partition_for
 from quote2cash.sandbox.kantata._schema import SUBJECT_TYPE_OF, SUBJECT_TYPES
 from quote2cash.sandbox.kantata._state import KantataState
@@ -72,6 +72,8 @@ def _select(
             narrowed = found if narrowed is None else narrowed & found
     if resource.name == "external_references":
         narrowed = _narrow_references(state, params, narrowed)
+    elif resource.name in SUBJECT_INDEXES:
+        narrowed = _narrow_subjects(state, SUBJECT_INDEXES[resource.name], params, narrowed)
     only = [i.strip() for i in params["only"].split(",") if i.strip()] if "only" in params else None
     if resource.name == "workspaces" and only is None and not _flag(params, "include_archived"):
         predicates.append(lambda d: not d.get("archived"))
@@ -165,10 +167,19 @@ def _narrow_references(
         )
         found = {hit} if hit else set()
         return found if narrowed is None else narrowed & found
+    return _narrow_subjects(state, "subject_references", params, narrowed)
+
+
+def _narrow_subjects(
+    state: KantataState, index: str, params: Mapping[str, str], narrowed: set[str] | None
+) -> set[str] | None:
+    # subject_type with subject_id is answered from the child index filed by subject.
     if "subject_type" in params and "subject_id" in params:
-        table = state.children["subject_references"]
+        table = state.children[index]
         found = {
-            r for s in params["subject_id"].split(",") for r in table.get(f"{params['subject_type']}:{s}", ())
+            r
+            for s in params["subject_id"].split(",")
+            for r in table.get(f"{params['subject_type']}:{s.strip()}", ())
         }
         return found if narrowed is None else narrowed & found
     return narrowed
@@ -264,9 +275,9 @@ def side_load(
             elif spec.via == "children":
                 related = sorted(state.children[spec.field].get(doc["id"], ()), key=int)
                 doc[spec.ids_field] = related
-            elif spec.via == "references":
+            elif spec.via == "subject_children":
                 subject = f"{SUBJECT_TYPE_OF[resource.name]}:{doc['id']}"
-                related = sorted(state.children["subject_references"].get(subject, ()), key=int)
+                related = sorted(state.children[spec.field].get(subject, ()), key=int)
                 doc[spec.ids_field] = related
             else:
                 target, related = SUBJECT_TYPES[doc["subject_type"]], [doc["subject_id"]]

@@ -17,6 +17,16 @@ Sandbox conventions beyond the real API (documented because a client may rely on
   give the message (``"Active"``), the key, or that object.
 - Archived workspaces are left out of lists unless ``include_archived=true`` or ``only=``.
 - Creates answer HTTP 200 with the usual envelope; DELETE answers 204.
+- Custom fields (``/custom_fields.json``, read only; seeded with :meth:`KantataSandbox.add_custom_field`)
+  may be defined for any subject type external references take, time entries and
+  expenses included (real Kantata's custom field sets take Workspace, Story, User
+  and WorkspaceGroup). A subject holds one value per field: a second create for the
+  same field and subject is refused (real Kantata replaces the value with a new id);
+  change it with ``PUT /custom_field_values/<id>.json``. A custom field value
+  refuses unknown fields, and on an update only ``value`` may change.
+- Setting a custom field value leaves its subject's ``updated_at`` alone; deleting
+  the subject deletes its values. ``include=custom_field_values`` on workspaces,
+  time entries and expenses lists ``custom_field_value_ids`` and side-loads them.
 """
 
 from __future__ import annotations
@@ -101,6 +111,28 @@ class KantataSandbox(Sandbox):
         return self._create_one(
             "participations", {"workspace_id": workspace_id, "user_id": user_id, "role": role}
         )
+
+    def add_custom_field(self, name: str, subject_type: str, type: str = "string") -> str:
+        """Define a custom field (``type``: ``string``, ``text`` or ``number``); returns its id."""
+        return self._create_one("custom_fields", {"name": name, "subject_type": subject_type, "type": type})
+
+    def set_custom_field_value(
+        self, subject_type: str, subject_id: str, custom_field_id: str, value: str
+    ) -> str:
+        """Set a custom field on a subject (create, or update its value); returns the value id."""
+        with self.store.lock:
+            existing = self.state.custom_field_value(str(custom_field_id), subject_type, str(subject_id))
+            if existing is not None:
+                return str(self.state.update("custom_field_values", existing["id"], {"value": value})["id"])
+            return self._create_one(
+                "custom_field_values",
+                {
+                    "subject_type": subject_type,
+                    "subject_id": subject_id,
+                    "custom_field_id": custom_field_id,
+                    "value": value,
+                },
+            )
 
     def add_time_entries(self, entries: Iterable[Mapping[str, Any]]) -> list[str]:
         """Add many time entries in one write (``approved`` may be given); returns their ids."""

@@ -4,14 +4,17 @@ Each ``check_*`` function reads one request object (already merged over the
 stored record for an update) and returns the writable fields, normalised;
 server-managed fields (``id``, ``created_at``, ``updated_at``, ``approved``,
 ``deleted_at``) are set by the state, never taken from a request. Unknown
-fields are ignored, as Kantata's strong parameters do.
+fields are ignored, as Kantata's strong parameters do, except in a custom
+field value, where an unknown field is refused.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
+from quote2cash.sandbox.kantata._catalog import RESOURCES
 from quote2cash.sandbox.kantata._wire import Doc, Fields, KantataError
 
 STORY_TYPES = ("task", "deliverable", "milestone", "issue")
@@ -42,6 +45,13 @@ SUBJECT_TYPES: dict[str, str] = {
     "ResourceRequest": "resource_requests",
 }
 SUBJECT_TYPE_OF = {resource: type_ for type_, resource in SUBJECT_TYPES.items()}
+
+# Custom field types the sandbox knows: text types hold a string, ``number`` a number.
+CUSTOM_FIELD_TYPES = ("string", "text", "number")
+# What a custom field value request may hold: the writable fields, then the
+# read-only ones a client may send back unchanged (they are ignored).
+CUSTOM_FIELD_VALUE_WRITABLE = ("subject_type", "subject_id", "custom_field_id", "value")
+CUSTOM_FIELD_VALUE_READ_ONLY = ("id", "custom_field_name", "display_value", "created_at", "updated_at")
 
 TEMPLATE_STORY_TYPES = {
     "phase": "deliverable",
@@ -82,7 +92,7 @@ def _exists(f: Fields, db: Lookup, field: str, resource: str, id_: str | None) -
         return None
     found = db.find(resource, id_)
     if found is None:
-        f.fail(field, f"refers to an unknown {resource[:-1].replace('_', ' ')} ({id_})")
+        f.fail(field, f"refers to an unknown {RESOURCES[resource].singular.replace('_', ' ')} ({id_})")
     return found
 
 
@@ -247,6 +257,80 @@ def check_external_reference(f: Fields, db: Lookup, *, subject_given: bool = Tru
         elif subject_type is not None:
             _exists(f, db, "subject_id", SUBJECT_TYPES[subject_type], doc["subject_id"])
     return doc
+
+
+def check_custom_field(f: Fields) -> Doc:
+    """Custom field definition fields (seeded from Python)."""
+    doc: Doc = {
+        "name": f.text("name", required=True),
+        "subject_type": f.text("subject_type", required=True),
+        "type": f.choice("type", CUSTOM_FIELD_TYPES, default="string"),
+    }
+    if doc["subject_type"] is not None and doc["subject_type"] not in SUBJECT_TYPES:
+        f.fail("subject_type", f"must be one of: {', '.join(SUBJECT_TYPES)}")
+    return doc
+
+
+def check_custom_field_value(f: Fields, db: Lookup, old: Doc | None = None) -> Doc:
+    """Custom field value fields; ``old`` is the stored value on an update.
+
+    The field must exist and belong to the subject's type, and the subject must
+    exist; on an update only ``value`` may change.
+    """
+    known = CUSTOM_FIELD_VALUE_WRITABLE + CUSTOM_FIELD_VALUE_READ_ONLY
+    for name in f.raw:
+        if name not in known:
+            f.fail(name, "is not an attribute of a custom field value")
+    doc: Doc = {
+        "subject_type": f.text("subject_type", required=True),
+        "subject_id": f.ref("subject_id", required=True),
+        "custom_field_id": f.ref("custom_field_id", required=True),
+    }
+    if old is not None:
+        for name, given in doc.items():
+            if given is not None and given != old[name]:
+                f.fail(name, "can't be changed")
+        return {**doc, **_custom_value(f, db.find("custom_fields", old["custom_field_id"]))}
+    subject_type = doc["subject_type"]
+    if subject_type is not None and subject_type not in SUBJECT_TYPES:
+        f.fail("subject_type", f"must be one of: {', '.join(SUBJECT_TYPES)}")
+    field = _exists(f, db, "custom_field_id", "custom_fields", doc["custom_field_id"])
+    if field is not None and subject_type is not None and subject_type != field["subject_type"]:
+        f.fail(
+            "subject_type",
+            f"must be {field['subject_type']}, the subject type of custom field {field['id']}"
+            f" ({field['name']})",
+        )
+    elif subject_type in SUBJECT_TYPES:
+        _exists(f, db, "subject_id", SUBJECT_TYPES[subject_type], doc["subject_id"])
+    return {**doc, **_custom_value(f, field)}
+
+
+def _custom_value(f: Fields, field: Doc | None) -> Doc:
+    kind = field["type"] if field is not None else "string"
+    value: str | int | float | None = (
+        _number(f, "value") if kind == "number" else f.text("value", required=True)
+    )
+    return {
+        "value": value,
+        "custom_field_name": field["name"] if field is not None else None,
+        "display_value": None if value is None else str(value),
+    }
+
+
+def _number(f: Fields, name: str) -> int | float | None:
+    raw = f.raw.get(name)
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        f.fail(name, "can't be blank")
+        return None
+    try:
+        number = Decimal(str(raw).strip())
+    except InvalidOperation:
+        number = Decimal("NaN")
+    if isinstance(raw, bool) or not isinstance(raw, str | int | float) or not number.is_finite():
+        f.fail(name, "must be a number")
+        return None
+    return int(number) if number == number.to_integral_value() else float(number)
 
 
 def check_user(f: Fields) -> Doc:

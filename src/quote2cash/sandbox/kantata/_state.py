@@ -4,7 +4,12 @@ Writes that touch several kinds of record (a workspace with its template
 stories and external references) are stored children first and the subject
 last. The store commits one kind at a time, so a crash in between leaves
 children whose subject does not exist; :meth:`KantataState.load` purges those,
-which makes each write all-or-nothing as seen through the API.
+which makes each write all-or-nothing as seen through the API. Deletes go the
+other way, the subject first: a crash then leaves children of a deleted (or
+tombstoned) subject, which the load purges too.
+
+Custom field values are children of their subject, filed by subject and by
+custom field; setting one does not change the subject (nor its ``updated_at``).
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from quote2cash.sandbox.kantata._schema import (
     SUBJECT_TYPE_OF,
     SUBJECT_TYPES,
     Lookup,
+    check_custom_field,
+    check_custom_field_value,
     check_expense,
     check_external_reference,
     check_participation,
@@ -34,6 +41,7 @@ from quote2cash.sandbox.kantata._schema import (
 from quote2cash.sandbox.kantata._wire import Clock, Doc, Fields, KantataError, add_days
 
 RefKey = tuple[str, str, str]
+ValueKey = tuple[str, str]  # (custom_field_id, "<SubjectType>:<id>")
 _FIRST_ID = 1000  # ids start at 1001, as DocStore.next_id does
 
 
@@ -78,6 +86,12 @@ class KantataState:
             holder = SUBJECT_TYPES.get(ref["subject_type"])
             if holder is None or self.store.get(holder, ref["subject_id"]) is None:
                 self.store.delete("external_references", id_)
+        for id_, value in self.store.items("custom_field_values"):
+            holder = SUBJECT_TYPES.get(value["subject_type"])
+            subject = self.store.get(holder, value["subject_id"]) if holder else None
+            field = self.store.get("custom_fields", value["custom_field_id"])
+            if subject is None or "deleted_at" in subject or field is None:
+                self.store.delete("custom_field_values", id_)
 
     # -- reading -----------------------------------------------------------------------
     def find(self, resource: str, id_: str) -> Doc | None:
@@ -93,6 +107,14 @@ class KantataState:
         if doc is None:
             raise KantataError.not_found(RESOURCES[resource].singular, id_)
         return doc
+
+    def custom_field_value(self, custom_field_id: str, subject_type: str, subject_id: str) -> Doc | None:
+        """The value of a custom field on one subject, or None."""
+        for value_id in self.children["subject_custom_field_values"].get(f"{subject_type}:{subject_id}", ()):
+            value = self.store.get("custom_field_values", value_id)
+            if value is not None and value["custom_field_id"] == str(custom_field_id):
+                return value
+        return None
 
     # -- indexing ----------------------------------------------------------------------
     def _index(self, resource: str, pairs: list[tuple[Doc | None, Doc | None]]) -> None:
@@ -159,6 +181,7 @@ class KantataState:
         with self.store.lock:
             errors: list[dict[str, str]] = []
             seen_refs: set[RefKey] = set()
+            seen_values: set[ValueKey] = set()
             checked: list[tuple[Doc, list[Doc]]] = []
             lookup = _Memo(self)
             for n, raw in enumerate(raws):
@@ -170,6 +193,8 @@ class KantataState:
                     self._unique_ref(f, doc, seen_refs)
                 if resource == "participations":
                     self._unique_participant(f, doc)
+                if resource == "custom_field_values":
+                    self._unique_value(f, doc, seen_values)
                 refs = self._nested_refs(resource, f, seen_refs)
                 errors.extend(f.errors)
                 checked.append((doc, refs))
@@ -255,6 +280,10 @@ class KantataState:
                     )
                 now = self.clock.tick()
                 self._commit(resource, [{**old, "deleted_at": now, "updated_at": now}])
+                self._remove("custom_field_values", self._values_of([f"{SUBJECT_TYPE_OF[resource]}:{id_}"]))
+                return
+            if resource == "custom_field_values":
+                self._remove(resource, [id_])
                 return
             if resource != "workspaces":
                 raise KantataError.system(405, f"{resource} cannot be deleted")
@@ -272,12 +301,18 @@ class KantataState:
                 *(f"ResourceRequest:{r}" for r in requests),
             ]
             refs = sorted({r for s in subjects for r in self.children["subject_references"].get(s, set())})
+            values = self._values_of(subjects)
             # The subject first: anything left by a crash is an orphan the next load purges.
             self._remove("workspaces", [id_])
             self._remove("stories", stories)
             self._remove("participations", parts)
             self._remove("resource_requests", requests)
             self._remove("external_references", refs)
+            self._remove("custom_field_values", values)
+
+    def _values_of(self, subjects: Sequence[str]) -> list[str]:
+        table = self.children["subject_custom_field_values"]
+        return sorted({v for s in subjects for v in table.get(s, set())}, key=int)
 
     # -- checks ------------------------------------------------------------------------
     def _check(self, resource: str, f: Fields, own_id: str | None, db: Lookup) -> Doc:
@@ -295,6 +330,11 @@ class KantataState:
             return check_expense(f, db)
         if resource == "external_references":
             return check_external_reference(f, db)
+        if resource == "custom_field_values":
+            old = self.find(resource, own_id) if own_id is not None else None
+            return check_custom_field_value(f, db, old)
+        if resource == "custom_fields":
+            return check_custom_field(f)
         if resource == "users":
             return check_user(f)
         if resource == "roles":
@@ -321,6 +361,19 @@ class KantataState:
             f.fail(
                 "service_model_ref",
                 f"has already been taken for service_name {key[0]!r} and service_model {key[1]!r}",
+            )
+        seen.add(key)
+
+    def _unique_value(self, f: Fields, doc: Doc, seen: set[ValueKey]) -> None:
+        if doc["subject_type"] is None or doc["subject_id"] is None or doc["custom_field_id"] is None:
+            return
+        key = (doc["custom_field_id"], f"{doc['subject_type']}:{doc['subject_id']}")
+        taken = self.custom_field_value(doc["custom_field_id"], doc["subject_type"], doc["subject_id"])
+        if taken is not None or key in seen:
+            suffix = f" (custom field value {taken['id']})" if taken is not None else ""
+            f.fail(
+                "custom_field_id",
+                f"has already been taken for {doc['subject_type']} {doc['subject_id']}{suffix}",
             )
         seen.add(key)
 
