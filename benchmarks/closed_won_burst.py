@@ -155,6 +155,141 @@ def run_hub(
     }
 
 
+def run_hub_webhooks(
+    box: SandboxProcess, database_url: str, workdir: Path, steady: int, rate: float, timeout: float
+) -> dict[str, Any]:
+    """Webhook mode: the hub serves its API, the Salesforce sandbox sends an outbound message for
+    every deal won, and no poll runs. ``steady`` deals are closed at ``rate`` a second and left to
+    settle; then the rest of the deals are closed at once (the burst). Returns each phase's
+    closed-won → project latencies (the KPI the hub records: the deal's close stamp to the
+    project's completion, so the webhook's own delivery is included), wall time and the hub's CPU.
+    """
+    import sqlalchemy as sa
+
+    from quote2cash.api import ApiServer, create_app
+    from quote2cash.config import load_config
+    from quote2cash.flows import launch_hub
+    from quote2cash.runtime.logs import configure_logging
+    from quote2cash.sandbox.salesforce.app import ORG_ID
+    from quote2cash.sandbox.seed import SANDBOX_ENV, hub_config
+
+    urls, deals = box.info["urls"], box.info["deals"]
+    configure_logging("INFO", path=workdir / "hub.log")
+    secret = secrets.token_hex(16)
+    raw = hub_config(urls["salesforce"], urls["kantata"], urls["netsuite"], database_url)
+    raw["api"] = {
+        "host": "127.0.0.1",
+        "port": 0,
+        "webhooks": {"salesforce": {"secret_env": "Q2C_BENCH_SF_WEBHOOK_SECRET", "org_id": ORG_ID}},
+    }
+    env = {**os.environ, **SANDBOX_ENV, "Q2C_BENCH_SF_WEBHOOK_SECRET": secret}
+    hub = launch_hub(load_config(data=raw, env=env))
+    server = ApiServer(create_app(hub)).start()
+    db = sa.create_engine(sqlalchemy_url(database_url))
+
+    def settled() -> int:
+        with db.connect() as conn:
+            rows = conn.execute(sa.text(SQL_RUN_STATUS), {"flow": HUB_FLOW})
+            return sum(int(n) for s, n in rows if s in FINAL_STATUSES)
+
+    def latencies() -> dict[str, float]:
+        with db.connect() as conn:
+            rows = conn.execute(
+                sa.text("SELECT subject, value FROM kpi_sample WHERE kpi = :k"), {"k": KPI_LATENCY}
+            )
+            return {str(subject): float(v) for subject, v in rows}
+
+    def phase(count: int, per_second: float, expected: int) -> dict[str, Any]:
+        before = latencies()
+        meter = Meter()
+        closed = box.command(f"close {count} {per_second}", "CLOSED")
+        deadline = time.monotonic() + timeout
+        while settled() < expected and time.monotonic() < deadline:
+            time.sleep(0.05)
+        wall_s, cpu_s = meter.stop()
+        after = latencies()
+        return {
+            "deals": count,
+            "rate": per_second,
+            "close_s": closed["close_s"],
+            "wall_s": wall_s,
+            "cpu_s": cpu_s,
+            "latencies": [v for k, v in after.items() if k not in before],
+            "settled": settled() - (expected - count),
+        }
+
+    try:
+        box.command(f"webhook {server.url}/webhooks/salesforce {secret}", "HOOKED")
+        steady_phase = phase(steady, rate, steady)
+        burst_phase = phase(deals - steady, 0, deals)
+        deliveries = box.command("deliveries", "DELIVERIES")
+    finally:
+        server.stop()
+        hub.shutdown()
+        db.dispose()
+    return {"steady": steady_phase, "burst": burst_phase, "deliveries": deliveries}
+
+
+def webhook_rows(result: dict[str, Any]) -> list[tuple[str, ...]]:
+    """The webhook mode's figures, per phase."""
+    rows: list[tuple[str, ...]] = []
+    for name in ("steady", "burst"):
+        ph = result[name]
+        lat = sorted(ph["latencies"])
+        arrival = f"{ph['rate']:g} deals/s" if ph["rate"] else f"all {ph['deals']} at once"
+        p95 = percentile(lat, 95)
+        target = ("PASS" if p95 is not None and p95 <= 1.0 else "MISS") + " (target p95 ≤ 1 s)"
+        rows += [
+            (f"{name}: deals, arrival", f"{ph['deals']:,}, {arrival}", ""),
+            (f"{name}: settled (completed or case)", f"{ph['settled']:,}", ""),
+            (f"{name}: latency p50 / p95 / max (s)", _lat(lat), target if name == "steady" else ""),
+            (
+                f"{name}: wall time, hub CPU per deal",
+                f"{ph['wall_s']:.1f} s, {1000 * ph['cpu_s'] / max(ph['deals'], 1):.1f} ms",
+                "",
+            ),
+        ]
+    d = result["deliveries"]
+    rows.append(
+        (
+            "outbound messages acknowledged / failed attempts / still queued",
+            f"{d['acknowledged']:,} / {d['failed_attempts']:,} / {d['queued']:,}",
+            "",
+        )
+    )
+    return rows
+
+
+def _lat(values: list[float]) -> str:
+    if not values:
+        return "—"
+    return f"{percentile(values, 50):.2f} / {percentile(values, 95):.2f} / {max(values):.2f}"
+
+
+def webhook_markdown(
+    args: argparse.Namespace, argv: list[str], database: str, rows: list[tuple[str, ...]]
+) -> str:
+    """The webhook mode's block appended to the results file."""
+    facts = machine()
+    lines = [
+        f"## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — closed-won by webhook: {args.steady:,} deals at "
+        f"{args.rate:g}/s, then {args.deals - args.steady:,} at once, seed {args.seed}",
+        "",
+        f"Command: `{shlex.join(['python', *argv])}`",
+        "",
+        f"Machine: nproc {facts['nproc']} ({facts['cpu']}), {facts['memory']} RAM, Python {facts['python']}, "
+        f"{facts['os']}. Hub database: {database}. Code at commit `{commit()}` (uncommitted changes are not "
+        "recorded). Latency is the hub's `closed_won_to_project_seconds` KPI: from the deal's close stamp "
+        "in the CRM to the project's completion, so the outbound message's delivery is included.",
+        "",
+        "| figure | hub | target |",
+        "| --- | ---: | --- |",
+        *(f"| {n} | {h} | {t} |" for n, h, t in rows),
+        "",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 # =====================================================================================================
 # THE NAIVE SCRIPT — plain httpx, no quote2cash import: what a firm writes by hand.
 #
@@ -456,7 +591,10 @@ def serve(args: argparse.Namespace) -> None:
 
     ``release``: every deal → Closed Won with approved terms, at once (Python-side writes, no
     HTTP); answers ``RELEASED {json}`` with the request counts taken just before. ``report``:
-    answers ``REPORT {json}``: request counts and the records the duplicate checks need. Exits at EOF.
+    answers ``REPORT {json}``: request counts and the records the duplicate checks need.
+    Webhook mode: ``webhook URL SECRET`` makes the Salesforce sandbox send a signed outbound
+    message for every deal won; ``close N RATE`` closes the next N deals, RATE a second (0: at
+    once); ``deliveries`` counts the outbound messages. Exits at EOF.
     """
     from quote2cash.sandbox.firm import ENTITIES, generate
     from quote2cash.sandbox.kantata import KantataSandbox
@@ -474,6 +612,7 @@ def serve(args: argparse.Namespace) -> None:
     seeded = seed(firm, boxes)
     boxes.start()
     sf, kt, ns = boxes.salesforce, boxes.kantata, boxes.netsuite
+    messenger = None
 
     def counts() -> dict[str, dict[str, int]]:
         return {
@@ -502,9 +641,33 @@ def serve(args: argparse.Namespace) -> None:
         "seed_s": round(time.perf_counter() - started, 2),
     }
     print("READY " + json.dumps(ready), flush=True)
+    waiting = list(seeded.opportunities.values())  # deals not yet closed (webhook mode closes them in turn)
     while line := sys.stdin.readline():
-        command = line.strip()
-        if command == "release":
+        command, *params = line.split()
+        if command == "webhook":  # webhook URL SECRET: send an outbound message for every deal won
+            messenger = sf.register_webhook(params[0], params[1])
+            print("HOOKED {}", flush=True)
+        elif command == "close":  # close N RATE: the next N deals won, RATE a second (0: at once)
+            count, rate = int(params[0]), float(params[1])
+            batch, waiting = waiting[:count], waiting[count:]
+            t0 = time.perf_counter()
+            for i, opp_id in enumerate(batch):
+                if rate > 0:  # on a steady clock, so a slow write does not slow the arrivals
+                    time.sleep(max(0.0, t0 + i / rate - time.perf_counter()))
+                sf.update("Opportunity", opp_id, {"StageName": "Closed Won", "Terms_Approved__c": True})
+            print(
+                "CLOSED " + json.dumps({"closed": len(batch), "close_s": time.perf_counter() - t0}),
+                flush=True,
+            )
+        elif command == "deliveries":  # outbound messages: acknowledged, failed attempts, still queued
+            attempts = messenger.attempts if messenger is not None else []
+            delivered = {
+                "acknowledged": len({a.notification for a in attempts if a.ok}),
+                "failed_attempts": sum(1 for a in attempts if not a.ok),
+                "queued": messenger.pending() if messenger is not None else 0,
+            }
+            print("DELIVERIES " + json.dumps(delivered), flush=True)
+        elif command == "release":
             before, t0 = counts(), time.perf_counter()
             for opp_id in seeded.opportunities.values():
                 sf.update("Opportunity", opp_id, {"StageName": "Closed Won", "Terms_Approved__c": True})
@@ -992,8 +1155,47 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--timeout", type=float, default=900, help="seconds to wait for the hub's flows to settle")
     p.add_argument("--workdir", type=Path, default=None, help="hub database and log (default: a temp dir)")
     p.add_argument("--results", type=Path, default=None, help="append a markdown block to this file")
+    p.add_argument(
+        "--webhook",
+        action="store_true",
+        help="webhook mode: deals reach the hub by Salesforce outbound messages, first --steady of "
+        "them at --rate a second, then the rest at once; reports latency per phase (hub only)",
+    )
+    p.add_argument("--steady", type=int, default=200, help="webhook mode: deals of the steady phase")
+    p.add_argument("--rate", type=float, default=5.0, help="webhook mode: steady arrivals a second")
     p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     return p.parse_args(argv)
+
+
+def webhook_main(args: argparse.Namespace, workdir: Path, owned: bool, database: str) -> int:
+    """The webhook mode: the hub alone, fed by outbound messages at a steady rate, then a burst."""
+    if not 0 < args.steady < args.deals:
+        raise SystemExit("--steady must be between 0 and --deals (the rest is the burst)")
+    print(
+        f"closed-won by webhook: {args.steady:,} deals at {args.rate:g}/s, then {args.deals - args.steady:,} "
+        f"at once; seed {args.seed}; workdir {workdir}",
+        flush=True,
+    )
+    try:
+        box = SandboxProcess(args)
+        try:
+            print(f"hub: sandboxes seeded in {box.info['seed_s']:.1f} s; running…", flush=True)
+            with hub_database(args.database_url, workdir) as url:
+                result = run_hub_webhooks(box, url, workdir, args.steady, args.rate, args.timeout)
+        finally:
+            box.stop()
+    finally:
+        if owned:
+            shutil.rmtree(workdir, ignore_errors=True)
+    rows = webhook_rows(result)
+    print()
+    print_table(("figure", "hub", "target"), rows, last_left=True)
+    if args.results:
+        args.results.parent.mkdir(parents=True, exist_ok=True)
+        with args.results.open("a", encoding="utf-8") as out:
+            out.write(webhook_markdown(args, sys.argv, database, rows))
+        print(f"\nappended to {args.results}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1009,6 +1211,8 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="q2c-burst-")) if owned else args.workdir
     workdir.mkdir(parents=True, exist_ok=True)
     database = "PostgreSQL (fresh database)" if args.database_url else "SQLite file (embedded default)"
+    if args.webhook:
+        return webhook_main(args, workdir, owned, database)
     print(f"closed-won burst: {args.deals:,} deals, seed {args.seed}; workdir {workdir}", flush=True)
     hub = naive = None
     try:

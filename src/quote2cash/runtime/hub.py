@@ -36,6 +36,9 @@ _current: Hub | None = None
 #: every 0.1 s spent a tenth of a core on polling alone; a burst is dispatched in batches
 #: (:func:`quote2cash.runtime.flow.dispatch_all`), so a run rarely waits for the next poll.
 FLOW_QUEUE_POLLING_SECONDS = 0.5
+#: The same for a flow whose trigger → completed latency is a KPI (closed-won → project): a
+#: deal that arrives by webhook waits for the next poll, so its queue is asked more often.
+LATENCY_QUEUE_POLLING_SECONDS = 0.1
 #: The same for the posting queue: posting runs are long and few.
 POSTING_QUEUE_POLLING_SECONDS = 0.1
 
@@ -163,7 +166,9 @@ class Hub:
                     f"q2c.flow.{flow.name}",
                     worker_concurrency=self.config.policy(flow.name).concurrency,
                     global_concurrency=flow.global_concurrency,
-                    polling_interval_sec=FLOW_QUEUE_POLLING_SECONDS,
+                    polling_interval_sec=(
+                        LATENCY_QUEUE_POLLING_SECONDS if flow.latency_kpi else FLOW_QUEUE_POLLING_SECONDS
+                    ),
                     on_conflict="always_update",
                 )
             # One posting run at a time across all workers: runs share the ledger and cursors.
