@@ -37,17 +37,24 @@ VERSION = "1.0.0"
 
 
 class Dispatcher:
-    """Starts the flows of accepted events: at once when woken, and every ``interval`` seconds."""
+    """Starts the flows of accepted events: at once when woken, and every ``interval`` seconds;
+    reads the CRM's closed-won feed first when a webhook said a deal changed there."""
 
     def __init__(self, hub: Hub, interval: float = 1.0) -> None:
         self.hub = hub
         self.interval = interval
         self._wake = threading.Event()
+        self._poll = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def wake(self) -> None:
         """Dispatch now (called after a delivery is committed)."""
+        self._wake.set()
+
+    def poll_crm(self) -> None:
+        """Read the CRM's closed-won feed now, then dispatch (a webhook that names a changed deal)."""
+        self._poll.set()
         self._wake.set()
 
     def start(self) -> None:
@@ -72,6 +79,9 @@ class Dispatcher:
             if self._stop.is_set():
                 return
             try:
+                if self._poll.is_set():
+                    self._poll.clear()
+                    intake.poll_closed_won(self.hub, dispatch_now=False)
                 intake.dispatch(self.hub)
             except Exception as exc:  # the inbox keeps the events: the next round starts them
                 log.warning("dispatch.failed", error=type(exc).__name__, detail=str(exc)[:200])

@@ -7,7 +7,9 @@ salesforce  the body's ``organizationId`` is the configured org, and the hub's o
             signature (:mod:`._signing`) under the shared secret; outbound messages carry
             no signature of their own, so the org's callout signs.
 stripe      ``Stripe-Signature`` (HMAC-SHA256 of ``t.body``) with the replay window.
-hubspot     ``X-HubSpot-Signature-v3`` over method, URI, body and timestamp.
+hubspot     ``X-HubSpot-Signature-v3`` over method, URI, body and timestamp. Its deal events
+            carry no deal: where HubSpot is the CRM they make the hub read its closed-won
+            feed at once (the poll's query, cursor and de-duplication).
 netsuite,   the hub's own HMAC signature, for their scripts and subscribed events.
 kantata
 ==========  ==============================================================================
@@ -62,10 +64,17 @@ class Ack(BaseModel):
 
 @dataclass(frozen=True)
 class Delivery:
-    """A verified delivery's events, ready to store: (source event id, event) each."""
+    """A verified delivery's events, ready to store: (source event id, event) each.
+
+    ``poll``: the events say a deal changed without carrying it (HubSpot's
+    subscription events name the deal and one property): where the source is the
+    CRM, its closed-won feed is read at once, as the scheduled poll reads it, so
+    a deal won there starts its flow now and is still started once.
+    """
 
     events: list[tuple[str, BusinessEvent]]
     ignored: int = 0
+    poll: bool = False
 
 
 def _malformed(source: str, what: str) -> HubError:
@@ -252,7 +261,7 @@ def hubspot(request: Request, body: bytes, hook: WebhookConfig) -> Delivery:
             payload=item,
         )
         events.append((f"{item['eventId']}", event))
-    return Delivery(events)
+    return Delivery(events, poll=any(str(item["subscriptionType"]).startswith("deal.") for item in data))
 
 
 def _own_scheme(source: str) -> Callable[[Request, bytes, WebhookConfig], Delivery]:
@@ -315,7 +324,10 @@ async def _intake(request: Request, source: str) -> Response:
     metrics = getattr(request.app.state, "metrics", None)
     if metrics is not None:
         metrics.webhook(source, accepted, duplicates)
-    if accepted:
+    crm = hub.config.systems[hub.config.system_for("crm")]
+    if delivery.poll and accepted and crm.kind == source:
+        request.app.state.dispatcher.poll_crm()
+    elif accepted:
         request.app.state.dispatcher.wake()
     return JSONResponse(
         {"ack": True, "accepted": accepted, "duplicates": duplicates, "ignored": delivery.ignored}
