@@ -107,8 +107,8 @@ def render_summary(summary: dict[str, Any]) -> Table:
         ("Duplicate deliveries prevented", summary["duplicates_prevented"]),
         ("Transient vendor errors retried", summary["transient_errors_retried"]),
         ("Duplicates in any target system", summary["duplicates_in_targets"]),
-        ("Closed-won → project latency p50 (s)", summary["latency_p50_s"]),
-        ("Closed-won → project latency p95 (s)", summary["latency_p95_s"]),
+        ("Closed-won → project latency p50 (s; a day's deals won together)", summary["latency_p50_s"]),
+        ("Closed-won → project latency p95 (s; with injected vendor faults)", summary["latency_p95_s"]),
         (
             "Audit entries (hash chain verified)",
             f"{summary['audit_entries']} ({'ok' if summary['audit_chain_verified'] else 'BROKEN'})",
