@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from quote2cash.config import load_config
 from quote2cash.flows import launch_hub
 from quote2cash.flows.intake import poll_closed_won
-from quote2cash.flows.lead_to_project import workflow_id
+from quote2cash.flows.lead_to_project import project_key, workflow_id
 from quote2cash.ops.posting import post_now
 from quote2cash.ops.reconciliation import reconcile
 from quote2cash.runtime.hub import Hub
@@ -122,7 +122,9 @@ def test_a_shadow_erp_receives_a_copy_of_every_posting_and_decides_nothing(
         assert result_of(workflow_id(opp))["status"] == "completed"
         shadow = hub.systems["ledger_new"]
         assert isinstance(shadow, ledger_erp.LedgerErp)
-        assert shadow.projects_by_key == {}  # projects live in the routed ERP only
+        # The project is in the shadow too, under the hub's external id and the shadow's own id.
+        [(key, mirrored)] = shadow.projects_by_key.items()
+        assert key == project_key(opp) and mirrored["id"] != boxes.netsuite.records("job")[0]["id"]
         kt = boxes.kantata
         ws = kt.records("workspaces")[0]["id"]
         task = next(s for s in kt.records("stories") if s["workspace_id"] == ws and s["story_type"] == "task")
@@ -147,6 +149,8 @@ def test_a_shadow_erp_receives_a_copy_of_every_posting_and_decides_nothing(
         assert result["postings_sent"] == 1
         journals = [j for j in boxes.netsuite.records("journalentry") if j.get("custbody_q2c_kind") == "time"]
         assert [j["externalId"] for j in journals] == list(shadow.postings)  # the same posting, dual-posted
+        # The copy names the project by the shadow's id; the record's posting by the record's.
+        assert [p.erp_project_id for p in shadow.postings.values()] == [mirrored["id"]]
         assert reconcile(hub, "time", "2026-10").breaks == []  # the shadow is not counted twice
     finally:
         hub.shutdown()

@@ -1,8 +1,8 @@
 """Shadow mode: NetSuite is the system of record, the legacy file ERP receives a copy of every posting.
 
 The legacy ERP is the simulator over a real folder, with the reference data
-of NetSuite (as a migration of reference data leaves it) and the projects
-loaded under NetSuite's ids (as a migration load does): the copies the hub
+of NetSuite (as a migration of reference data leaves it); lead-to-project
+creates each deal's customer and project in both, so the copies the hub
 dual-posts find them. The comparison report reads both ERPs back.
 """
 
@@ -20,15 +20,12 @@ import sqlalchemy as sa
 
 from quote2cash.cli.stacks import aligned_master
 from quote2cash.config import load_config
-from quote2cash.connectors.flatfile import FlatFileErp
 from quote2cash.flows import launch_hub
 from quote2cash.flows.intake import poll_closed_won
-from quote2cash.flows.lead_to_project import workflow_id
-from quote2cash.model import Customer, FinancialDimensions, Project
+from quote2cash.flows.lead_to_project import project_key, workflow_id
 from quote2cash.ops.posting import post_now
 from quote2cash.ops.reconciliation import reconcile
 from quote2cash.ops.shadow import shadow_report, where_posted
-from quote2cash.ports import ErpRefs
 from quote2cash.runtime.hub import Hub
 from quote2cash.sandbox.flatfile import FlatFileErpSimulator
 from quote2cash.sandbox.seed import SANDBOX_ENV, Sandboxes
@@ -50,38 +47,6 @@ def shadowed(db_url: str, boxes: Sandboxes, tmp_path: Path) -> Iterator[tuple[Hu
     yield hub, sim
     hub.shutdown()
     sim.close()
-
-
-def _migrate_projects(hub: Hub, sim: FlatFileErpSimulator) -> None:
-    """Load the registered customers and projects into the shadow under the record's ids."""
-    legacy = hub.erp("legacy")
-    assert isinstance(legacy, FlatFileErp)
-    rows = hub.read(lambda c: [dict(r) for r in c.execute(sa.select(project_registry)).mappings()])
-    for r in rows:
-        customer = Customer(
-            source_system="q2c",
-            source_id=r["customer_id"],
-            name=f"Client of {r['name']}",
-            legal_entity=r["legal_entity"],
-        )
-        legacy.upsert_customer(
-            customer, r["customer_erp_id"], ErpRefs(subsidiary=r["subsidiary"], currency=r["currency"])
-        )
-        project = Project(
-            source_system="q2c",
-            source_id=r["canonical_id"],
-            customer_id=r["customer_id"],
-            opportunity_id=r["canonical_id"],
-            name=r["name"],
-            billing_model=r["billing_model"],
-            currency=r["currency"],
-            start_date=r["start_date"],
-            dimensions=FinancialDimensions(legal_entity=r["legal_entity"], subsidiary=r["subsidiary"]),
-        )
-        refs = ErpRefs(subsidiary=r["subsidiary"], customer=r["customer_erp_id"], department=r["department"])
-        legacy.upsert_project(project, r["erp_job_id"], refs)
-    sim.wait_idle()
-    assert all(refused == 0 for _, refused in sim.imported().values()), sim.imported()
 
 
 def _time(boxes: Sandboxes, hub: Hub, workspace: str, currency: str, days: list[str]) -> None:
@@ -117,8 +82,11 @@ def test_shadow_holds_the_same_totals_and_the_report_lists_a_planted_difference(
     _, uk = add_deal(boxes, region="UK & Ireland", currency="GBP")
     poll_closed_won(hub)
     assert result_of(workflow_id(us))["status"] == result_of(workflow_id(uk))["status"] == "completed"
-    assert sim.records("project") == []  # projects are created in the system of record only
-    _migrate_projects(hub, sim)
+    # Each deal's customer and project were created in the shadow too, under the hub's external ids.
+    sim.wait_idle()
+    assert all(refused == 0 for _, refused in sim.imported().values()), sim.imported()
+    assert sorted(p["key"] for p in sim.records("project")) == sorted(project_key(o) for o in (us, uk))
+    assert len(sim.records("customer")) == 2
     projects = hub.read(lambda c: {r.canonical_id: r for r in c.execute(sa.select(project_registry))})
     october = [f"2026-10-{d:02d}" for d in (5, 6, 7, 8, 9, 12, 13, 14, 15, 16)]
     for opp, currency in ((us, "USD"), (uk, "GBP")):

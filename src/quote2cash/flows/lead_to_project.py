@@ -19,11 +19,12 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+import structlog
 from dbos import DBOS
 
 from quote2cash.errors import BusinessRuleError, HubError, Owner
-from quote2cash.flows.customer_sync import customer_ref, sync_customer
-from quote2cash.model import FinancialDimensions, Project, ResourceRequest
+from quote2cash.flows.customer_sync import CUSTOMER, customer_key, customer_ref, sync_customer
+from quote2cash.model import Customer, FinancialDimensions, Project, ResourceRequest
 from quote2cash.ports import CustomerRecord, Deal, DealStatus, ErpMasterData, ErpRefs
 from quote2cash.runtime.flow import Flow, Run, declare, emit
 from quote2cash.runtime.flow import workflow_id as flow_workflow_id
@@ -33,6 +34,7 @@ from quote2cash.store.tables import project_registry
 
 FLOW = "lead_to_project"
 CLOSED_WON = "opportunity.closed_won"
+log = structlog.get_logger(f"quote2cash.flows.{FLOW}")
 
 
 def project_key(opportunity_id: str) -> str:
@@ -256,6 +258,10 @@ def steps(run: Run) -> dict[str, Any]:
 
         job_id = run.write("erp_project", erp, "job", opp_id, "upsert project", send_job, after)
 
+    shadow = hub.config.erp_routing.shadow
+    if shadow and shadow != erp:
+        mirror_in_shadow(run, shadow, customer, project, legal_entity, after)
+
     # PSA project from the template of the billing model (a create: looked up first when in doubt).
     ws_id = run.known(psa, "workspace", opp_id)
     created_now = False
@@ -325,6 +331,58 @@ def steps(run: Run) -> dict[str, Any]:
             "open_for_expenses": True,
         },
     }
+
+
+def mirror_in_shadow(
+    run: Run, shadow: str, customer: Customer, project: Project, legal_entity: str, after: dict[str, Any]
+) -> None:
+    """The deal's customer and project in the shadow ERP too (shadow mode), under the hub's
+    external ids, so the copies of their postings find them there.
+
+    The shadow never decides a run's outcome: a write it refuses is logged and the
+    run goes on; its copies of the project's postings are then refused there, which
+    the shadow comparison report shows.
+    """
+    hub = run.hub
+    ref = customer_ref(customer.source_id, legal_entity)
+    try:
+        master = hub.erp(shadow).master_data()
+        sub = hub.subsidiary_of[legal_entity]
+        customer_id = run.known(shadow, CUSTOMER, ref)
+        if customer_id is None:
+            refs = ErpRefs(
+                subsidiary=sub,
+                currency=master.currencies.get(project.currency),
+                terms=master.terms.get(customer.payment_terms or ""),
+            )
+
+            def send_customer(first: bool) -> str:
+                return current().erp(shadow).upsert_customer(customer, customer_key(ref), refs)
+
+            dump = {"external_id": customer_key(ref), **customer.model_dump(mode="json")}
+            customer_id = run.write(
+                "shadow_customer", shadow, CUSTOMER, ref, "upsert customer", send_customer, dump
+            )
+        if run.known(shadow, "job", project.source_id) is None:
+            job_refs = ErpRefs(
+                subsidiary=sub,
+                currency=master.currencies.get(project.currency),
+                customer=customer_id,
+                department=master.departments.get(project.dimensions.practice or ""),
+            )
+
+            def send_job(first: bool) -> str:
+                return current().erp(shadow).upsert_project(project, project_key(project.source_id), job_refs)
+
+            run.write("shadow_project", shadow, "job", project.source_id, "upsert project", send_job, after)
+    except HubError as exc:
+        log.warning(
+            "shadow.project_not_created",
+            erp=shadow,
+            code=exc.code,
+            detail=exc.message[:200],
+            subject=run.subject,
+        )
 
 
 def _compensate(run: Run, done: dict[str, Any]) -> list[str]:

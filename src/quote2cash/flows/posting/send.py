@@ -9,6 +9,7 @@ crash is an upsert of the same records; each batch's answer is committed
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -22,7 +23,7 @@ from quote2cash.flows.posting.internal import internal_projects
 from quote2cash.flows.posting.work_type import FLOW, WorkType, work_type
 from quote2cash.ports import ErpRefusals, Posting
 from quote2cash.runtime.hub import Hub, current
-from quote2cash.store.tables import posting, project_registry
+from quote2cash.store.tables import posting, project_registry, xref
 
 log = structlog.get_logger(f"quote2cash.flows.{FLOW}")
 
@@ -140,7 +141,24 @@ def refusals_step(work: WorkType, correlation_id: str) -> dict[str, int]:
 
 
 def _shadow_post(hub: Hub, shadow: str, batch: list[Posting], correlation_id: str) -> None:
-    """Dual-post to the shadow ERP: its answers are logged, never decide the outcome."""
+    """Dual-post to the shadow ERP: its answers are logged, never decide the outcome.
+
+    A copy names the project by the shadow's own id where the hub created the
+    project there (lead-to-project does in shadow mode), else by the system of
+    record's (a project loaded into the shadow by a migration keeps those ids).
+    """
+    projects = sorted({p.project for p in batch})
+    jobs: dict[str, str] = hub.read(
+        lambda c: {
+            str(canonical): str(external)
+            for canonical, external in c.execute(
+                sa.select(xref.c.canonical_id, xref.c.external_id).where(
+                    xref.c.system == shadow, xref.c.object_type == "job", xref.c.canonical_id.in_(projects)
+                )
+            )
+        }
+    )
+    batch = [replace(p, erp_project_id=jobs.get(p.project, p.erp_project_id)) for p in batch]
     try:
         results = hub.erp(shadow).post(batch)
         refused = [r for r in results if r.error]
