@@ -40,6 +40,7 @@ from typing import Any
 import httpx
 
 from quote2cash.sandbox.firm import BASE_RATE, PRACTICES, ROLES
+from quote2cash.sandbox.seed import COST_SHARE
 from quote2cash.sandbox.timesheets import business_days
 
 STORM = (2026, 10)  # the month being closed: open in the ERP, every month before it closed
@@ -118,6 +119,15 @@ def rate_cards() -> dict[str, dict[str, int]]:
     }
 
 
+def cost_cards() -> dict[str, dict[str, int]]:
+    """Currency -> role -> hourly cost in minor units (whole major units): what the hub posts
+    non-billable time at (its ``cost_rates``), so the expected totals value it the same way."""
+    return {
+        cur: {r: int((Decimal(v) * COST_SHARE / 100).quantize(Decimal(1))) * 100 for r, v in rates.items()}
+        for cur, rates in rate_cards().items()
+    }
+
+
 def consultants(entries: int) -> list[str]:
     """The role of each consultant (about one per 4,000 entries in the month)."""
     return [ROLES[j % len(ROLES)] for j in range(max(len(ROLES), entries // 4000))]
@@ -135,7 +145,7 @@ def _entries(
     """Chunks of approved time entries; ``totals`` collects what a correct posting must add up to."""
     rng = random.Random(SEED)
     days = [d.isoformat() for d in business_days(*STORM)]
-    cards = rate_cards()
+    cards, costs = rate_cards(), cost_cards()
     chunk: list[dict[str, Any]] = []
     for _ in range(args.entries):
         p = rng.randrange(len(specs))
@@ -153,7 +163,8 @@ def _entries(
         if reason is None:
             totals["valid"] += 1
             totals["minutes"] += minutes
-            totals["amount_minor"] += minutes * rate // 60
+            # Billable time is worth its billed amount; non-billable time is posted at its role's cost.
+            totals["amount_minor"] += minutes * (rate if billable else costs[spec.currency][role]) // 60
         else:
             totals["planted"][reason] = totals["planted"].get(reason, 0) + 1
         chunk.append(
@@ -325,6 +336,9 @@ def hub_raw_config(info: dict[str, Any], args: argparse.Namespace, database_url:
     raw["rate_cards"] = {
         f"STD-{cur}": {"currency": cur, "rates": {r: str(Decimal(v).scaleb(-2)) for r, v in rates.items()}}
         for cur, rates in rate_cards().items()
+    }
+    raw["cost_rates"] = {
+        cur: {r: str(Decimal(v).scaleb(-2)) for r, v in rates.items()} for cur, rates in cost_cards().items()
     }
     raw["legal_entities"] = {
         e.code: {

@@ -186,14 +186,11 @@ class BillingConfig(_Strict):
 
     Attributes:
         schedule: cron expression of the period run (default 03:00 on the 1st: the month just closed).
-        intake_host: where ``q2c run`` serves billing webhooks (loopback unless exposed on purpose).
-        intake_port: its port (None: ``q2c run`` serves no webhook intake).
+            The billing system's webhooks are taken by the HTTP API (``api.webhooks``).
         milestone_poll_seconds: how often ``q2c run`` looks for signed-off milestones.
     """
 
     schedule: str = "0 3 1 * *"
-    intake_host: str = "127.0.0.1"
-    intake_port: int | None = Field(default=None, ge=1, le=65535)
     milestone_poll_seconds: float = Field(default=30.0, gt=0)
 
     @field_validator("schedule")

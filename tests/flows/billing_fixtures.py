@@ -1,4 +1,5 @@
-"""A hub with the Stripe sandbox as its billing system, its webhook intake, and deals to bill."""
+"""A hub with the Stripe sandbox as its billing system, its HTTP API taking Stripe's webhooks,
+and deals to bill."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from quote2cash.api import ApiServer, create_app
 from quote2cash.config import load_config
 from quote2cash.flows import launch_hub, outbox
-from quote2cash.flows.billing.intake_app import PATH, IntakeServer
 from quote2cash.flows.intake import poll_closed_won
 from quote2cash.flows.posting import post_now
 from quote2cash.model import to_minor
@@ -26,21 +27,28 @@ from quote2cash.store.tables import billing_invoice, billing_schedule, flow_run,
 
 from .conftest import _DISTINCT, FAST, _names
 
+WEBHOOK_PATH = "/webhooks/stripe"
 JPY_RATES = {"Consultant": "25000", "Engagement Manager": "45000", "Senior Consultant": "33333"}
 
 
 @dataclass
 class Cash:
-    """A launched hub billing through the Stripe sandbox, with its intake and the sandboxes."""
+    """A launched hub billing through the Stripe sandbox, with its API (Stripe's webhooks go to
+    ``webhook_url``) and the sandboxes."""
 
     hub: Hub
     boxes: Sandboxes
     stripe: StripeSandbox
-    intake: IntakeServer
+    api: ApiServer
     secret: str
     #: The hub's configuration as loaded from YAML, and the environment it reads (for worker processes).
     raw: dict[str, Any] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def webhook_url(self) -> str:
+        """Where Stripe sends its deliveries: the hub's webhook route."""
+        return f"{self.api.url}{WEBHOOK_PATH}"
 
     def users(self) -> dict[str, str]:
         """PSA user id by role (a consultant of each role the tests bill is added once)."""
@@ -228,26 +236,28 @@ def add_japan(boxes: Sandboxes, raw: dict[str, Any]) -> None:
 
 @pytest.fixture
 def cash(db_url: str, boxes: Sandboxes, tmp_path: Path) -> Iterator[Cash]:
-    """The hub, the Stripe sandbox delivering its webhooks to the hub's intake."""
+    """The hub, the Stripe sandbox delivering its webhooks to the hub's API."""
     stripe = StripeSandbox(tmp_path / "stripe.sqlite", seed=3)
     stripe.start()
     port = free_port()
     endpoint = httpx.post(
         f"{stripe.url}/v1/webhook_endpoints",
         headers={"Authorization": f"Bearer {DEFAULT_KEY}"},
-        data={"url": f"http://127.0.0.1:{port}{PATH}", "enabled_events[]": "*"},
+        data={"url": f"http://127.0.0.1:{port}{WEBHOOK_PATH}", "enabled_events[]": "*"},
     ).json()
     raw = boxes.config(db_url)
-    raw["systems"]["billing"] = billing_system(stripe.url, "Q2C_TEST_STRIPE_WHSEC")
+    raw["systems"]["billing"] = billing_system(stripe.url)
     add_japan(boxes, raw)
     env = {**SANDBOX_ENV, "Q2C_TEST_STRIPE_WHSEC": endpoint["secret"]}
-    hub = launch_hub(load_config(data=raw, env=env), retry=FAST)
-    intake = IntakeServer(hub, port=port).start()
+    # The worker processes some tests start read ``raw``: they bill and post, and take no webhooks.
+    served = {**raw, "api": {"port": port, "webhooks": {"stripe": {"secret_env": "Q2C_TEST_STRIPE_WHSEC"}}}}
+    hub = launch_hub(load_config(data=served, env=env), retry=FAST)
+    api = ApiServer(create_app(hub), port=port).start()
     try:
-        yield Cash(hub, boxes, stripe, intake, endpoint["secret"], raw, env)
+        yield Cash(hub, boxes, stripe, api, endpoint["secret"], raw, env)
     finally:
         stripe.webhooks.stop()
-        intake.stop()
+        api.stop()
         hub.shutdown()
         stripe.stop()
         stripe.store.close()

@@ -73,7 +73,7 @@ def test_sigkill_between_stripe_and_the_local_commit_never_bills_twice(cash: Cas
         entries.append(c.time(projects[opp], "Engagement Manager", 120, "2026-12-04"))
     c.post_time()
     # From here on only worker processes bill; the webhooks have no hub to go to.
-    c.intake.stop()
+    c.api.stop()
     c.stripe.webhooks.stop()
     c.hub.shutdown()
 

@@ -1,4 +1,4 @@
-"""F8: Stripe webhooks through the hub's intake — verified, de-duplicated, applied by state not
+"""F8: Stripe webhooks through the hub's API — verified, de-duplicated, applied by state not
 arrival — update the ERP, the CRM and the PSA; SQLite and PostgreSQL."""
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def _post(
     body = json.dumps(event).encode()
     header = sign(body, secret or c.secret, t or int(time.time()))
     return httpx.post(
-        c.intake.url, content=body, headers={"Stripe-Signature": header, "Content-Type": "application/json"}
+        c.webhook_url, content=body, headers={"Stripe-Signature": header, "Content-Type": "application/json"}
     )
 
 
@@ -134,7 +134,7 @@ def test_bad_signature_or_stale_timestamp_is_rejected_recorded_and_applies_nothi
     }
     forged = _post(c, event, secret="whsec_not_the_endpoints")
     stale = _post(c, {**event, "id": "evt_stale"}, t=int(time.time()) - 301)
-    assert (forged.status_code, stale.status_code) == (400, 400)
+    assert (forged.status_code, stale.status_code) == (401, 401)  # problem details, nothing applied
     recorded = c.hub.read(
         lambda x: x.execute(sa.select(webhook_delivery.c.outcome, webhook_delivery.c.reason)).all()
     )

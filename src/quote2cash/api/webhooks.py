@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
@@ -49,6 +50,8 @@ from quote2cash.connectors.stripe import webhooks as stripe_webhooks
 from quote2cash.errors import AuthError, HubError, VendorPayloadError
 from quote2cash.flows.intake import deliver
 from quote2cash.model import BusinessEvent
+from quote2cash.runtime.hub import Hub
+from quote2cash.store.tables import webhook_delivery
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
@@ -212,7 +215,10 @@ def stripe(request: Request, body: bytes, hook: WebhookConfig) -> Delivery:
     except AuthError as exc:
         stale = exc.details.get("reason") == "stale_timestamp"
         raise HubError(
-            exc.message, code="webhook.stale" if stale else "webhook.signature_invalid", system="stripe"
+            exc.message,
+            code="webhook.stale" if stale else "webhook.signature_invalid",
+            system="stripe",
+            details={"reason": exc.details.get("reason") or "signature"},
         ) from None
     except (VendorPayloadError, UnicodeDecodeError, ValueError, KeyError) as exc:
         message = exc.message if isinstance(exc, HubError) else str(exc)
@@ -310,14 +316,44 @@ PARSERS: dict[str, Callable[[Request, bytes, WebhookConfig], Delivery]] = {
 }
 
 
+def _record(hub: Hub, source: str, rows: list[dict[str, Any]]) -> None:
+    """Note deliveries in ``webhook_delivery``: each event accepted or a duplicate, or the
+    delivery rejected with its reason (what an operator checks when a sender says it sent)."""
+    if rows:
+        now = datetime.now(UTC)
+        with hub.engine.begin() as conn:
+            conn.execute(
+                sa.insert(webhook_delivery), [{"source": source, "received_at": now, **r} for r in rows]
+            )
+
+
 async def _intake(request: Request, source: str) -> Response:
     hub = hub_of(request)
     hook = _config(request, source)
     body = await read_body(request, hub.config.api.max_body_bytes, source)
-    delivery = PARSERS[source](request, body, hook)
+    try:
+        delivery = PARSERS[source](request, body, hook)
+    except HubError as exc:
+        reason = str(exc.details.get("reason") or exc.code)[:60]
+        rejected = {"outcome": "rejected", "reason": reason, "message": exc.message}
+        await run_in_threadpool(_record, hub, source, [rejected])
+        raise
 
     def store() -> tuple[int, int]:
-        accepted = sum(deliver(hub, source_event_id, event) for source_event_id, event in delivery.events)
+        outcomes = [(sid, event, deliver(hub, sid, event)) for sid, event in delivery.events]
+        _record(
+            hub,
+            source,
+            [
+                {
+                    "event_id": sid[:120],
+                    "event_type": event.type[:60],
+                    "outcome": "accepted" if ok else "duplicate",
+                }
+                for sid, event, ok in outcomes
+            ],
+        )
+        accepted = sum(ok for _, _, ok in outcomes)
         return accepted, len(delivery.events) - accepted
 
     accepted, duplicates = await run_in_threadpool(store)

@@ -295,7 +295,6 @@ def run(
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
     for line in install_schedules(hub):
         err.print(f"schedule: {line}")
-    intake = _billing_intake(hub, cfg)
     server = None
     if cfg.api.enabled:
         from quote2cash.api import serve as serve_api
@@ -334,21 +333,8 @@ def run(
     finally:
         if server is not None:
             server.stop()
-        if intake is not None:
-            intake.stop()
         _housekeeping(hub, prune=False)
         hub.shutdown()
-
-
-def _billing_intake(hub: Any, cfg: Any) -> Any:
-    """Serve billing webhooks on ``billing.intake_port`` when a billing system is configured."""
-    if cfg.billing.intake_port is None or not cfg.players("billing"):
-        return None
-    from quote2cash.flows.billing.intake_app import IntakeServer
-
-    intake = IntakeServer(hub, cfg.billing.intake_host, cfg.billing.intake_port).start()
-    err.print(f"billing webhooks at {intake.url}")
-    return intake
 
 
 def _billing_poll(hub: Any) -> None:

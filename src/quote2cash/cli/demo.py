@@ -22,7 +22,7 @@ import yaml
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from quote2cash.cli.demo_billing import DemoBilling, bill_month
+from quote2cash.cli.demo_billing import DemoBilling, bill_month, free_port
 from quote2cash.cli.stacks import DEFAULT_STACK, Stack, StackSandboxes, cutover_routing
 from quote2cash.config import load_config
 from quote2cash.flows import launch_hub
@@ -363,11 +363,12 @@ def run_demo(
     hub: Hub | None = None
     server: ApiServer | None = None
     cash: DemoBilling | None = None
+    api_port = serve_port or free_port()  # known before the hub starts: Stripe's endpoint names it
     keep = False
     try:
         seeded = boxes.seed(firm)
         if stack.erp == "netsuite":  # the ERP that keeps receivables: the month is billed through Stripe
-            cash = DemoBilling.start(workdir / "sandboxes", seed_value)
+            cash = DemoBilling.start(workdir / "sandboxes", seed_value, f"http://127.0.0.1:{api_port}")
         raw = boxes.config(sqlite_url(workdir / "hub.sqlite"))
         if legacy:
             raw["erp_routing"] = cutover_routing(CUTOVER_ENTITY, CUTOVER, "legacy")
@@ -379,16 +380,14 @@ def run_demo(
             if on_salesforce
             else {}
         )
-        raw["api"] = {"host": "127.0.0.1", "port": serve_port or 0, "webhooks": hooks}
+        raw["api"] = {"host": "127.0.0.1", "port": api_port, "webhooks": hooks}
         env = {**os.environ, **SANDBOX_ENV, "Q2C_DEMO_SF_WEBHOOK_SECRET": webhook_secret}
         if cash is not None:
             cash.configure(raw, env)
         config = load_config(data=raw, env=env)
         config.source = str(workdir / "q2c.yaml")
         hub = launch_hub(config)
-        if cash is not None:
-            cash.serve(hub)
-        server = ApiServer(create_app(hub), host="127.0.0.1", port=serve_port or 0).start()
+        server = ApiServer(create_app(hub), host="127.0.0.1", port=api_port).start()
         messenger = (
             boxes.salesforce.register_webhook(f"{server.url}/webhooks/salesforce", webhook_secret)
             if on_salesforce

@@ -1,7 +1,7 @@
 """The cash half of ``q2c demo``: the Stripe sandbox as the billing system, and the demo month billed.
 
 :class:`DemoBilling` starts the Stripe sandbox beside the other sandboxes and
-registers the hub's webhook intake with it; :func:`bill_month` then hands the
+registers the hub's webhook route (``/webhooks/stripe`` of its HTTP API) with it; :func:`bill_month` then hands the
 activated projects to billing (schedules, the subscription), signs off the
 first milestone of every milestone project in the PSA, books one retainer's
 overage, bills the month, pays some invoices and declines one payment, and
@@ -24,7 +24,6 @@ import httpx
 import sqlalchemy as sa
 
 from quote2cash.flows import outbox
-from quote2cash.flows.billing.intake_app import PATH, IntakeServer
 from quote2cash.flows.billing.milestones import poll_milestones
 from quote2cash.flows.billing.periods import bill_now
 from quote2cash.flows.posting import post_now
@@ -38,6 +37,8 @@ from quote2cash.sandbox.stripe import StripeSandbox
 from quote2cash.sandbox.stripe.app import DEFAULT_KEY
 from quote2cash.store.tables import billing_invoice, billing_schedule, flow_run
 
+#: The hub's route for Stripe's deliveries.
+WEBHOOK_PATH = "/webhooks/stripe"
 #: The month the demo bills: every project has started by its end.
 BILLING_PERIOD = "2026-12"
 #: The variable the demo's hub reads the webhook endpoint's signing secret from (this run's only).
@@ -46,44 +47,42 @@ SECRET_ENV = "Q2C_DEMO_STRIPE_WHSEC"
 AS_OF = date(2027, 1, 1)
 
 
+def free_port() -> int:
+    """A loopback port nobody listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 @dataclass
 class DemoBilling:
     """The Stripe sandbox of a demo run and the webhook endpoint it delivers to."""
 
     stripe: StripeSandbox
-    port: int
     secret: str
-    intake: IntakeServer | None = None
 
     @classmethod
-    def start(cls, folder: Path, seed: int) -> DemoBilling:
-        """Serve the Stripe sandbox and register an endpoint for the hub's intake (not started yet)."""
+    def start(cls, folder: Path, seed: int, api_url: str) -> DemoBilling:
+        """Serve the Stripe sandbox, with an endpoint delivering to the hub's API at ``api_url``."""
         stripe = StripeSandbox(folder / "stripe.sqlite", seed=seed)
         stripe.start()
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
         endpoint = httpx.post(
             f"{stripe.url}/v1/webhook_endpoints",
             headers={"Authorization": f"Bearer {DEFAULT_KEY}"},
-            data={"url": f"http://127.0.0.1:{port}{PATH}", "enabled_events[]": "*"},
+            data={"url": f"{api_url}{WEBHOOK_PATH}", "enabled_events[]": "*"},
         ).json()
-        return cls(stripe, port, str(endpoint["secret"]))
+        return cls(stripe, str(endpoint["secret"]))
 
     def configure(self, raw: dict[str, Any], env: dict[str, str]) -> None:
-        """Add the Stripe sandbox to a hub config (``systems.billing``) and its secret to the environment."""
-        raw["systems"]["billing"] = billing_system(self.stripe.url, SECRET_ENV)
+        """Add the Stripe sandbox to a hub config (``systems.billing``), its webhooks to the
+        config's ``api.webhooks``, and the endpoint's signing secret to the environment."""
+        raw["systems"]["billing"] = billing_system(self.stripe.url)
+        raw.setdefault("api", {}).setdefault("webhooks", {})["stripe"] = {"secret_env": SECRET_ENV}
         env[SECRET_ENV] = self.secret
 
-    def serve(self, hub: Hub) -> None:
-        """Start the hub's webhook intake on the registered port."""
-        self.intake = IntakeServer(hub, port=self.port).start()
-
     def stop(self) -> None:
-        """Stop the deliveries, the intake and the sandbox."""
+        """Stop the deliveries and the sandbox."""
         self.stripe.webhooks.stop()
-        if self.intake is not None:
-            self.intake.stop()
         self.stripe.stop()
         self.stripe.store.close()
 

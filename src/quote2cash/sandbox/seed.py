@@ -133,13 +133,10 @@ def hub_config(sf_url: str, kt_url: str, ns_url: str, database_url: str, **hub: 
     }
 
 
-def billing_system(url: str, webhook_secret_env: str | None = None) -> dict[str, Any]:
-    """The hub config of the Stripe sandbox at ``url`` as the billing system (``systems.billing``).
-
-    ``webhook_secret_env`` names the variable holding the signing secret of the
-    webhook endpoint registered with the sandbox (it is made when the endpoint is).
-    """
-    system: dict[str, Any] = {
+def billing_system(url: str) -> dict[str, Any]:
+    """The hub config of the Stripe sandbox at ``url`` as the billing system (``systems.billing``);
+    its webhooks go to the HTTP API (``api.webhooks.stripe``)."""
+    return {
         "kind": "stripe",
         "base_url": url,
         "api_key_env": "Q2C_SANDBOX_STRIPE_KEY",
@@ -147,9 +144,6 @@ def billing_system(url: str, webhook_secret_env: str | None = None) -> dict[str,
         "days_until_due": 30,
         "limits": {"concurrency": 8},
     }
-    if webhook_secret_env is not None:  # no endpoint, no secret: the hub then takes no webhooks
-        system["webhook_secret_env"] = webhook_secret_env
-    return system
 
 
 @dataclass

@@ -28,7 +28,6 @@ from quote2cash.connectors._http import Limiter, RetryPolicy
 from quote2cash.connectors.stripe.amounts import exact, from_stripe, to_stripe
 from quote2cash.connectors.stripe.client import StripeApi, idempotency_key
 from quote2cash.connectors.stripe.settings import StripeSettings
-from quote2cash.connectors.stripe.webhooks import verify
 from quote2cash.errors import BusinessRuleError, NotFoundError, VendorPayloadError
 from quote2cash.model import Customer, Invoice, InvoiceLine, InvoiceStatus, Money, Payment
 from quote2cash.ports import BilledInvoice, Capabilities, PaymentPage
@@ -99,10 +98,6 @@ class StripeBilling:
     def close(self) -> None:
         """Release connections."""
         self.api.close()
-
-    def verify_webhook(self, payload: bytes, header: str, *, now: float | None = None) -> dict[str, Any]:
-        """A delivery to this account's webhook endpoint, verified with its signing secret."""
-        return verify(payload, header, self.settings.secret("webhook_secret"), now=now)
 
     @property
     def v1(self) -> Any:
