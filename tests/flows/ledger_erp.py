@@ -19,6 +19,7 @@ import httpx
 
 from quote2cash import Capabilities, Connector, SystemSettings, register
 from quote2cash.connectors._http import RetryPolicy
+from quote2cash.errors import BusinessRuleError
 from quote2cash.model import AccountingPeriod, Customer, Money, Project
 from quote2cash.ports import (
     CustomerRecord,
@@ -51,6 +52,8 @@ class LedgerErp:
         self.customers_by_key: dict[str, dict[str, Any]] = {}
         self.projects_by_key: dict[str, dict[str, Any]] = {}
         self.postings: dict[str, Posting] = {}
+        #: Set by a test: project writes are refused, as an ERP refuses a record it cannot take.
+        self.refuse_projects = False
         self.calls = 0
         self.retries = 0
         self._lock = threading.Lock()
@@ -96,6 +99,10 @@ class LedgerErp:
         )
 
     def upsert_project(self, project: Project, external_id: str, refs: ErpRefs) -> str:
+        if self.refuse_projects:
+            raise BusinessRuleError(
+                f"the ledger refuses project {external_id}: its period is locked", code="erp.record_refused"
+            )
         return self._id(self.projects_by_key, external_id, {"name": project.name, "customer": refs.customer})
 
     def delete_project(self, erp_project_id: str) -> None:

@@ -22,6 +22,7 @@ from quote2cash.ops.posting import post_now
 from quote2cash.ops.reconciliation import reconcile
 from quote2cash.runtime.hub import Hub
 from quote2cash.sandbox.seed import SANDBOX_ENV, Sandboxes
+from quote2cash.store import cases
 from quote2cash.store.tables import project_registry
 
 from . import ledger_erp
@@ -152,5 +153,52 @@ def test_a_shadow_erp_receives_a_copy_of_every_posting_and_decides_nothing(
         # The copy names the project by the shadow's id; the record's posting by the record's.
         assert [p.erp_project_id for p in shadow.postings.values()] == [mirrored["id"]]
         assert reconcile(hub, "time", "2026-10").breaks == []  # the shadow is not counted twice
+    finally:
+        hub.shutdown()
+
+
+def test_a_shadow_that_refuses_the_project_never_stops_lead_to_project(db_url: str, boxes: Sandboxes) -> None:
+    raw = boxes.config(db_url)
+    raw["systems"]["ledger_new"] = {
+        "kind": ledger_erp.CONNECTOR.kind,
+        "subsidiaries": [e["erp_subsidiary"] for e in raw["legal_entities"].values()],
+        "currencies": ["USD"],
+    }
+    raw["erp_routing"] = {"default": "erp", "shadow": "ledger_new"}
+    hub = launch_hub(load_config(data=raw, env=SANDBOX_ENV), retry=FAST)
+    try:
+        shadow = hub.systems["ledger_new"]
+        assert isinstance(shadow, ledger_erp.LedgerErp)
+        shadow.refuse_projects = True
+        _, opp = add_deal(boxes)
+        poll_closed_won(hub)
+        # The system of record has the project and the run completed; the shadow has the customer only.
+        assert result_of(workflow_id(opp))["status"] == "completed"
+        [job] = boxes.netsuite.records("job")
+        assert shadow.projects_by_key == {} and len(shadow.customers_by_key) == 1
+        assert hub.read(cases.list_cases) == []
+        # A copy of its posting then names the project by the record's id (as a migration load would).
+        kt = boxes.kantata
+        ws = kt.records("workspaces")[0]["id"]
+        task = next(s for s in kt.records("stories") if s["workspace_id"] == ws and s["story_type"] == "task")
+        user = kt.add_user("Ada Lovelace", "ada@northwind.example", "Consultant")
+        rate = int(hub.config.rate_cards["STD-USD"].rates["Consultant"] * 100)
+        kt.add_time_entries(
+            [
+                {
+                    "workspace_id": ws,
+                    "story_id": task["id"],
+                    "user_id": user,
+                    "date_performed": "2026-10-14",
+                    "time_in_minutes": 60,
+                    "billable": True,
+                    "rate_in_cents": rate,
+                    "currency": "USD",
+                    "approved": True,
+                }
+            ]
+        )
+        assert post_now(hub, "time")["postings_sent"] == 1
+        assert [p.erp_project_id for p in shadow.postings.values()] == [str(job["id"])]
     finally:
         hub.shutdown()
