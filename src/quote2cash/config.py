@@ -202,25 +202,41 @@ class BillingConfig(_Strict):
 
 
 class ErpRule(_Strict):
-    """One routing rule: postings matching every condition given go to ``system``.
+    """One routing rule: projects (and so their postings) matching every condition given go to
+    ``system``.
 
     Attributes:
         system: the ERP system's name.
         legal_entities: the project's legal entity is one of these.
-        projects_starting_from: the project starts on or after this date (a cutover).
+        projects_starting_from: the project starts on or after this date (a cutover where the
+            projects started before it stay, with all their postings, on the ERP they are on).
+        postings_from: a hard cutover: projects starting on or after this date belong to
+            ``system``, and so does every posting of these legal entities dated on or after it,
+            whatever ERP its project is on; a project open across the date is created in
+            ``system`` too, so its later postings find it there.
     """
 
     system: str
     legal_entities: list[str] | None = None
     projects_starting_from: date | None = None
+    postings_from: date | None = None
+
+    @model_validator(mode="after")
+    def _one_cutover(self) -> ErpRule:
+        if self.projects_starting_from is not None and self.postings_from is not None:
+            raise ValueError("a rule has one cutover: projects_starting_from or postings_from, not both")
+        return self
+
+    def covers(self, legal_entity: str) -> bool:
+        """Whether the rule applies to a legal entity."""
+        return self.legal_entities is None or legal_entity in self.legal_entities
 
     def matches(self, legal_entity: str, start: date | None) -> bool:
         """Whether a project of this legal entity starting on ``start`` is routed here."""
-        if self.legal_entities is not None and legal_entity not in self.legal_entities:
+        if not self.covers(legal_entity):
             return False
-        return not (
-            self.projects_starting_from is not None and (start is None or start < self.projects_starting_from)
-        )
+        cutover = self.projects_starting_from or self.postings_from
+        return not (cutover is not None and (start is None or start < cutover))
 
 
 class ErpRouting(_Strict):
@@ -447,6 +463,19 @@ class HubConfig(_Strict):
             if rule.matches(legal_entity, start):
                 return rule.system
         return self.erp_routing.default or self.system_for("erp")
+
+    def cutover_erps(self, legal_entity: str, start: date | None, end: date | None, erp: str) -> list[str]:
+        """ERPs besides ``erp`` a project must also exist in: those a hard cutover of its legal
+        entity moves its later postings to, while it is still open on the cutover date."""
+        return [
+            rule.system
+            for rule in self.erp_routing.rules
+            if rule.postings_from is not None
+            and rule.system != erp
+            and rule.covers(legal_entity)
+            and (start is None or start < rule.postings_from)
+            and (end is None or end >= rule.postings_from)
+        ]
 
     def policy(self, flow: str) -> FlowPolicy:
         """The policy of a flow (defaults when not configured)."""

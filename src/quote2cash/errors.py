@@ -269,6 +269,13 @@ CATALOGUE: dict[str, ErrorCode] = {
             422,
             "The ERP refused a posting; its own code and message are in the details.",
         ),
+        ErrorCode(
+            "erp.project_missing",
+            _F,
+            False,
+            422,
+            "Past its legal entity's cutover the posting goes to the new ERP, which does not hold its project.",
+        ),
         # -- reconciliation (F9) -----------------------------------------------------------
         ErrorCode("recon.missing", _F, False, 409, "Approved in the PSA, not posted in the ERP."),
         ErrorCode("recon.duplicated", _F, False, 409, "Posted more than once in the ERP."),

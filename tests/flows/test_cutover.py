@@ -145,3 +145,85 @@ def test_a_month_across_the_cutover_lands_every_entry_in_exactly_one_system_of_r
         ln = lines[opp]
         assert (ln.psa_count, Decimal(ln.psa_amount)) == (count, amount)
         assert (ln.erp_count, Decimal(ln.erp_amount)) == (count, amount)
+
+
+@pytest.fixture
+def hard_cutover(db_url: str, boxes: Sandboxes, tmp_path: Path) -> Iterator[tuple[Hub, FlatFileErpSimulator]]:
+    sim = FlatFileErpSimulator(tmp_path / "legacy").start()
+    raw = boxes.config(db_url)
+    raw["systems"]["legacy"] = {"kind": "flatfile", "folder": str(sim.folder)}
+    raw["erp_routing"] = {
+        "rules": [
+            {"system": "erp", "legal_entities": ["UK01"], "postings_from": CUTOVER.isoformat()},
+            {"system": "legacy", "legal_entities": ["UK01"]},
+        ],
+        "default": "erp",
+    }
+    hub = launch_hub(load_config(data=raw, env=SANDBOX_ENV), retry=FAST)
+    yield hub, sim
+    hub.shutdown()
+    sim.close()
+
+
+def test_a_hard_cutover_sends_an_open_projects_later_postings_to_the_new_erp(
+    hard_cutover: tuple[Hub, FlatFileErpSimulator], boxes: Sandboxes
+) -> None:
+    hub, sim = hard_cutover
+    opp = _deal(boxes, date(2026, 10, 1), region="UK & Ireland", currency="GBP")
+    poll_closed_won(hub)
+    assert result_of(workflow_id(opp))["status"] == "completed"
+    sim.wait_idle()
+    [project] = hub.read(lambda c: list(c.execute(sa.select(project_registry))))
+    assert project.erp == "legacy"  # started before the cutover: the legacy ERP's project
+    # Open across the cutover, it is created in NetSuite too, for the postings after it.
+    assert [p["key"] for p in sim.records("project")] == [f"Q2C-P-{opp}"]
+    [job] = [j for j in boxes.netsuite.records("job") if j["externalId"] == f"Q2C-P-{opp}"]
+
+    kt = boxes.kantata
+    user = kt.add_user("Ada Lovelace", "ada@northwind.example", "Consultant")
+    task = next(
+        s
+        for s in kt.records("stories")
+        if str(s["workspace_id"]) == project.psa_workspace_id and s["story_type"] == "task"
+    )
+    rate = int(hub.config.rate_cards["STD-GBP"].rates["Consultant"] * 100)
+    days = _business_days(date(2026, 10, 1), date(2026, 10, 30))
+    kt.add_time_entries(
+        [
+            {
+                "workspace_id": project.psa_workspace_id,
+                "story_id": task["id"],
+                "user_id": user,
+                "date_performed": day.isoformat(),
+                "time_in_minutes": 120,
+                "billable": True,
+                "rate_in_cents": rate,
+                "currency": "GBP",
+                "approved": True,
+            }
+            for day in days
+        ]
+    )
+    result = post_now(hub, "time")
+    failed = hub.read(
+        lambda c: [r.error for r in c.execute(sa.select(posting).where(posting.c.status == "failed"))]
+    )
+    assert result["valid"] == len(days) and result["postings_failed"] == 0, failed
+    sim.wait_idle()
+    assert post_now(hub, "time")["postings_refused_later"] == 0
+
+    # The month is split at the cutover: before it on the legacy ERP, from it on NetSuite, on its job there.
+    before = sum(1 for d in days if d < CUTOVER)
+    placed = {f.erp: f for f in where_posted(hub, "time", "2026-10").by_erp}
+    assert (placed["legacy"].entries, placed["erp"].entries) == (before, len(days) - before)
+    assert where_posted(hub, "time", "2026-10").in_several == []
+    journals = [j for j in boxes.netsuite.records("journalentry") if j.get("custbody_q2c_kind") == "time"]
+    assert journals and all(j["tranDate"] >= CUTOVER.isoformat() for j in journals)
+    assert {ln["entity"]["id"] for j in journals for ln in j["line"]["items"] if ln.get("entity")} == {
+        str(job["id"])
+    }
+    # And the PSA's month reconciles against the two ERPs together.
+    report = reconcile(hub, "time", "2026-10")
+    assert report.breaks == []
+    [line] = report.lines
+    assert line.psa_count == line.erp_count == len(days)

@@ -258,9 +258,11 @@ def steps(run: Run) -> dict[str, Any]:
 
         job_id = run.write("erp_project", erp, "job", opp_id, "upsert project", send_job, after)
 
+    # The ERPs the project's postings may also go to: the shadow's copies, and a hard cutover's.
     shadow = hub.config.erp_routing.shadow
-    if shadow and shadow != erp:
-        mirror_in_shadow(run, shadow, customer, project, legal_entity, after)
+    also = hub.config.cutover_erps(legal_entity, start, opportunity.end_date, erp)
+    for other in dict.fromkeys([*([shadow] if shadow and shadow != erp else []), *also]):
+        mirror(run, other, customer, project, legal_entity, after)
 
     # PSA project from the template of the billing model (a create: looked up first when in doubt).
     ws_id = run.known(psa, "workspace", opp_id)
@@ -333,22 +335,23 @@ def steps(run: Run) -> dict[str, Any]:
     }
 
 
-def mirror_in_shadow(
-    run: Run, shadow: str, customer: Customer, project: Project, legal_entity: str, after: dict[str, Any]
+def mirror(
+    run: Run, system: str, customer: Customer, project: Project, legal_entity: str, after: dict[str, Any]
 ) -> None:
-    """The deal's customer and project in the shadow ERP too (shadow mode), under the hub's
-    external ids, so the copies of their postings find them there.
+    """The deal's customer and project in another ERP too, under the hub's external ids: the
+    shadow ERP (its copies of the postings find them) or the ERP a hard cutover moves the
+    project's later postings to.
 
-    The shadow never decides a run's outcome: a write it refuses is logged and the
-    run goes on; its copies of the project's postings are then refused there, which
-    the shadow comparison report shows.
+    It never decides the run's outcome: a write that ERP refuses is logged and the
+    run goes on; the project's postings to it are then refused there (a shadow's
+    show in the shadow report, a cutover's become posting cases).
     """
     hub = run.hub
     ref = customer_ref(customer.source_id, legal_entity)
     try:
-        master = hub.erp(shadow).master_data()
+        master = hub.erp(system).master_data()
         sub = hub.subsidiary_of[legal_entity]
-        customer_id = run.known(shadow, CUSTOMER, ref)
+        customer_id = run.known(system, CUSTOMER, ref)
         if customer_id is None:
             refs = ErpRefs(
                 subsidiary=sub,
@@ -357,13 +360,13 @@ def mirror_in_shadow(
             )
 
             def send_customer(first: bool) -> str:
-                return current().erp(shadow).upsert_customer(customer, customer_key(ref), refs)
+                return current().erp(system).upsert_customer(customer, customer_key(ref), refs)
 
             dump = {"external_id": customer_key(ref), **customer.model_dump(mode="json")}
             customer_id = run.write(
-                "shadow_customer", shadow, CUSTOMER, ref, "upsert customer", send_customer, dump
+                "mirror_customer", system, CUSTOMER, ref, "upsert customer", send_customer, dump
             )
-        if run.known(shadow, "job", project.source_id) is None:
+        if run.known(system, "job", project.source_id) is None:
             job_refs = ErpRefs(
                 subsidiary=sub,
                 currency=master.currencies.get(project.currency),
@@ -372,13 +375,13 @@ def mirror_in_shadow(
             )
 
             def send_job(first: bool) -> str:
-                return current().erp(shadow).upsert_project(project, project_key(project.source_id), job_refs)
+                return current().erp(system).upsert_project(project, project_key(project.source_id), job_refs)
 
-            run.write("shadow_project", shadow, "job", project.source_id, "upsert project", send_job, after)
+            run.write("mirror_project", system, "job", project.source_id, "upsert project", send_job, after)
     except HubError as exc:
         log.warning(
-            "shadow.project_not_created",
-            erp=shadow,
+            "mirror.project_not_created",
+            erp=system,
             code=exc.code,
             detail=exc.message[:200],
             subject=run.subject,

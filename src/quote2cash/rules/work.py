@@ -83,6 +83,17 @@ class MasterData:
     cost_rates: dict[str, dict[str, Decimal]] = field(default_factory=dict)  # currency -> role -> cost/h
     # ERP system -> department (cost centre) name -> ERP id; None: the default ERP's.
     department_ids: dict[str | None, dict[str, str]] = field(default_factory=dict)
+    # Hard cutovers (routing's ``postings_from``): (legal entities or None for all, date, ERP).
+    cutovers: tuple[tuple[frozenset[str] | None, date, str], ...] = ()
+    default_erp: str = ""
+
+    def posting_erp(self, legal_entity: str, day: date, project_erp: str | None) -> str:
+        """The ERP a posting of a project dated ``day`` goes to: its project's, unless a hard
+        cutover of its legal entity (routing's ``postings_from``) has passed."""
+        for entities, cutover, system in self.cutovers:
+            if (entities is None or legal_entity in entities) and day >= cutover:
+                return system
+        return project_erp or self.default_erp
 
     def own_department(self, entry: dict[str, Any]) -> str | None:
         """The ERP department of the cost centre an entry names itself, in its project's ERP.

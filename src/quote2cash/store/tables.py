@@ -240,6 +240,7 @@ posting = sa.Table(
     sa.Column("legal_entity", sa.String(20), nullable=False),
     sa.Column("subsidiary", sa.String(64), nullable=False),  # an ERP id: a GUID in some ERPs
     sa.Column("department", sa.String(64), nullable=True),  # None: the project's cost centre
+    sa.Column("erp", sa.String(60), nullable=True),  # the ERP it goes to; None: its project's
     sa.Column("period", sa.String(7), nullable=False),  # YYYY-MM
     sa.Column("billable", sa.Boolean, nullable=False),
     sa.Column("reversal_of", sa.String(80), nullable=True),

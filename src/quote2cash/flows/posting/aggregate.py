@@ -53,7 +53,8 @@ def build_postings(conn: sa.Connection, work: WorkType, run_id: str, md: MasterD
     for key, ws, line, first_day, tran_date, billable, currency, minutes, amount, count, dept in rows:
         if key in existing:
             continue
-        project = by_workspace[str(ws)][0]
+        project, refs = by_workspace[str(ws)]
+        legal_entity = project.dimensions.legal_entity
         new.append(
             {
                 "key": key,
@@ -62,9 +63,11 @@ def build_postings(conn: sa.Connection, work: WorkType, run_id: str, md: MasterD
                 "run_id": run_id,
                 "project": project.source_id,
                 "task_id": line,
-                "legal_entity": project.dimensions.legal_entity,
+                "legal_entity": legal_entity,
                 "subsidiary": project.dimensions.subsidiary,
                 "department": dept,
+                # Every entry of a posting is on the same side of any hard cutover (it is in the key).
+                "erp": md.posting_erp(legal_entity or "", _day(tran_date), refs.erp),
                 "period": period_label(_day(first_day)),
                 "billable": bool(billable),
                 "reversal_of": None,
@@ -129,6 +132,7 @@ def plan_reversals(
                 legal_entity=original["legal_entity"],
                 subsidiary=original["subsidiary"],
                 department=original["department"],
+                erp=original["erp"],  # a reversal goes where the posting it reverses went
                 period=original["period"],
                 billable=original["billable"],
                 reversal_of=original_key,

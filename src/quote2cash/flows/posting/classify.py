@@ -3,8 +3,9 @@
 Every entry is classified once, when it enters the ledger: quarantined (it
 breaks a rule), held (its period is closed and the policy holds), or assigned
 to a posting whose key is computed from the entry itself — project, task or
-category, legal entity, work period, billable flag, posting period, and the
-cost centre where the entry names its own — and the run. Postings are then built from the ledger with one GROUP BY
+category, legal entity, work period, billable flag, posting period, the cost
+centre where the entry names its own, and the ERP where a hard cutover sends
+it to another than its project's — and the run. Postings are then built from the ledger with one GROUP BY
 (:mod:`.aggregate`), so a month of entries is written once and never
 rewritten on the way to the ERP.
 """
@@ -49,12 +50,14 @@ class Classifier:
     # Each workspace's project id and legal entity, read off the canonical projects once: a
     # tuple is cheaper to read than a pydantic model's attributes, and this runs for every entry.
     heads: dict[str, tuple[str, str]] = field(init=False)
+    erps: dict[str, str] = field(init=False)  # workspace -> its project's ERP
 
     def __post_init__(self) -> None:
         self.heads = {
             ws: (project.source_id, project.dimensions.legal_entity)
             for ws, (project, _) in self.md.projects.items()
         }
+        self.erps = {ws: refs.erp or self.md.default_erp for ws, (_, refs) in self.md.projects.items()}
 
     @property
     def kind(self) -> WorkKind:
@@ -118,6 +121,9 @@ class Classifier:
             post_date = later.start
         project_id, legal_entity = self.heads[str(entry["workspace_id"])]
         department = self.md.own_department(entry)
+        # Past a hard cutover its posting goes to another ERP than its project's: a posting of its own.
+        project_erp = self.erps[str(entry["workspace_id"])]
+        erp = self.md.posting_erp(legal_entity, post_date, project_erp) if self.md.cutovers else project_erp
         group = (
             project_id,
             entry[self.work.line_field],
@@ -130,6 +136,7 @@ class Classifier:
             bool(entry.get("reimbursable")),
             entry["source_id"] if self.policy.mode == "detail" else None,
             *((department,) if department else ()),  # keys of entries naming no cost centre stay as they were
+            *((erp,) if erp != project_erp else ()),
         )
         key = self.keys.get(group)
         if key is None:

@@ -131,6 +131,12 @@ def master_data(raw: dict[str, Any]) -> MasterData:
             **raw["department_ids"],
             None: raw["department_ids"].get(raw["default_erp"], {}),
         },
+        cutovers=tuple(
+            (None if r.legal_entities is None else frozenset(r.legal_entities), r.postings_from, r.system)
+            for r in hub.config.erp_routing.rules
+            if r.postings_from is not None
+        ),
+        default_erp=raw["default_erp"],
     )
 
 
