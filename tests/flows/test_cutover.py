@@ -188,7 +188,7 @@ def test_a_hard_cutover_sends_an_open_projects_later_postings_to_the_new_erp(
     )
     rate = int(hub.config.rate_cards["STD-GBP"].rates["Consultant"] * 100)
     days = _business_days(date(2026, 10, 1), date(2026, 10, 30))
-    kt.add_time_entries(
+    ids = kt.add_time_entries(
         [
             {
                 "workspace_id": project.psa_workspace_id,
@@ -227,3 +227,16 @@ def test_a_hard_cutover_sends_an_open_projects_later_postings_to_the_new_erp(
     assert report.breaks == []
     [line] = report.lines
     assert line.psa_count == line.erp_count == len(days)
+
+    # An entry from after the cutover is corrected: its reversal goes to NetSuite, where its posting went.
+    late = next(i for i, d in zip(ids, days, strict=True) if d >= CUTOVER)
+    kt.update_time_entry(late, {"time_in_minutes": 60})
+    again = post_now(hub, "time")
+    assert again["reversal_postings"] == 1 and again["postings_failed"] == 0, again
+    sim.wait_idle()
+    assert not [
+        r.key for r in hub.erp("legacy").posted("time", "2026-10") if "-R" in r.key
+    ]  # no reversal there
+    journals = [j for j in boxes.netsuite.records("journalentry") if j.get("custbody_q2c_kind") == "time"]
+    assert sum(1 for j in journals if j.get("custbody_q2c_reversal_of")) == 1
+    assert reconcile(hub, "time", "2026-10").breaks == []
