@@ -144,3 +144,13 @@ def test_lists_page_and_filter_the_same_way_and_errors_are_problem_details(api: 
         run = op.post("/api/v1/reconciliation/runs", json={"kind": "time", "period": "2026-10"})
         assert run.status_code == 200, run.text
         assert op.get("/api/v1/reconciliation/runs").json()["total"] == 1
+
+
+def test_a_nul_character_in_a_body_is_refused_before_any_database(api: Api) -> None:
+    # PostgreSQL takes no NUL in text: a body holding one is a 400 naming the field, never a 500.
+    with api.client("operate") as op:
+        r = op.post("/api/v1/cases/resubmit", json={"code": "time.rate_mismatch\x00"})
+        assert r.status_code == 400 and r.json()["code"] == "usage.invalid_argument", r.text
+        assert r.json()["errors"][0]["where"] == "body.code" and "NUL" in r.text
+        clean = op.post("/api/v1/cases/resubmit", json={"code": "time.rate_mismatch"})
+        assert clean.status_code == 200 and clean.json()["outcomes"] == []  # the same route answers

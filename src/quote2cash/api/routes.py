@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
 from quote2cash.api._auth import hub_of, require
@@ -34,8 +34,28 @@ Text = Annotated[str | None, Query(max_length=200)]
 Item = dict[str, Any]
 
 
+def _no_nul(value: Any) -> Any:
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("holds a NUL character, which no text field takes")
+    if isinstance(value, dict):
+        for v in value.values():
+            _no_nul(v)
+    elif isinstance(value, list):
+        for v in value:
+            _no_nul(v)
+    return value
+
+
 class _Body(BaseModel):
+    """A request body: no field it does not declare, and no NUL character in any text
+    (no database takes one: refused with a 422, never a 500 further in)."""
+
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _text_without_nul(cls, value: Any) -> Any:
+        return _no_nul(value)
 
 
 class AssignBody(_Body):
