@@ -106,99 +106,82 @@ def test_two_erps_routed_by_legal_entity_run_the_same_flows(
     assert report.breaks == [] and {ln.project for ln in report.lines} == {us, uk}
 
 
+@pytest.fixture
+def shadowed(db_url: str, boxes: Sandboxes) -> Iterator[Hub]:
+    """NetSuite the system of record, the in-test ledger ERP its shadow."""
+    raw = boxes.config(db_url)
+    raw["systems"]["ledger_new"] = {
+        "kind": ledger_erp.CONNECTOR.kind,
+        "subsidiaries": [e["erp_subsidiary"] for e in raw["legal_entities"].values()],
+        "currencies": ["USD"],
+    }
+    raw["erp_routing"] = {"default": "erp", "shadow": "ledger_new"}
+    hub = launch_hub(load_config(data=raw, env=SANDBOX_ENV), retry=FAST)
+    yield hub
+    hub.shutdown()
+
+
+def _an_hour_on_the_first_project(hub: Hub, boxes: Sandboxes) -> None:
+    """One approved billable hour on the first workspace's first task, in October."""
+    kt = boxes.kantata
+    ws = kt.records("workspaces")[0]["id"]
+    task = next(s for s in kt.records("stories") if s["workspace_id"] == ws and s["story_type"] == "task")
+    user = kt.add_user("Ada Lovelace", "ada@northwind.example", "Consultant")
+    rate = int(hub.config.rate_cards["STD-USD"].rates["Consultant"] * 100)
+    kt.add_time_entries(
+        [
+            {
+                "workspace_id": ws,
+                "story_id": task["id"],
+                "user_id": user,
+                "date_performed": "2026-10-14",
+                "time_in_minutes": 60,
+                "billable": True,
+                "rate_in_cents": rate,
+                "currency": "USD",
+                "approved": True,
+            }
+        ]
+    )
+
+
 def test_a_shadow_erp_receives_a_copy_of_every_posting_and_decides_nothing(
-    db_url: str, boxes: Sandboxes
+    shadowed: Hub, boxes: Sandboxes
 ) -> None:
-    raw = boxes.config(db_url)
-    raw["systems"]["ledger_new"] = {
-        "kind": ledger_erp.CONNECTOR.kind,
-        "subsidiaries": [e["erp_subsidiary"] for e in raw["legal_entities"].values()],
-        "currencies": ["USD"],
-    }
-    raw["erp_routing"] = {"default": "erp", "shadow": "ledger_new"}
-    hub = launch_hub(load_config(data=raw, env=SANDBOX_ENV), retry=FAST)
-    try:
-        _, opp = add_deal(boxes)
-        poll_closed_won(hub)
-        assert result_of(workflow_id(opp))["status"] == "completed"
-        shadow = hub.systems["ledger_new"]
-        assert isinstance(shadow, ledger_erp.LedgerErp)
-        # The project is in the shadow too, under the hub's external id and the shadow's own id.
-        [(key, mirrored)] = shadow.projects_by_key.items()
-        assert key == project_key(opp) and mirrored["id"] != boxes.netsuite.records("job")[0]["id"]
-        kt = boxes.kantata
-        ws = kt.records("workspaces")[0]["id"]
-        task = next(s for s in kt.records("stories") if s["workspace_id"] == ws and s["story_type"] == "task")
-        user = kt.add_user("Ada Lovelace", "ada@northwind.example", "Consultant")
-        rate = int(hub.config.rate_cards["STD-USD"].rates["Consultant"] * 100)
-        kt.add_time_entries(
-            [
-                {
-                    "workspace_id": ws,
-                    "story_id": task["id"],
-                    "user_id": user,
-                    "date_performed": "2026-10-14",
-                    "time_in_minutes": 60,
-                    "billable": True,
-                    "rate_in_cents": rate,
-                    "currency": "USD",
-                    "approved": True,
-                }
-            ]
-        )
-        result = post_now(hub, "time")
-        assert result["postings_sent"] == 1
-        journals = [j for j in boxes.netsuite.records("journalentry") if j.get("custbody_q2c_kind") == "time"]
-        assert [j["externalId"] for j in journals] == list(shadow.postings)  # the same posting, dual-posted
-        # The copy names the project by the shadow's id; the record's posting by the record's.
-        assert [p.erp_project_id for p in shadow.postings.values()] == [mirrored["id"]]
-        assert reconcile(hub, "time", "2026-10").breaks == []  # the shadow is not counted twice
-    finally:
-        hub.shutdown()
+    hub = shadowed
+    _, opp = add_deal(boxes)
+    poll_closed_won(hub)
+    assert result_of(workflow_id(opp))["status"] == "completed"
+    shadow = hub.systems["ledger_new"]
+    assert isinstance(shadow, ledger_erp.LedgerErp)
+    # The project is in the shadow too, under the hub's external id and the shadow's own id.
+    [(key, mirrored)] = shadow.projects_by_key.items()
+    assert key == project_key(opp) and mirrored["id"] != boxes.netsuite.records("job")[0]["id"]
+    _an_hour_on_the_first_project(hub, boxes)
+    result = post_now(hub, "time")
+    assert result["postings_sent"] == 1
+    journals = [j for j in boxes.netsuite.records("journalentry") if j.get("custbody_q2c_kind") == "time"]
+    assert [j["externalId"] for j in journals] == list(shadow.postings)  # the same posting, dual-posted
+    # The copy names the project by the shadow's id; the record's posting by the record's.
+    assert [p.erp_project_id for p in shadow.postings.values()] == [mirrored["id"]]
+    assert reconcile(hub, "time", "2026-10").breaks == []  # the shadow is not counted twice
 
 
-def test_a_shadow_that_refuses_the_project_never_stops_lead_to_project(db_url: str, boxes: Sandboxes) -> None:
-    raw = boxes.config(db_url)
-    raw["systems"]["ledger_new"] = {
-        "kind": ledger_erp.CONNECTOR.kind,
-        "subsidiaries": [e["erp_subsidiary"] for e in raw["legal_entities"].values()],
-        "currencies": ["USD"],
-    }
-    raw["erp_routing"] = {"default": "erp", "shadow": "ledger_new"}
-    hub = launch_hub(load_config(data=raw, env=SANDBOX_ENV), retry=FAST)
-    try:
-        shadow = hub.systems["ledger_new"]
-        assert isinstance(shadow, ledger_erp.LedgerErp)
-        shadow.refuse_projects = True
-        _, opp = add_deal(boxes)
-        poll_closed_won(hub)
-        # The system of record has the project and the run completed; the shadow has the customer only.
-        assert result_of(workflow_id(opp))["status"] == "completed"
-        [job] = boxes.netsuite.records("job")
-        assert shadow.projects_by_key == {} and len(shadow.customers_by_key) == 1
-        assert hub.read(cases.list_cases) == []
-        # A copy of its posting then names the project by the record's id (as a migration load would).
-        kt = boxes.kantata
-        ws = kt.records("workspaces")[0]["id"]
-        task = next(s for s in kt.records("stories") if s["workspace_id"] == ws and s["story_type"] == "task")
-        user = kt.add_user("Ada Lovelace", "ada@northwind.example", "Consultant")
-        rate = int(hub.config.rate_cards["STD-USD"].rates["Consultant"] * 100)
-        kt.add_time_entries(
-            [
-                {
-                    "workspace_id": ws,
-                    "story_id": task["id"],
-                    "user_id": user,
-                    "date_performed": "2026-10-14",
-                    "time_in_minutes": 60,
-                    "billable": True,
-                    "rate_in_cents": rate,
-                    "currency": "USD",
-                    "approved": True,
-                }
-            ]
-        )
-        assert post_now(hub, "time")["postings_sent"] == 1
-        assert [p.erp_project_id for p in shadow.postings.values()] == [str(job["id"])]
-    finally:
-        hub.shutdown()
+def test_a_shadow_that_refuses_the_project_never_stops_lead_to_project(
+    shadowed: Hub, boxes: Sandboxes
+) -> None:
+    hub = shadowed
+    shadow = hub.systems["ledger_new"]
+    assert isinstance(shadow, ledger_erp.LedgerErp)
+    shadow.refuse_projects = True
+    _, opp = add_deal(boxes)
+    poll_closed_won(hub)
+    # The system of record has the project and the run completed; the shadow has the customer only.
+    assert result_of(workflow_id(opp))["status"] == "completed"
+    [job] = boxes.netsuite.records("job")
+    assert shadow.projects_by_key == {} and len(shadow.customers_by_key) == 1
+    assert hub.read(cases.list_cases) == []
+    # A copy of its posting then names the project by the record's id (as a migration load would).
+    _an_hour_on_the_first_project(hub, boxes)
+    assert post_now(hub, "time")["postings_sent"] == 1
+    assert [p.erp_project_id for p in shadow.postings.values()] == [str(job["id"])]
