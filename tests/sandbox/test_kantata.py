@@ -39,7 +39,7 @@ def sandbox(tmp_path: Path) -> Iterator[KantataSandbox]:
 
 @pytest.fixture
 def client(sandbox: KantataSandbox) -> Iterator[KantataClient]:
-    with KantataClient(sandbox.url, TOKEN, timeout=0.5, retry=FAST) as c:
+    with KantataClient(sandbox.url, TOKEN, timeout=2.0, retry=FAST) as c:
         yield c
 
 
@@ -367,7 +367,7 @@ def test_external_reference_is_created_with_its_workspace_and_is_unique(client: 
 def test_timed_out_create_is_in_doubt_and_found_by_its_reference(
     sandbox: KantataSandbox, client: KantataClient
 ) -> None:
-    sandbox.inject("timeout_after_commit", path=r"/workspaces\.json$", method="POST", seconds=1.0, count=1)
+    sandbox.inject("timeout_after_commit", path=r"/workspaces\.json$", method="POST", seconds=3.0, count=1)
     ref = {"service_name": "salesforce", "service_model": "Opportunity", "service_model_ref": "006DOUBT"}
     with pytest.raises(TransientError) as err:
         client.create("workspaces", {"title": "Stark", "external_references": [ref]})
@@ -398,7 +398,7 @@ def test_update_applied_before_a_timeout_is_retried_without_a_duplicate(
     sandbox: KantataSandbox, client: KantataClient, project: dict[str, str]
 ) -> None:
     [id_] = sandbox.add_time_entries([entry(project)])
-    sandbox.inject("timeout_after_commit", path=r"/time_entries/", method="PUT", seconds=1.0, count=1)
+    sandbox.inject("timeout_after_commit", path=r"/time_entries/", method="PUT", seconds=3.0, count=1)
     updated = client.update("time_entries", id_, {"time_in_minutes": 90, "notes": "re-sent"})
     assert (updated["time_in_minutes"], updated["notes"]) == (90, "re-sent")
     assert sandbox.calls("PUT /api/v1/time_entries/") == 2
@@ -409,7 +409,7 @@ def test_delete_applied_before_a_timeout_counts_as_done(
     sandbox: KantataSandbox, client: KantataClient, project: dict[str, str]
 ) -> None:
     [id_] = sandbox.add_time_entries([entry(project)])
-    sandbox.inject("timeout_after_commit", path=r"/time_entries/", method="DELETE", seconds=1.0, count=1)
+    sandbox.inject("timeout_after_commit", path=r"/time_entries/", method="DELETE", seconds=3.0, count=1)
     client.delete("time_entries", id_)
     assert sandbox.records("time_entries") == []
 
