@@ -27,6 +27,7 @@ from quote2cash.model import (
     BusinessEvent,
     Customer,
     Invoice,
+    IssuedInvoice,
     Money,
     Opportunity,
     Payment,
@@ -562,7 +563,7 @@ class Billing(System, Protocol):
         """Create a draft invoice with its lines; the same key returns the same invoice."""
         ...
 
-    def finalize_invoice(self, invoice_id: str) -> Invoice:
+    def finalize_invoice(self, invoice_id: str) -> IssuedInvoice:
         """Finalize and send a draft invoice; returns it with its number and status."""
         ...
 
@@ -574,7 +575,7 @@ class Billing(System, Protocol):
         """Payments received after the cursor, oldest first."""
         ...
 
-    def get_invoice(self, invoice_id: str) -> Invoice:
+    def get_invoice(self, invoice_id: str) -> IssuedInvoice:
         """The invoice as the billing system holds it now."""
         ...
 

@@ -53,7 +53,10 @@ def own_body(source: str, event_id: str = "evt-1") -> bytes:
 def stripe_body(event_id: str = "evt_1") -> bytes:
     event = {
         "id": event_id, "object": "event", "type": "invoice.paid", "created": int(time.time()),
-        "data": {"object": {"id": "in_123", "object": "invoice", "status": "paid"}},
+        "data": {"object": {
+            "id": "in_123", "object": "invoice", "status": "paid", "currency": "usd",
+            "subtotal": 36000, "total": 36000, "amount_paid": 36000, "attempt_count": 1,
+        }},
     }  # fmt: skip
     return json.dumps(event).encode()
 
@@ -166,6 +169,28 @@ def _refused(api: Api, source: str) -> None:
             assert r.status_code == 400, (junk, r.status_code, r.text)
             assert r.json()["code"] == "webhook.malformed"
             assert r.headers["content-type"].startswith("application/problem+json")
+
+
+def test_a_stripe_event_the_billing_flows_do_not_act_on_is_acknowledged_as_ignored(api: Api) -> None:
+    now = int(time.time())
+    other = {"id": "evt_c", "object": "event", "type": "customer.created", "created": now,
+             "data": {"object": {"id": "cus_1", "object": "customer"}}}  # fmt: skip
+    unreadable = {"id": "evt_u", "object": "event", "type": "invoice.paid", "created": now,
+                  "data": {"object": {"id": "in_9", "object": "invoice", "total": 5}}}  # no currency  # fmt: skip
+    with api.client(None) as sender:
+        answers = []
+        for event in (other, unreadable):
+            body = json.dumps(event).encode()
+            answers.append(
+                sender.post(
+                    "/webhooks/stripe", content=body, headers=_stripe(api, body, SECRETS["stripe"], now)
+                )
+            )
+    assert answers[0].status_code == 200, answers[0].text
+    assert answers[0].json() == {"ack": True, "accepted": 0, "duplicates": 0, "ignored": 1}
+    assert answers[1].status_code == 400 and answers[1].json()["code"] == "webhook.malformed"
+    assert "evt_u" in answers[1].json()["detail"]
+    assert _inbox(api) == []
 
 
 def test_salesforce_names_its_organisation(api: Api) -> None:

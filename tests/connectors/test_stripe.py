@@ -12,10 +12,17 @@ from pathlib import Path
 import pytest
 
 from quote2cash.connectors._http import RetryPolicy
-from quote2cash.connectors.stripe import CONNECTOR, StripeBilling, StripeSettings, verify
+from quote2cash.connectors.stripe import CONNECTOR, StripeBilling, StripeSettings, billing_event, verify
 from quote2cash.connectors.stripe.amounts import from_stripe, to_stripe
-from quote2cash.errors import AuthError, BusinessRuleError, InDoubtError, NotFoundError, TransientError
-from quote2cash.model import Customer, Invoice, InvoiceLine, InvoiceStatus, Money
+from quote2cash.errors import (
+    AuthError,
+    BusinessRuleError,
+    InDoubtError,
+    NotFoundError,
+    TransientError,
+    VendorPayloadError,
+)
+from quote2cash.model import Customer, Invoice, InvoiceChange, InvoiceLine, InvoiceStatus, Money
 from quote2cash.ports import Billing
 from quote2cash.registry import connector, register
 from quote2cash.sandbox.stripe import DEFAULT_KEY, StripeSandbox, sign
@@ -172,6 +179,41 @@ def test_amounts_are_in_the_currencys_stripe_units(
     assert [(line.quantity, line.unit_amount.amount) for line in issued.lines] == [
         (Decimal(q), Decimal(a)) for _, q, a in lines
     ]
+
+
+def test_stripe_events_become_neutral_billing_events_in_the_currencys_units(
+    sandbox: StripeSandbox, billing: StripeBilling
+) -> None:
+    cus = billing.upsert_customer(customer(), "HUB-C-1")
+    invoice_id = billing.create_invoice(invoice("JPY", ("Consulting", "3", "120000")), cus, "INV-JPY")
+    billing.finalize_invoice(invoice_id)
+    sandbox.pay(invoice_id)
+    [charge] = sandbox.objects("charge")
+    sandbox.refund(str(charge["id"]), 60000)
+    translated = {e["type"]: billing_event(e) for e in sandbox.objects("event")}
+    assert translated["customer.created"] is None  # not a change the billing flows act on
+    paid = translated["invoice.paid"]
+    assert paid is not None
+    event_id, event = paid
+    assert (event.type, event.source, event.subject) == (
+        "billing.invoice_paid",
+        "stripe",
+        f"Invoice/{invoice_id}",
+    )
+    assert event.id == event_id and event.correlation_id == "INV-JPY"
+    change = InvoiceChange.model_validate(event.payload)
+    assert (change.status, change.hub_key, change.attempts) == (InvoiceStatus.PAID, "INV-JPY", 1)
+    assert change.total == change.paid == Money.of("360000", "JPY") and change.paid_at is not None
+    refunded = translated["charge.refunded"]
+    assert refunded is not None and refunded[1].type == "billing.payment_refunded"
+    refund = InvoiceChange.model_validate(refunded[1].payload)
+    assert (refund.invoice_id, refund.status, refund.refunded) == (invoice_id, None, Money.of("60000", "JPY"))
+    # A refund of a charge no invoice was paid with is not the hub's; an unreadable invoice is refused.
+    loose = {"id": "evt_x", "type": "charge.refunded", "data": {"object": {**charge, "invoice": None}}}
+    assert billing_event(loose) is None
+    broken = {"id": "evt_y", "type": "invoice.paid", "data": {"object": {"id": "in_1", "total": "a lot"}}}
+    with pytest.raises(VendorPayloadError, match="evt_y"):
+        billing_event(broken)
 
 
 def test_stripe_units_conversion() -> None:

@@ -20,8 +20,8 @@ def _stripe_invoices(c: Cash, key: str) -> list[dict[str, object]]:
     return [i for i in c.stripe.objects("invoice") if (i.get("metadata") or {}).get("q2c_key") == key]
 
 
-def _erp_invoice(c: Cash, stripe_id: str) -> dict[str, object]:
-    (found,) = [r for r in c.boxes.netsuite.records("invoice") if r.get("externalId") == stripe_id]
+def _erp_invoice(c: Cash, billing_id: str) -> dict[str, object]:
+    (found,) = [r for r in c.boxes.netsuite.records("invoice") if r.get("externalId") == billing_id]
     return found
 
 
@@ -162,7 +162,7 @@ def test_billing_and_project_reconciliation_find_each_planted_break(cash: Cash) 
 
     # An AR invoice removed in the ERP, and a deal won in the CRM that never became a project.
     (gone,) = c.invoices(other)
-    (ar,) = [r for r in c.boxes.netsuite.records("invoice") if r.get("externalId") == gone["stripe_id"]]
+    (ar,) = [r for r in c.boxes.netsuite.records("invoice") if r.get("externalId") == gone["billing_id"]]
     c.boxes.netsuite.delete_record("invoice", str(ar["id"]))
     stray = c.deal("Time & Materials")  # won, never delivered to the hub
     billing_report = reconcile(c.hub, "billing", "2026-12")

@@ -98,7 +98,7 @@ def test_sigkill_between_stripe_and_the_local_commit_never_bills_twice(cash: Cas
     worker.wait(timeout=10)
 
     rows = _invoices(engine)
-    in_doubt = [r["key"] for r in rows if r["stripe_id"] is None]
+    in_doubt = [r["key"] for r in rows if r["billing_id"] is None]
     assert len(in_doubt) == HELD and len(rows) == PROJECTS  # Stripe holds them, the hub does not
     assert {str(i["metadata"]["q2c_key"]) for i in _keyed(c)} == {r["key"] for r in rows}
     (run_id,) = {str(r["run_id"]) for r in rows}
@@ -130,10 +130,10 @@ def test_sigkill_between_stripe_and_the_local_commit_never_bills_twice(cash: Cas
     for inv in stripe_invoices:
         assert inv["status"] == "open" and inv["total"] == EXPECTED_MINOR
         assert sorted(line["amount"] for line in inv["lines"]["data"]) == [64000, 135000]
-    assert {r["stripe_id"] for r in rows} == {i["id"] for i in stripe_invoices}
+    assert {r["billing_id"] for r in rows} == {i["id"] for i in stripe_invoices}
     # The ERP: one AR invoice per Stripe invoice.
     ar = Counter(r.get("externalId") for r in c.boxes.netsuite.records("invoice"))
-    assert {r["stripe_id"]: ar[r["stripe_id"]] for r in rows} == {r["stripe_id"]: 1 for r in rows}
+    assert {r["billing_id"]: ar[r["billing_id"]] for r in rows} == {r["billing_id"]: 1 for r in rows}
     # Every time entry locked by exactly one invoice.
     assert sorted(s for s, _ in locked) == sorted(entries)
     assert {k for _, k in locked} == {r["key"] for r in rows}

@@ -56,13 +56,13 @@ def _billed(c: Cash, two: bool = False) -> tuple[str, list[dict[str, Any]]]:
 def test_payment_feedback_reaches_erp_crm_and_psa_once_whatever_the_order(cash: Cash) -> None:
     c = cash
     opp, (inv, other) = _billed(c, two=True)
-    c.stripe.pay(str(inv["stripe_id"]))
+    c.stripe.pay(str(inv["billing_id"]))
     paid = _wait(c, inv["key"], lambda r: r["status"] == "paid" and r["erp_payment_id"])
     assert (paid["status"], paid["payment_status"], paid["paid_minor"]) == ("paid", "paid", 36000)
     payments = [
         p
         for p in c.boxes.netsuite.records("customerpayment")
-        if p.get("externalId") == f"{inv['stripe_id']}-paid"
+        if p.get("externalId") == f"{inv['billing_id']}-paid"
     ]
     assert len(payments) == 1 and str(payments[0]["payment"]) == "360.00"
     time.sleep(0.5)
@@ -73,7 +73,7 @@ def test_payment_feedback_reaches_erp_crm_and_psa_once_whatever_the_order(cash: 
     assert ws is not None and ws["billed_to_date_in_cents"] == 36000
 
     # Every event of the invoice again, newest first, twice: duplicates by id, nothing applied.
-    events = [e for e in c.stripe.objects("event") if e["data"]["object"].get("id") == inv["stripe_id"]]
+    events = [e for e in c.stripe.objects("event") if e["data"]["object"].get("id") == inv["billing_id"]]
     assert {"invoice.finalized", "invoice.paid"} <= {e["type"] for e in events}
     for event in sorted(events, key=lambda e: e["id"], reverse=True) * 2:
         assert _post(c, event).status_code == 200
@@ -92,7 +92,7 @@ def test_payment_feedback_reaches_erp_crm_and_psa_once_whatever_the_order(cash: 
             [
                 p
                 for p in c.boxes.netsuite.records("customerpayment")
-                if p.get("externalId") == f"{inv['stripe_id']}-paid"
+                if p.get("externalId") == f"{inv['billing_id']}-paid"
             ]
         )
         == 1
@@ -101,24 +101,26 @@ def test_payment_feedback_reaches_erp_crm_and_psa_once_whatever_the_order(cash: 
     # A declined card: the other deal shows the failed payment, its invoice stays open.
     # The sandbox raises Stripe's 402 card_error, as the API answers it.
     with contextlib.suppress(Exception):
-        c.stripe.pay(str(other["stripe_id"]), succeed=False)
+        c.stripe.pay(str(other["billing_id"]), succeed=False)
     failed = _wait(c, other["key"], lambda r: r["payment_status"] == "failed")
     assert (failed["status"], failed["payment_status"]) == ("open", "failed")
     assert not [
         p
         for p in c.boxes.netsuite.records("customerpayment")
-        if p.get("externalId") == f"{other['stripe_id']}-paid"
+        if p.get("externalId") == f"{other['billing_id']}-paid"
     ]
 
 
 def test_voided_invoice_is_credited_in_the_erp(cash: Cash) -> None:
     c = cash
     _, (inv,) = _billed(c)
-    c.hub.system("billing").void_invoice(str(inv["stripe_id"]))  # type: ignore[attr-defined]
+    c.hub.system("billing").void_invoice(str(inv["billing_id"]))  # type: ignore[attr-defined]
     void = _wait(c, inv["key"], lambda r: r["erp_void_id"] is not None)
     assert void["status"] == "void"
     (memo,) = [
-        m for m in c.boxes.netsuite.records("creditmemo") if m.get("externalId") == f"{inv['stripe_id']}-void"
+        m
+        for m in c.boxes.netsuite.records("creditmemo")
+        if m.get("externalId") == f"{inv['billing_id']}-void"
     ]
     assert str(memo["custbody_q2c_total"]) == "360.00"
 

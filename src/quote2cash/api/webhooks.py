@@ -6,7 +6,8 @@ source      verification
 salesforce  the body's ``organizationId`` is the configured org, and the hub's own HMAC
             signature (:mod:`._signing`) under the shared secret; outbound messages carry
             no signature of their own, so the org's callout signs.
-stripe      ``Stripe-Signature`` (HMAC-SHA256 of ``t.body``) with the replay window.
+stripe      ``Stripe-Signature`` (HMAC-SHA256 of ``t.body``) with the replay window. Its invoice
+            and refund events become neutral ``billing.*`` events; other types are ignored.
 hubspot     ``X-HubSpot-Signature-v3`` over method, URI, body and timestamp. Its deal events
             carry no deal: where HubSpot is the CRM they make the hub read its closed-won
             feed at once (the poll's query, cursor and de-duplication).
@@ -25,10 +26,8 @@ the flows at once.
 
 from __future__ import annotations
 
-import importlib
 import json
 import re
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -168,35 +167,6 @@ def salesforce(request: Request, body: bytes, hook: WebhookConfig) -> Delivery:
     return Delivery(events, ignored)
 
 
-def _stripe_event(event: dict[str, Any]) -> tuple[str, BusinessEvent]:
-    """A Stripe event as the billing flows take it (their own translation, when installed)."""
-    # Only when the billing flows were registered with the hub (imported before it launched):
-    # importing them now would declare flows that have no queue.
-    feedback = None
-    if "quote2cash.flows.billing" in sys.modules:
-        try:
-            feedback = importlib.import_module("quote2cash.flows.billing.feedback")
-        except ImportError:
-            feedback = None
-    translate: Callable[[dict[str, Any]], tuple[str, BusinessEvent]] | None = getattr(
-        feedback, "stripe_event", None
-    )
-    if translate is not None:
-        return translate(event)
-    obj = (event.get("data") or {}).get("object") or {}
-    if not isinstance(obj, dict):
-        raise _malformed("stripe", "data.object is not an object")
-    created = event.get("created")
-    template = BusinessEvent(
-        type="stripe.event",  # Stripe's types have two dots; the envelope's pattern allows one
-        source="stripe",
-        subject=f"Invoice/{obj.get('id')}",
-        time=_time(created) if isinstance(created, int) else datetime.now(UTC),
-        payload=obj,
-    )
-    return str(event["id"]), template.model_copy(update={"type": f"stripe.{event.get('type')}"})
-
-
 def event_type(source: str, kind: str) -> str:
     """``source.kind`` as the envelope spells a type (lower case, one dot)."""
     return f"{source}.{re.sub(r'[^a-z_]+', '_', kind.lower()).strip('_') or 'event'}"
@@ -225,9 +195,10 @@ def stripe(request: Request, body: bytes, hook: WebhookConfig) -> Delivery:
         code = "webhook.signature_invalid" if "header" in message.lower() else "webhook.malformed"
         raise HubError(message, code=code, system="stripe") from None
     try:
-        return Delivery([_stripe_event(event)])
-    except (ValueError, TypeError, KeyError) as exc:
-        raise _malformed("stripe", str(exc)) from None
+        translated = stripe_webhooks.billing_event(event)
+    except VendorPayloadError as exc:
+        raise _malformed("stripe", exc.message) from None
+    return Delivery([translated]) if translated is not None else Delivery([], ignored=1)
 
 
 def hubspot(request: Request, body: bytes, hook: WebhookConfig) -> Delivery:

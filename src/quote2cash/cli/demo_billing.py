@@ -199,8 +199,8 @@ def _pay(billing: DemoBilling, hub: Hub, seed: int) -> tuple[int, int]:
                         billing_invoice.c.project,
                         billing_invoice.c.kind,
                         billing_invoice.c.period,
-                        billing_invoice.c.stripe_id,
-                    ).where(billing_invoice.c.status == "open", billing_invoice.c.stripe_id.is_not(None))
+                        billing_invoice.c.billing_id,
+                    ).where(billing_invoice.c.status == "open", billing_invoice.c.billing_id.is_not(None))
                 )
             ]
         )

@@ -2,7 +2,16 @@
 
 from pydantic import BaseModel
 
-from quote2cash.model.billing import Invoice, InvoiceLine, InvoiceStatus, Payment
+from quote2cash.model.billing import (
+    ChangedLine,
+    Invoice,
+    InvoiceChange,
+    InvoiceChangeKind,
+    InvoiceLine,
+    InvoiceStatus,
+    IssuedInvoice,
+    Payment,
+)
 from quote2cash.model.common import Canonical
 from quote2cash.model.deal import (
     BillingModel,
@@ -44,6 +53,8 @@ SCHEMA_MODELS: dict[str, type[BaseModel]] = {
     "TimeEntry": TimeEntry,
     "Expense": Expense,
     "Invoice": Invoice,
+    "IssuedInvoice": IssuedInvoice,
+    "InvoiceChange": InvoiceChange,
     "Payment": Payment,
     "Money": Money,
 }
@@ -56,14 +67,18 @@ __all__ = [
     "BillingModel",
     "BusinessEvent",
     "Canonical",
+    "ChangedLine",
     "Contact",
     "Contract",
     "Customer",
     "Expense",
     "FinancialDimensions",
     "Invoice",
+    "InvoiceChange",
+    "InvoiceChangeKind",
     "InvoiceLine",
     "InvoiceStatus",
+    "IssuedInvoice",
     "LegalEntity",
     "Milestone",
     "Money",

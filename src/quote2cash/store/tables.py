@@ -359,7 +359,7 @@ billing_invoice = sa.Table(
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("refunded_minor", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("payment_status", sa.String(20), nullable=True),  # unpaid | failed | paid | refunded
-    sa.Column("stripe_id", sa.String(60), nullable=True, index=True),
+    sa.Column("billing_id", sa.String(60), nullable=True, index=True),
     sa.Column("number", sa.String(60), nullable=True),
     sa.Column("total_minor", sa.BigInteger, nullable=True),
     sa.Column("tax_minor", sa.BigInteger, nullable=True),

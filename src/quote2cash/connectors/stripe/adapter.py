@@ -29,35 +29,11 @@ from quote2cash.connectors.stripe.amounts import exact, from_stripe, to_stripe
 from quote2cash.connectors.stripe.client import StripeApi, idempotency_key
 from quote2cash.connectors.stripe.settings import StripeSettings
 from quote2cash.errors import BusinessRuleError, NotFoundError, VendorPayloadError
-from quote2cash.model import Customer, Invoice, InvoiceLine, InvoiceStatus, Money, Payment
+from quote2cash.model import Customer, Invoice, InvoiceLine, InvoiceStatus, IssuedInvoice, Money, Payment
 from quote2cash.ports import BilledInvoice, Capabilities, PaymentPage
 
 _STATUS = {s.value: s for s in InvoiceStatus}
 _PAGE = 100
-
-
-class IssuedInvoice(Invoice):
-    """A canonical invoice as the billing system issued it: its number and amounts.
-
-    Attributes:
-        number: the invoice number the customer sees (None while a draft).
-        subtotal: the sum of the lines before tax.
-        tax: the tax on the invoice (zero without tax rates).
-        amount_total: what the invoice is for (subtotal and exclusive tax).
-        amount_due: total less pre-payment credit notes.
-        amount_paid: what was paid.
-        amount_remaining: what is still to pay.
-        hosted_url: the customer's payment page.
-    """
-
-    number: str | None = None
-    subtotal: Money
-    tax: Money
-    amount_total: Money
-    amount_due: Money
-    amount_paid: Money
-    amount_remaining: Money
-    hosted_url: str | None = None
 
 
 def _quoted(value: str) -> str:

@@ -3,7 +3,7 @@ and invoice and payment feedback (F8). Importing the package declares its flows 
 
 from __future__ import annotations
 
-from quote2cash.flows.billing.feedback import FEEDBACK, stripe_event
+from quote2cash.flows.billing.feedback import FEEDBACK
 from quote2cash.flows.billing.milestones import INVOICE_MILESTONE, poll_milestones
 from quote2cash.flows.billing.periods import bill_now, bill_period, scheduled_billing
 from quote2cash.flows.billing.schedule import SCHEDULE_BILLING
@@ -16,5 +16,4 @@ __all__ = [
     "bill_period",
     "poll_milestones",
     "scheduled_billing",
-    "stripe_event",
 ]

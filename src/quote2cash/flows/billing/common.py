@@ -17,7 +17,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 
 from quote2cash.errors import BusinessRuleError, Owner
-from quote2cash.model import Invoice, InvoiceLine, Money, from_minor, to_minor
+from quote2cash.model import Invoice, InvoiceLine, IssuedInvoice, Money, from_minor, to_minor
 from quote2cash.ports import (
     ArInvoice,
     ArPayment,
@@ -127,25 +127,23 @@ def issue(hub: Hub, key: str) -> dict[str, Any]:
         )
     if inv["sent_at"] is None:
         port = billing(hub)
-        stripe_id = port.create_invoice(canonical(inv), str(sched["billing_customer"]), key)
-        issued = port.finalize_invoice(stripe_id)
-        hub.tx(_record_issued, key, stripe_id, issued.model_dump(mode="json"))
+        billing_id = port.create_invoice(canonical(inv), str(sched["billing_customer"]), key)
+        hub.tx(_record_issued, key, billing_id, port.finalize_invoice(billing_id))
     settle_erp(hub, key)
     return hub.read(row, key) or {}
 
 
-def _record_issued(conn: sa.Connection, key: str, stripe_id: str, issued: dict[str, Any]) -> None:
+def _record_issued(conn: sa.Connection, key: str, billing_id: str, issued: IssuedInvoice) -> None:
     inv = row(conn, key) or {}
-    currency = str(inv["currency"])
-    status = str(issued["status"])
+    status = issued.status.value
     now = datetime.now(UTC)
     values: dict[str, Any] = {
-        "stripe_id": stripe_id,
-        "number": issued.get("number"),
-        "total_minor": to_minor(Decimal(issued["amount_total"]["amount"]), currency),
-        "tax_minor": to_minor(Decimal(issued["tax"]["amount"]), currency),
-        "issue_date": date.fromisoformat(issued["issue_date"]) if issued.get("issue_date") else now.date(),
-        "due_date": date.fromisoformat(issued["due_date"]) if issued.get("due_date") else None,
+        "billing_id": billing_id,
+        "number": issued.number,
+        "total_minor": issued.amount_total.to_minor(),
+        "tax_minor": issued.tax.to_minor(),
+        "issue_date": issued.issue_date or now.date(),
+        "due_date": issued.due_date,
         "sent_at": inv.get("sent_at") or now,
         "error": None,
     }
@@ -176,7 +174,7 @@ def _set(conn: sa.Connection, /, key: str, **values: Any) -> None:
 def settle_erp(hub: Hub, key: str) -> None:
     """Bring the ERP in line with the invoice: the AR invoice, its payment, the credit memo of a void."""
     inv = hub.read(row, key)
-    if inv is None or inv["stripe_id"] is None or inv["number"] is None or inv["sent_at"] is None:
+    if inv is None or inv["billing_id"] is None or inv["number"] is None or inv["sent_at"] is None:
         return  # not issued yet: issuing settles it
     project = hub.read(
         lambda c: (
@@ -207,7 +205,7 @@ def settle_erp(hub: Hub, key: str) -> None:
         # The billing system's total wins (e.g. a subscription invoice's own lines): one line for it.
         lines = [(f"Invoice {inv['number']}", total - tax)]
     ar = ArInvoice(
-        external_id=str(inv["stripe_id"]),
+        external_id=str(inv["billing_id"]),
         number=inv["number"],
         customer=str(project["customer_erp_id"]),
         project=str(project["erp_job_id"]) if project["erp_job_id"] else None,
@@ -226,7 +224,7 @@ def settle_erp(hub: Hub, key: str) -> None:
     if inv["status"] == "paid" and inv["erp_payment_id"] is None:
         paid = from_minor(int(inv["paid_minor"] or inv["total_minor"] or 0), currency)
         payment = ArPayment(
-            external_id=f"{inv['stripe_id']}-paid",
+            external_id=f"{inv['billing_id']}-paid",
             invoice=str(inv["erp_id"]),
             customer=ar.customer,
             subsidiary=ar.subsidiary,
@@ -236,7 +234,7 @@ def settle_erp(hub: Hub, key: str) -> None:
         )
         hub.tx(_set, key, erp_payment_id=erp.apply_payment(payment))
     if inv["status"] == "void" and inv["erp_void_id"] is None:
-        hub.tx(_set, key, erp_void_id=erp.void_ar_invoice(ar, f"{inv['stripe_id']}-void"))
+        hub.tx(_set, key, erp_void_id=erp.void_ar_invoice(ar, f"{inv['billing_id']}-void"))
 
 
 # -- write-backs (F8) -----------------------------------------------------------------------

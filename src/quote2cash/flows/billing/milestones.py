@@ -143,7 +143,7 @@ def steps(run: Run) -> dict[str, Any]:
     return {
         "milestone": story_id,
         "project": planned["project"],
-        "invoice": inv.get("stripe_id"),
+        "invoice": inv.get("billing_id"),
         "number": inv.get("number"),
         "erp_invoice": inv.get("erp_id"),
     }

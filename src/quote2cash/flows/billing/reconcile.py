@@ -96,14 +96,14 @@ def reconcile_billing(hub: Hub, period: str, *, out: Path | None = None, open_ca
     start, end = bounds(period)
     known = hub.read(
         lambda c: {
-            str(r.stripe_id): (str(r.key), str(r.project), r.erp)
+            str(r.billing_id): (str(r.key), str(r.project), r.erp)
             for r in c.execute(
                 sa.select(
-                    billing_invoice.c.stripe_id,
+                    billing_invoice.c.billing_id,
                     billing_invoice.c.key,
                     billing_invoice.c.project,
                     billing_invoice.c.erp,
-                ).where(billing_invoice.c.stripe_id.is_not(None))
+                ).where(billing_invoice.c.billing_id.is_not(None))
             )
         }
     )

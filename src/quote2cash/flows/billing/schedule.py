@@ -11,7 +11,7 @@ support price. What it decides is kept in ``billing_schedule`` (and
 - time and materials: billed per month from approved time (:mod:`.periods`);
 - retainer: the contract amount spread over the contract's months is the fee
   per month, drawn down by approved time, the overage billed on top;
-- subscription: the same monthly amount as a Stripe subscription.
+- subscription: the same monthly amount as a subscription in the billing system.
 """
 
 from __future__ import annotations
