@@ -121,6 +121,8 @@ class Run:
     known_ids: dict[tuple[str, str, str], str] = field(default_factory=dict)
     #: Inside a one-step body: bookkeeping goes straight to the database, not through checkpoints.
     in_step: bool = False
+    #: The run record as the run opened it (so completing it need not read it again).
+    opened: dict[str, Any] | None = field(default=None, repr=False)
 
     @property
     def payload(self) -> dict[str, Any]:
@@ -283,8 +285,6 @@ def _write_step(
     external_id = send(first)
     # A re-run of this step (its checkpoint lost in a crash) records the same ids again: all upserts.
     with hub.engine.begin() as conn:
-        if not create:
-            repo.ledger_begin(conn, key, system, action, correlation_id)
         _record(
             conn,
             flow,
@@ -297,6 +297,7 @@ def _write_step(
             correlation_id,
             after,
             audit_action,
+            upserted=None if create else action,
         )
     return external_id
 
@@ -318,10 +319,18 @@ def _record(
     correlation_id: str,
     after: Any,
     audit_action: str | None = None,
+    *,
+    upserted: str | None = None,
 ) -> None:
+    """Record a write: cross-reference, saga step, ledger, audit. ``upserted`` names the action of
+    a write that was never marked in doubt (an upsert), so its ledger row is written done at once."""
     repo.put_xref(conn, system, object_type, canonical_id, external_id)
     repo.record_step(conn, flow, subject, step, system, external_id)
-    repo.ledger_done(conn, write_key(system, object_type, canonical_id), {"id": external_id})
+    key = write_key(system, object_type, canonical_id)
+    if upserted is None:
+        repo.ledger_done(conn, key, {"id": external_id})
+    else:
+        repo.ledger_applied(conn, key, system, upserted, correlation_id, {"id": external_id})
     audit.append(
         conn,
         actor=f"flow:{flow}",
@@ -392,8 +401,7 @@ def _open(
 
 def _read_known(conn: sa.Connection, keys: list[tuple[str, str, str]]) -> list[tuple[str, str, str, str]]:
     """The cross-references found among ``keys``, as (system, object type, canonical id, id)."""
-    found = ((*key, repo.get_xref(conn, *key)) for key in keys)
-    return [(s, t, c, v) for s, t, c, v in found if v is not None]
+    return [(*key, value) for key, value in repo.get_xrefs(conn, keys).items()]
 
 
 def _fail(
@@ -425,7 +433,7 @@ def _fail(
 
 def _complete(conn: sa.Connection, run: Run, summary: dict[str, Any]) -> None:
     flow = run.flow.name
-    record = repo.get_run(conn, flow, run.subject)
+    record = run.opened if run.opened is not None else repo.get_run(conn, flow, run.subject)
     if record is not None and record["status"] == "completed":
         return  # completed by an earlier attempt of the same step: nothing to add twice
     repo.finish_run(conn, flow, run.subject, "completed")
@@ -546,6 +554,7 @@ def _run_event(flow_name: str, event: dict[str, Any]) -> dict[str, Any]:
                 return {"status": "completed", "already": True}
             run.read_keys = frozenset(keys)
             run.known_ids = {(s, t, c): v for s, t, c, v in known}
+            run.opened = record
             try:
                 summary = flow.body(run)
             except Exception as exc:  # every failure ends in a case: nothing is left running
@@ -579,6 +588,7 @@ def _body_step(
         return None
     run.read_keys = frozenset(keys)
     run.known_ids = {(s, t, c): v for s, t, c, v in known}
+    run.opened = record
     summary = flow.body(run)
     with hub.engine.begin() as conn:
         _complete(conn, run, summary)

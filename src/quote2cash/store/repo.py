@@ -1,5 +1,9 @@
 """Small repositories over the hub tables. Every function takes the caller's
-connection, so a flow step and its bookkeeping commit in one transaction."""
+connection, so a flow step and its bookkeeping commit in one transaction.
+
+The statements a flow run executes for every record it writes are built once,
+with bind parameters, so SQLAlchemy neither rebuilds nor re-keys them per call.
+"""
 
 from __future__ import annotations
 
@@ -64,13 +68,52 @@ def _on_conflict(
 
 
 # -- cross-references ----------------------------------------------------------------
+_XREF_KEY = sa.and_(
+    xref.c.system == sa.bindparam("b_system"),
+    xref.c.object_type == sa.bindparam("b_object_type"),
+    xref.c.canonical_id == sa.bindparam("b_canonical_id"),
+)
+_GET_XREF = sa.select(xref.c.external_id).where(_XREF_KEY)
+_GET_XREFS = sa.select(xref.c.system, xref.c.object_type, xref.c.canonical_id, xref.c.external_id).where(
+    xref.c.system.in_(sa.bindparam("systems", expanding=True)),
+    xref.c.object_type.in_(sa.bindparam("object_types", expanding=True)),
+    xref.c.canonical_id.in_(sa.bindparam("canonical_ids", expanding=True)),
+)
+_GET_SYNCED = sa.select(xref.c.source_version, xref.c.synced).where(_XREF_KEY)
+_SET_SYNCED = (
+    sa.update(xref)
+    .where(_XREF_KEY)
+    .values(source_version=sa.bindparam("b_source_version"), synced=sa.bindparam("b_synced"))
+)
+
+
+def _key(system: str, object_type: str, canonical_id: str) -> dict[str, str]:
+    return {"b_system": system, "b_object_type": object_type, "b_canonical_id": canonical_id}
+
+
 def get_xref(conn: sa.Connection, system: str, object_type: str, canonical_id: str) -> str | None:
     """The external id of a canonical record in a system, if the hub knows it."""
-    return conn.execute(
-        sa.select(xref.c.external_id).where(
-            xref.c.system == system, xref.c.object_type == object_type, xref.c.canonical_id == canonical_id
-        )
-    ).scalar_one_or_none()
+    return conn.execute(_GET_XREF, _key(system, object_type, canonical_id)).scalar_one_or_none()
+
+
+def get_xrefs(conn: sa.Connection, keys: list[tuple[str, str, str]]) -> dict[tuple[str, str, str], str]:
+    """The external ids the hub knows among (system, object type, canonical id) keys, in one query."""
+    if not keys:
+        return {}
+    rows = conn.execute(
+        _GET_XREFS,
+        {
+            "systems": sorted({k[0] for k in keys}),
+            "object_types": sorted({k[1] for k in keys}),
+            "canonical_ids": sorted({k[2] for k in keys}),
+        },
+    )
+    wanted = set(keys)
+    return {
+        (r.system, r.object_type, r.canonical_id): str(r.external_id)
+        for r in rows
+        if (r.system, r.object_type, r.canonical_id) in wanted
+    }
 
 
 def put_xref(conn: sa.Connection, system: str, object_type: str, canonical_id: str, external_id: str) -> None:
@@ -93,11 +136,7 @@ def get_synced(
     conn: sa.Connection, system: str, object_type: str, canonical_id: str
 ) -> tuple[str | None, dict[str, Any]] | None:
     """The source version and field values the hub last synced of a record (None: not linked)."""
-    row = conn.execute(
-        sa.select(xref.c.source_version, xref.c.synced).where(
-            xref.c.system == system, xref.c.object_type == object_type, xref.c.canonical_id == canonical_id
-        )
-    ).one_or_none()
+    row = conn.execute(_GET_SYNCED, _key(system, object_type, canonical_id)).one_or_none()
     return None if row is None else (row.source_version, dict(row.synced or {}))
 
 
@@ -111,11 +150,8 @@ def set_synced(
 ) -> None:
     """Remember what the hub has now seen of a linked record's source."""
     conn.execute(
-        sa.update(xref)
-        .where(
-            xref.c.system == system, xref.c.object_type == object_type, xref.c.canonical_id == canonical_id
-        )
-        .values(source_version=source_version, synced=fields)
+        _SET_SYNCED,
+        {**_key(system, object_type, canonical_id), "b_source_version": source_version, "b_synced": fields},
     )
 
 
@@ -158,12 +194,37 @@ def ledger_begin(
     )
 
 
+_LEDGER_DONE = (
+    sa.update(idempotency_ledger)
+    .where(idempotency_ledger.c.key == sa.bindparam("k"))
+    .values(status="done", result=sa.bindparam("b_result"), updated_at=sa.bindparam("at"))
+)
+
+
 def ledger_done(conn: sa.Connection, key: str, result: Any) -> None:
     """Mark a write as applied, with what the target answered."""
-    conn.execute(
-        sa.update(idempotency_ledger)
-        .where(idempotency_ledger.c.key == key)
-        .values(status="done", result=result, updated_at=now())
+    conn.execute(_LEDGER_DONE, {"k": key, "b_result": result, "at": now()})
+
+
+def ledger_applied(
+    conn: sa.Connection, key: str, system: str, operation: str, correlation_id: str | None, result: Any
+) -> None:
+    """Record a write that needed no in-doubt mark (an upsert) as applied, in one statement."""
+    t = now()
+    upsert(
+        conn,
+        idempotency_ledger,
+        {
+            "key": key,
+            "system": system,
+            "operation": operation,
+            "status": "done",
+            "result": result,
+            "correlation_id": correlation_id,
+            "created_at": t,
+            "updated_at": t,
+        },
+        ["key"],
     )
 
 
@@ -189,9 +250,12 @@ def inbox_duplicates(conn: sa.Connection) -> int:
 
 
 # -- cursors -------------------------------------------------------------------------------
+_GET_CURSOR = sa.select(cursor.c.value).where(cursor.c.name == sa.bindparam("b_name"))
+
+
 def get_cursor(conn: sa.Connection, name: str) -> str | None:
     """A poller's durable position."""
-    return conn.execute(sa.select(cursor.c.value).where(cursor.c.name == name)).scalar_one_or_none()
+    return conn.execute(_GET_CURSOR, {"b_name": name}).scalar_one_or_none()
 
 
 def set_cursor(conn: sa.Connection, name: str, value: str) -> None:
@@ -200,13 +264,21 @@ def set_cursor(conn: sa.Connection, name: str, value: str) -> None:
 
 
 # -- flow runs (saga state) ------------------------------------------------------------------
+_RUN_KEY = sa.and_(flow_run.c.flow == sa.bindparam("b_flow"), flow_run.c.subject == sa.bindparam("b_subject"))
+_GET_RUN = sa.select(flow_run).where(_RUN_KEY)
+_REOPEN_RUN = sa.update(flow_run).where(_RUN_KEY).values(status="running", attempts=flow_run.c.attempts + 1)
+_SET_STEPS = sa.update(flow_run).where(_RUN_KEY).values(steps=sa.bindparam("b_steps"))
+_FINISH_RUN = (
+    sa.update(flow_run)
+    .where(_RUN_KEY)
+    .values(status=sa.bindparam("b_status"), last_error=sa.bindparam("b_last_error"))
+)
+_COMPLETE_RUN = _FINISH_RUN.values(completed_at=sa.bindparam("b_completed_at"))
+
+
 def get_run(conn: sa.Connection, flow: str, subject: str) -> dict[str, Any] | None:
     """The saga record of a flow for a subject."""
-    row = (
-        conn.execute(sa.select(flow_run).where(flow_run.c.flow == flow, flow_run.c.subject == subject))
-        .mappings()
-        .first()
-    )
+    row = conn.execute(_GET_RUN, {"b_flow": flow, "b_subject": subject}).mappings().first()
     return dict(row) if row else None
 
 
@@ -216,26 +288,22 @@ def start_run(
     """Open (or reopen, counting the attempt) the saga record of a flow."""
     existing = get_run(conn, flow, subject)
     if existing is None:
-        insert_ignore(
-            conn,
-            flow_run,
-            {
-                "flow": flow,
-                "subject": subject,
-                "correlation_id": correlation_id,
-                "status": "running",
-                "attempts": 1,
-                "steps": {},
-                "trigger_time": trigger_time,
-                "started_at": now(),
-            },
-        )
-    elif existing["status"] != "completed":
-        conn.execute(
-            sa.update(flow_run)
-            .where(flow_run.c.flow == flow, flow_run.c.subject == subject)
-            .values(status="running", attempts=flow_run.c.attempts + 1)
-        )
+        values: dict[str, Any] = {
+            "flow": flow,
+            "subject": subject,
+            "correlation_id": correlation_id,
+            "status": "running",
+            "attempts": 1,
+            "steps": {},
+            "trigger_time": trigger_time,
+            "started_at": now(),
+        }
+        if insert_ignore(conn, flow_run, values):
+            return {**{c.name: None for c in flow_run.c}, **values}
+    elif existing["status"] == "completed":
+        return existing
+    else:
+        conn.execute(_REOPEN_RUN, {"b_flow": flow, "b_subject": subject})
     run = get_run(conn, flow, subject)
     assert run is not None
     return run
@@ -248,9 +316,7 @@ def record_step(
     run = get_run(conn, flow, subject)
     steps = dict(run["steps"]) if run else {}
     steps[step] = {"system": system, "id": external_id, "at": now().isoformat()}
-    conn.execute(
-        sa.update(flow_run).where(flow_run.c.flow == flow, flow_run.c.subject == subject).values(steps=steps)
-    )
+    conn.execute(_SET_STEPS, {"b_flow": flow, "b_subject": subject, "b_steps": steps})
 
 
 def forget_step(conn: sa.Connection, flow: str, subject: str, step: str) -> None:
@@ -259,21 +325,18 @@ def forget_step(conn: sa.Connection, flow: str, subject: str, step: str) -> None
     if run is None:
         return
     steps = {k: v for k, v in dict(run["steps"]).items() if k != step}
-    conn.execute(
-        sa.update(flow_run).where(flow_run.c.flow == flow, flow_run.c.subject == subject).values(steps=steps)
-    )
+    conn.execute(_SET_STEPS, {"b_flow": flow, "b_subject": subject, "b_steps": steps})
 
 
 def finish_run(
     conn: sa.Connection, flow: str, subject: str, status: str, error: dict[str, Any] | None = None
 ) -> None:
     """Close a saga record as completed, exception or compensated."""
-    values: dict[str, Any] = {"status": status, "last_error": error}
+    params: dict[str, Any] = {"b_flow": flow, "b_subject": subject, "b_status": status, "b_last_error": error}
     if status == "completed":
-        values["completed_at"] = now()
-    conn.execute(
-        sa.update(flow_run).where(flow_run.c.flow == flow, flow_run.c.subject == subject).values(**values)
-    )
+        conn.execute(_COMPLETE_RUN, {**params, "b_completed_at": now()})
+    else:
+        conn.execute(_FINISH_RUN, params)
 
 
 # -- identity decisions -----------------------------------------------------------------------
