@@ -94,6 +94,7 @@ class Hub:
             for name, settings in config.systems.items()
         }
         self.ds: SQLAlchemyDatasource | None = None
+        self._system_engine: sa.Engine | None = None
         self.queues: dict[str, Any] = {}
         self.cache: dict[str, Any] = {}
         self._locks: dict[str, threading.Lock] = {}
@@ -152,6 +153,10 @@ class Hub:
         }
         if is_sqlite(self.url):
             dbos_config["notification_listener_polling_interval_sec"] = 0.1
+            # DBOS's own engine, begun IMMEDIATE as DBOS makes it, queued at the file's write
+            # gate with the hub's: the worker's threads never sleep in SQLite's busy handler.
+            self._system_engine = make_engine(self.url, immediate=True)
+            dbos_config["system_database_engine"] = self._system_engine
         _current = self
         try:
             with startup_lock(self.engine):
@@ -194,6 +199,9 @@ class Hub:
         for system in self.systems.values():
             system.close()
         self.engine.dispose()
+        if self._system_engine is not None:
+            self._system_engine.dispose()
+            self._system_engine = None
         if _current is self:
             _current = None
 
