@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+import yaml
 from dbos import DBOS
 
 from quote2cash.cli.stacks import DEFAULT_STACK, HUBSPOT_BC, Stack, StackSandboxes
@@ -178,6 +179,12 @@ def add_deal(
     if won:
         sf.update("Opportunity", opp, {"StageName": "Closed Won", "Terms_Approved__c": approved})
     return account, opp
+
+
+def worker_yaml(raw: dict[str, Any]) -> str:
+    """A configuration as a worker process reads it, its API on any free port (tests that start
+    workers run side by side, and the default port is one)."""
+    return yaml.safe_dump({**raw, "api": {**raw.get("api", {}), "port": 0}})
 
 
 def wait_for_flows(hub: Hub, expected: int, timeout: float = 60.0) -> dict[str, str]:

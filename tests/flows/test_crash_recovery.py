@@ -13,16 +13,16 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-import yaml
 
 from quote2cash.sandbox.seed import SANDBOX_ENV, Sandboxes
 from quote2cash.store.db import make_engine
 from quote2cash.store.tables import flow_run
 
-from .conftest import add_deal
+from .conftest import add_deal, worker_yaml
 
 pytestmark = pytest.mark.slow
-DEALS = 6
+#: A few deals (a workflow each), and a burst that runs in batches (a workflow, one checkpoint, per batch).
+BURSTS = [6, 30]
 
 
 def _worker(config: Path, log: Path) -> subprocess.Popen[bytes]:
@@ -46,13 +46,14 @@ def _runs(engine: sa.Engine) -> list[tuple[str, str, dict]]:
         return []  # tables not created yet
 
 
+@pytest.mark.parametrize("deals", BURSTS)
 def test_sigkill_mid_flow_then_restart_finishes_without_duplicates(
-    db_url: str, boxes: Sandboxes, tmp_path: Path
+    db_url: str, boxes: Sandboxes, tmp_path: Path, deals: int
 ) -> None:
-    opps = [add_deal(boxes)[1] for _ in range(DEALS)]
+    opps = [add_deal(boxes)[1] for _ in range(deals)]
     raw = boxes.config(db_url, poll_interval_seconds=0.2)
     config = tmp_path / "q2c.yaml"
-    config.write_text(yaml.safe_dump(raw))
+    config.write_text(worker_yaml(raw))
     # Slow ERP project writes, so the kill lands while flows are half-way.
     boxes.netsuite.inject("latency", method="PUT", path=r"/job/eid:", seconds=0.8)
     engine = make_engine(db_url)
@@ -78,7 +79,7 @@ def test_sigkill_mid_flow_then_restart_finishes_without_duplicates(
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             runs = _runs(engine)
-            if len(runs) == DEALS and all(status == "completed" for _, status, _ in runs):
+            if len(runs) == deals and all(status == "completed" for _, status, _ in runs):
                 break
             assert restarted.poll() is None, log.read_text()
             time.sleep(0.2)
@@ -93,12 +94,12 @@ def test_sigkill_mid_flow_then_restart_finishes_without_duplicates(
         ledger = dict(
             conn.execute(sa.text("SELECT status, COUNT(*) FROM idempotency_ledger GROUP BY status")).all()
         )
-    assert ledger == {"done": 3 * DEALS}  # no write is left in doubt after the restart
+    assert ledger == {"done": 3 * deals}  # no write is left in doubt after the restart
     ns = boxes.netsuite
-    assert len(ns.records("customer")) == DEALS
-    assert len(ns.records("job")) == DEALS
-    assert len(boxes.kantata.records("workspaces")) == DEALS
-    assert len(boxes.kantata.records("resource_requests")) == 2 * DEALS
+    assert len(ns.records("customer")) == deals
+    assert len(ns.records("job")) == deals
+    assert len(boxes.kantata.records("workspaces")) == deals
+    assert len(boxes.kantata.records("resource_requests")) == 2 * deals
     ext = Counter(r["externalId"] for r in ns.records("customer") + ns.records("job"))
     assert max(ext.values()) == 1
     for opp in opps:
@@ -150,7 +151,7 @@ def test_sigkill_during_a_posting_batch_then_restart_posts_exactly_the_psa_total
     )
     boxes.netsuite.inject("latency", path="restlet", seconds=1.0)
     config = tmp_path / "q2c.yaml"
-    config.write_text(yaml.safe_dump(boxes.config(db_url)))
+    config.write_text(worker_yaml(boxes.config(db_url)))
     env = {**os.environ, **SANDBOX_ENV, "Q2C_EXECUTOR_ID": "worker-b"}
     log = tmp_path / "post.log"
     cmd = [sys.executable, "-m", "quote2cash", "post", "time", "--now", "--config", str(config)]
@@ -201,7 +202,7 @@ def test_flows_of_a_worker_gone_for_good_are_recovered_by_another(
 ) -> None:
     opps = [add_deal(boxes)[1] for _ in range(3)]
     config = tmp_path / "q2c.yaml"
-    config.write_text(yaml.safe_dump(boxes.config(db_url, poll_interval_seconds=0.2)))
+    config.write_text(worker_yaml(boxes.config(db_url, poll_interval_seconds=0.2)))
     boxes.netsuite.inject("latency", method="PUT", path=r"/job/eid:", seconds=1.0)
     engine = make_engine(db_url)
     log = tmp_path / "worker.log"

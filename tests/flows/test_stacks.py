@@ -20,7 +20,6 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-import yaml
 
 from quote2cash.cli.stacks import StackSandboxes
 from quote2cash.flows.intake import deliver, poll_closed_won
@@ -34,7 +33,7 @@ from quote2cash.store import repo
 from quote2cash.store.db import make_engine
 from quote2cash.store.tables import flow_run, project_registry
 
-from .conftest import STACKS, result_of, wait_for_flows
+from .conftest import STACKS, result_of, wait_for_flows, worker_yaml
 
 pytestmark = pytest.mark.parametrize("stack", STACKS)
 #: Where each ERP is slow to write a project, so a kill lands half-way through a flow.
@@ -184,7 +183,7 @@ def test_sigkill_mid_flow_then_restart_finishes_every_flow_without_duplicates(
     names = ["Fjord", "Glacier", "Helix", "Indigo"]
     deals = [sb.add_deal(f"{n} Analytics Inc")[1] for n in names]
     config = tmp_path / "q2c.yaml"
-    config.write_text(yaml.safe_dump(sb.config(db_url, poll_interval_seconds=0.2)))
+    config.write_text(worker_yaml(sb.config(db_url, poll_interval_seconds=0.2)))
     method, path = SLOW_PROJECT_WRITE[sb.stack.erp]
     sb.erp.inject("latency", method=method, path=path, seconds=0.8)
     engine = make_engine(db_url)

@@ -514,10 +514,24 @@ def run_flow_batch(flow_name: str, events: list[dict[str, Any]]) -> list[dict[st
     """Run one flow for each of a burst's events in turn, each as :func:`run_flow` would.
 
     A burst of runs costs the engine one workflow (enqueued, dequeued and
-    recorded once) instead of one per event; each run keeps its own run record,
-    checkpoint and case. Recovered after a crash, the batch replays the runs it
-    finished from their checkpoints and goes on with the rest.
+    recorded once) instead of one per event; each run keeps its own run record
+    and case. A one-step flow's batch is one checkpoint too: every run in it
+    records itself (its run record, its writes by cross-reference), so a batch
+    recovered after a crash runs again from the top, the runs that completed
+    return at once and the others go on from what they had written. Other
+    flows replay the runs they finished from their checkpoints.
     """
+    if FLOWS[flow_name].one_step:
+        return _batch_step(flow_name, events)
+    return _run_batch(flow_name, events)
+
+
+@DBOS.step()
+def _batch_step(flow_name: str, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return _run_batch(flow_name, events)
+
+
+def _run_batch(flow_name: str, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     results: list[dict[str, Any]] = []
     failure: BaseException | None = None
     for event in events:
