@@ -23,7 +23,7 @@ from quote2cash.flows.lead_to_project import workflow_id
 from quote2cash.flows.posting import post_now
 from quote2cash.flows.reconcile_work import reconcile
 from quote2cash.model import BillingModel, FinancialDimensions, Money, Project, ResourceRequest
-from quote2cash.ports import Psa, WorkPage
+from quote2cash.ports import Psa, PsaBilling, WorkPage
 from quote2cash.registry import connector, register
 from quote2cash.runtime.hub import Hub
 from quote2cash.sandbox.firm import ENTITIES, PRACTICES, TEMPLATES, Firm
@@ -217,13 +217,47 @@ def test_resource_requests_by_role_are_raised_once(psa: CertiniaPsa, box: Salesf
     assert children(box, "pse__Milestone__c", project_id) == []
 
 
+# -- billing (F6, F8) --------------------------------------------------------------------------
+def test_certinia_reports_milestones_and_projects_for_billing(
+    psa: CertiniaPsa, box: SalesforceSandbox
+) -> None:
+    assert isinstance(psa, PsaBilling)
+    fixed = psa.ensure_project(project(BillingModel.FIXED_FEE), "Q2C-deal-1", known_absent=True)
+    other = psa.ensure_project(project(BillingModel.MILESTONE, name="Beta — Phases"), "Q2C-deal-2")
+    stones = psa.milestones({fixed})
+    # The template's phases, in target-date order, due on the dates moved to the project's start.
+    assert [m.name for m in stones] == TEMPLATES["Fixed-Fee Delivery"]
+    assert [m.due_date for m in stones] == sorted(m.due_date for m in stones if m.due_date)
+    assert stones[0].due_date == date(2026, 12, 30)
+    assert {m.workspace_id for m in stones} == {fixed}
+    assert not any(m.completed or m.completed_at for m in stones)
+    # Approving the first milestone is its sign-off; closing another for time entry is not.
+    box.update("pse__Milestone__c", stones[0].id, {"pse__Status__c": "Approved", "pse__Approved__c": True})
+    psa.close_milestone(stones[1].id)
+    again = {m.id: m for m in psa.milestones({fixed, other})}
+    assert len(again) == len(TEMPLATES["Fixed-Fee Delivery"]) + len(TEMPLATES["Milestone Delivery"])
+    signed = again[stones[0].id]
+    assert signed.completed and signed.completed_at is not None and signed.completed_at.tzinfo is not None
+    assert [m.id for m in again.values() if m.completed] == [stones[0].id]
+    assert psa.milestones(set()) == []
+    # Every project but the templates, with the hub's reference where it carries one.
+    by_id = {p.id: p for p in psa.projects()}
+    box.insert("pse__Proj__c", {"Name": "Internal — Bench"})
+    by_id_after = {p.id: p for p in psa.projects()}
+    assert (by_id[fixed].reference, by_id[other].reference) == ("Q2C-deal-1", "Q2C-deal-2")
+    assert by_id[other].name == "Beta — Phases" and len(by_id) == 2
+    assert [p.reference for i, p in by_id_after.items() if i not in by_id] == [None]
+
+
 def test_billed_to_date_is_written_back(psa: CertiniaPsa, box: SalesforceSandbox) -> None:
     project_id = psa.ensure_project(project(), "Q2C-deal-1", known_absent=True)
-    psa.write_billed_to_date(project_id, Money.of(Decimal("12345.67"), "USD"))
+    psa.write_back_billed(project_id, Money.of(Decimal("12345.67"), "USD"))
+    psa.write_back_billed(project_id, Money.of(Decimal("12345.67"), "USD"))  # the same write again
     assert box.get("pse__Proj__c", project_id)["Billed_To_Date__c"] == 12345.67
     with pytest.raises(BusinessRuleError) as wrong:
-        psa.write_billed_to_date(project_id, Money.of(Decimal("10"), "EUR"))
+        psa.write_back_billed(project_id, Money.of(Decimal("10"), "EUR"))
     assert wrong.value.code == "psa.currency_mismatch"
+    assert box.get("pse__Proj__c", project_id)["Billed_To_Date__c"] == 12345.67
 
 
 def test_rejected_credentials_are_an_auth_error(box: SalesforceSandbox, ids: dict[str, Any]) -> None:

@@ -89,6 +89,16 @@ def figures_table(title: str, rows: list[tuple[str, Any]], counts: dict[str, int
     return table
 
 
+#: What each PSA calls the records the demo counts: its projects, and the time the hub posts one by one.
+PSA_NOUNS = {"kantata": ("Workspaces", "Time entries"), "certinia": ("Projects", "Timecard days")}
+
+
+def _psa_nouns(summary: dict[str, Any]) -> tuple[str, str]:
+    """The PSA's nouns for a demo summary (from its ``stack``, ``crm,psa,erp``)."""
+    psa = str(summary.get("stack") or "salesforce,kantata,netsuite").split(",")[1]
+    return PSA_NOUNS.get(psa, ("Projects", "Time entries"))
+
+
 def render_summary(summary: dict[str, Any]) -> Table:
     """The demo's closing table."""
     rows = [
@@ -101,7 +111,7 @@ def render_summary(summary: dict[str, Any]) -> Table:
         ("Customers created in the ERP", summary["customers_created"]),
         ("Customers matched to existing ERP records", summary["customers_matched"]),
         ("Projects created in the ERP", summary["projects_created_erp"]),
-        ("Workspaces created in the PSA", summary["workspaces_created_psa"]),
+        (f"{_psa_nouns(summary)[0]} created in the PSA", summary["workspaces_created_psa"]),
         ("Staffing requests raised", summary["staffing_requests"]),
         ("Deals with every id written back to the CRM", summary["ids_written_back"]),
         ("Duplicate deliveries prevented", summary["duplicates_prevented"]),
@@ -117,9 +127,9 @@ def render_summary(summary: dict[str, Any]) -> Table:
     return figures_table("What the hub just did", rows, summary["exceptions_by_code"], "exception")
 
 
-def render_work(kind: str, figures: dict[str, Any]) -> Table:
-    """The demo's table for posted time or expenses."""
-    label = "Time entries" if kind == "time" else "Expenses"
+def render_work(kind: str, figures: dict[str, Any], time_noun: str = "Time entries") -> Table:
+    """The demo's table for posted time or expenses (``time_noun``: what the PSA's time is counted in)."""
+    label = time_noun if kind == "time" else "Expenses"
     breaks = figures["reconciliation_breaks"]
     rows = [
         (f"{label} approved", figures["approved"]),
@@ -219,8 +229,10 @@ def demo(
     stack: Annotated[
         str,
         typer.Option(
-            help="CRM,PSA,ERP sandboxes: salesforce|hubspot, kantata, netsuite|business_central (bc); "
-            "with NetSuite, one legal entity starts on the legacy file ERP and cuts over mid-month"
+            help="CRM,PSA,ERP sandboxes: salesforce|hubspot, kantata|certinia, netsuite|business_central "
+            "(bc); Certinia lives in the CRM's Salesforce org (with HubSpot, in an org of its own); "
+            "with NetSuite, one legal entity starts on the legacy file ERP and cuts over mid-month, "
+            "and the month is billed through Stripe"
         ),
     ] = "salesforce,kantata,netsuite",
 ) -> None:
@@ -245,7 +257,7 @@ def demo(
     console.print(render_summary(summary))
     for kind in ("time", "expense"):
         if kind in summary:
-            console.print(render_work(kind, summary[kind]))
+            console.print(render_work(kind, summary[kind], _psa_nouns(summary)[1]))
     if "erp_routing" in summary:
         console.print(render_routing(summary["erp_routing"]))
     if "billing" in summary:

@@ -1,6 +1,10 @@
 """``q2c demo``: a generated firm in three sandboxes, deals closing over a
 simulated month, the hub turning them into customers, projects and staffing
-requests, and a summary of what it did."""
+requests, and a summary of what it did.
+
+What the demo does in the PSA (the firm's catalogue, the month's approved
+work, milestone sign-offs) goes through the stack's
+:class:`~quote2cash.cli.psa_side.PsaSide`, whichever PSA it is."""
 
 from __future__ import annotations
 
@@ -33,9 +37,8 @@ from quote2cash.ops.shadow import where_posted
 from quote2cash.runtime.hub import Hub
 from quote2cash.runtime.logs import configure_logging
 from quote2cash.sandbox._base import FaultInjector, FaultRule
-from quote2cash.sandbox.firm import generate, rate_cards
+from quote2cash.sandbox.firm import generate
 from quote2cash.sandbox.seed import SANDBOX_ENV
-from quote2cash.sandbox.timesheets import seed_month
 from quote2cash.store import audit, cases, repo
 from quote2cash.store.db import sqlite_url
 from quote2cash.store.tables import audit_log, flow_run, kpi_sample, project_registry
@@ -184,16 +187,13 @@ def summarise(
     erp_projects = boxes.erp_projects()
     ext = Counter(boxes.erp_customers() + erp_projects)
     legacy_projects = len(boxes.legacy.records("project")) if boxes.legacy is not None else 0
-    refs = Counter(
-        r.get("service_model_ref")
-        for r in boxes.kantata.records("external_references")
-        if r.get("service_name") == "quote2cash"
-    )
+    refs = Counter(boxes.psa.references())
     opps = boxes.deals()
     written_back = sum(1 for o in opps if o["erp_project_id"] and o["psa_project_id"])
     retries = hub.retries()
     lat = facts["latencies"]
     return {
+        "stack": boxes.stack.name,
         "deals": len(opps),
         "deals_won": plan.won + plan.pending_terms,
         "deals_won_terms_approved": plan.won,
@@ -205,8 +205,8 @@ def summarise(
         "customers_created": facts["created"],
         "customers_matched": facts["matched"],
         "projects_created_erp": len(erp_projects) + legacy_projects,
-        "workspaces_created_psa": sum(1 for w in boxes.kantata.records("workspaces")),
-        "staffing_requests": len(boxes.kantata.records("resource_requests")),
+        "workspaces_created_psa": boxes.psa.projects(),
+        "staffing_requests": boxes.psa.staffing_requests(),
         "ids_written_back": written_back,
         "exceptions_by_code": facts["exceptions"],
         "open_exception_cases": facts["open_cases"],
@@ -237,13 +237,13 @@ def run_month(
     registered = hub.read(
         lambda c: {str(w) for (w,) in c.execute(sa.select(project_registry.c.psa_workspace_id))}
     )
-    month = seed_month(boxes.kantata, rate_cards(), *WORK_MONTH, seed=seed_value, workspaces=registered)
+    month = boxes.psa.seed_month(*WORK_MONTH, seed=seed_value, projects=registered)
     if not month.time_entries:
         return {}
     if not quiet:
         console.print(
-            f"{WORK_MONTH[0]}-{WORK_MONTH[1]:02d}: {len(month.time_entries)} time entries and "
-            f"{len(month.expenses)} expenses approved in the PSA; posting them to the ERP and reconciling…"
+            f"{WORK_MONTH[0]}-{WORK_MONTH[1]:02d}: {month.described} approved in the PSA; "
+            "posting them to the ERP and reconciling…"
         )
     out: dict[str, Any] = {}
     period = f"{WORK_MONTH[0]}-{WORK_MONTH[1]:02d}"
@@ -252,7 +252,7 @@ def run_month(
         boxes.settle()  # the legacy ERP's import job answers the files written to it
         report = reconcile(hub, kind, period, out=workdir / "reconciliation")
         out[kind] = {
-            "approved": len(month.time_entries if kind == "time" else month.expenses),
+            "approved": month.time_entries if kind == "time" else month.expenses,
             "posted": result["valid"],
             "quarantined": result["quarantined"],
             "held_closed_period": result["held"],
@@ -407,6 +407,8 @@ def run_demo(
                 f"{deals} deals, {len(firm.consultants)} consultants, 5 legal entities, "
                 f"{len(firm.erp_customers)} clients already in the ERP; stack {stack.name}."
             )
+            if boxes.psa.intro:
+                console.print(boxes.psa.intro)
             if legacy:
                 console.print(
                     f"{CUTOVER_ENTITY} is still on the legacy file ERP and cuts over to NetSuite on "
@@ -464,7 +466,12 @@ def run_demo(
         if cash is not None:
             if not quiet:
                 console.print("Billing December 2026 through Stripe: milestones, T&M, retainers, payments…")
-            summary["billing"] = bill_month(hub, cash, boxes.kantata, seed_value)
+            summary["billing"] = bill_month(hub, cash, boxes.psa, seed_value)
+        elif not quiet:
+            console.print(
+                f"The month is not billed on this stack: the hub books receivables (invoices, payments) "
+                f"in NetSuite only, and the ERP here is {stack.erp}."
+            )
         summary["elapsed_s"] = round(time.monotonic() - started, 1)
         if serve_port is not None:
             _, token = tokens.create(

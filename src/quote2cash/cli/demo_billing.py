@@ -5,7 +5,8 @@ registers the hub's webhook route (``/webhooks/stripe`` of its HTTP API) with it
 activated projects to billing (schedules, the subscription), signs off the
 first milestone of every milestone project in the PSA, books one retainer's
 overage, bills the month, pays some invoices and declines one payment, and
-waits for the webhooks to come back. Every choice follows the seed and the
+waits for the webhooks to come back. What it does in the PSA goes through the
+stack's :class:`~quote2cash.cli.psa_side.PsaSide`. Every choice follows the seed and the
 CRM's ids (never the order in which flows ran), so a seed gives the same figures.
 """
 
@@ -16,13 +17,14 @@ import random
 import socket
 import time
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import sqlalchemy as sa
 
+from quote2cash.cli.psa_side import PsaSide
 from quote2cash.flows import outbox
 from quote2cash.flows.billing.milestones import poll_milestones
 from quote2cash.flows.billing.periods import bill_now
@@ -31,7 +33,6 @@ from quote2cash.model import to_minor
 from quote2cash.ops.billing import kpis
 from quote2cash.ports import ErpReceivables
 from quote2cash.runtime.hub import Hub
-from quote2cash.sandbox.kantata import KantataSandbox
 from quote2cash.sandbox.seed import billing_system
 from quote2cash.sandbox.stripe import StripeSandbox
 from quote2cash.sandbox.stripe.app import DEFAULT_KEY
@@ -115,27 +116,14 @@ def _schedules(hub: Hub) -> list[dict[str, Any]]:
     )
 
 
-def _sign_off_milestones(kt: KantataSandbox, schedules: list[dict[str, Any]]) -> int:
-    """Complete the first milestone (by title) of every milestone and fixed-fee project in the PSA."""
-    done = 0
-    for sched in schedules:
-        if sched["model"] not in ("milestone", "fixed_fee"):
-            continue
-        stones = sorted(
-            (
-                s
-                for s in kt.records("stories")
-                if str(s["workspace_id"]) == str(sched["psa_workspace_id"]) and s["story_type"] == "milestone"
-            ),
-            key=lambda s: str(s["title"]),
-        )
-        if stones:
-            kt.update_story(str(stones[0]["id"]), {"state": "completed"})
-            done += 1
-    return done
+def _sign_off_milestones(psa: PsaSide, schedules: list[dict[str, Any]]) -> int:
+    """Sign off the first milestone of every milestone and fixed-fee project in the PSA."""
+    return psa.sign_off_first_milestones(
+        str(s["psa_workspace_id"]) for s in schedules if s["model"] in ("milestone", "fixed_fee")
+    )
 
 
-def _retainer_overage(hub: Hub, kt: KantataSandbox, schedules: list[dict[str, Any]]) -> str | None:
+def _retainer_overage(hub: Hub, psa: PsaSide, schedules: list[dict[str, Any]]) -> str | None:
     """Approved billable time beyond the first retainer's monthly fee; returns its project."""
     retainer = next(
         (
@@ -151,31 +139,14 @@ def _retainer_overage(hub: Hub, kt: KantataSandbox, schedules: list[dict[str, An
         return None
     currency, ws = str(retainer["currency"]), str(retainer["psa_workspace_id"])
     card = hub.config.rate_cards.get(str(retainer["rate_card"] or f"STD-{currency}"))
-    partner = next((u for u in kt.records("users") if u.get("headline") == "Partner"), None)
-    tasks = sorted(
-        (s for s in kt.records("stories") if str(s["workspace_id"]) == ws and s["story_type"] == "task"),
-        key=lambda s: str(s["title"]),
-    )
-    if card is None or partner is None or not tasks or "Partner" not in card.rates:
+    if card is None or "Partner" not in card.rates:
         return None
     rate = to_minor(card.rates["Partner"], currency)
     hours = int(retainer["period_minor"]) // rate + 8  # a working day beyond what the fee covers
-    kt.add_time_entries(
-        [
-            {
-                "workspace_id": ws,
-                "story_id": str(tasks[0]["id"]),
-                "user_id": str(partner["id"]),
-                "date_performed": f"{BILLING_PERIOD}-{day:02d}",
-                "time_in_minutes": 60 * share,
-                "billable": True,
-                "rate_in_cents": rate,
-                "currency": currency,
-                "approved": True,
-            }
-            for day, share in zip(range(7, 28), _split(hours), strict=False)
-        ]
-    )
+    first = date.fromisoformat(f"{BILLING_PERIOD}-07")
+    days = [(first + timedelta(days=n), 60 * share) for n, share in enumerate(_split(hours)[:21])]
+    if not psa.book_time(ws, "Partner", days, rate, currency):
+        return None
     return str(retainer["project"])
 
 
@@ -217,14 +188,14 @@ def _pay(billing: DemoBilling, hub: Hub, seed: int) -> tuple[int, int]:
     return paid, int(declined is not None)
 
 
-def bill_month(hub: Hub, billing: DemoBilling, kt: KantataSandbox, seed: int) -> dict[str, Any]:
+def bill_month(hub: Hub, billing: DemoBilling, psa: PsaSide, seed: int) -> dict[str, Any]:
     """Schedules, milestone sign-offs, one retainer overage, the month's run, payments; the figures."""
     outbox.relay(hub)  # projects activated by lead-to-project become billing schedules
     settle(hub, billing)
     schedules = _schedules(hub)
-    if _retainer_overage(hub, kt, schedules) is not None:
+    if _retainer_overage(hub, psa, schedules) is not None:
         post_now("time")  # the hub's ledger of approved work gets the retainer's time
-    _sign_off_milestones(kt, schedules)
+    _sign_off_milestones(psa, schedules)
     poll_milestones(hub)
     settle(hub, billing)
     run = bill_now(BILLING_PERIOD)

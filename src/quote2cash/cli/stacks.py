@@ -2,10 +2,14 @@
 generated firm, and the hub configuration that points at them.
 
 A stack is written ``crm,psa,erp`` (``salesforce,kantata,netsuite``,
-``hubspot,kantata,business_central``; ``bc``, ``sf``, ``ns`` and ``hs`` are
+``hubspot,certinia,business_central``; ``bc``, ``sf``, ``ns`` and ``hs`` are
 accepted for short). The flows never learn which vendors they talk to: only
 the configuration differs. Seeding is one small function per vendor (the
-Salesforce, Kantata and NetSuite ones live in :mod:`quote2cash.sandbox.seed`).
+Salesforce, Kantata, Certinia and NetSuite ones live in
+:mod:`quote2cash.sandbox.seed`). The PSA is a :class:`~quote2cash.cli.psa_side.PsaSide`:
+its sandbox and what the demo does there. Certinia lives in a Salesforce org:
+the CRM's own when the CRM is Salesforce (one sandbox serves both roles),
+otherwise an org of its own.
 
 The legacy flat-file ERP can join any stack whose ERP numbers subsidiaries
 like NetSuite (1, 2, … in the firm's entity order): :func:`cutover_routing`
@@ -20,6 +24,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from quote2cash.cli.psa_side import KantataSide, PsaSide, open_psa
 from quote2cash.errors import UsageError
 from quote2cash.ports import ErpMasterData, SourceEvent
 from quote2cash.sandbox._base import FaultInjector, Sandbox
@@ -35,13 +40,12 @@ from quote2cash.sandbox.seed import (
     SANDBOX_ENV,
     Seeded,
     hub_config,
-    seed_kantata,
     seed_netsuite,
     seed_salesforce,
 )
 
 CRMS = ("salesforce", "hubspot")
-PSAS = ("kantata",)
+PSAS = ("kantata", "certinia")
 ERPS = ("netsuite", "business_central")
 ALIASES = {"sf": "salesforce", "hs": "hubspot", "ns": "netsuite", "bc": "business_central"}
 #: HubSpot's burst limit on the top tiers: requests per 10 seconds.
@@ -280,14 +284,15 @@ def seed_business_central(
 class StackSandboxes:
     """The running sandboxes of one stack, and the legacy file ERP when it takes part.
 
-    ``salesforce``, ``kantata``, ``netsuite``, ``hubspot`` and
-    ``business_central`` name the vendor's sandbox when the stack has it.
+    ``salesforce``, ``kantata``, ``certinia``, ``netsuite``, ``hubspot`` and
+    ``business_central`` name the vendor's sandbox when the stack has it; ``psa``
+    is the PSA side (its sandbox is ``psa.box``, the CRM's own with Certinia on Salesforce).
     """
 
     stack: Stack
     folder: Path
     crm: SalesforceSandbox | HubSpotSandbox
-    psa: KantataSandbox
+    psa: PsaSide
     erp: NetSuiteSandbox | BusinessCentralSandbox
     legacy: FlatFileErpSimulator | None = None
     companies: dict[str, str] = field(default_factory=dict)  # legal entity -> BC company id
@@ -314,7 +319,7 @@ class StackSandboxes:
         if legacy and stack.erp != "netsuite":
             raise UsageError("the legacy file ERP numbers subsidiaries like NetSuite: use it with netsuite")
         simulator = FlatFileErpSimulator(folder / "legacy-erp") if legacy else None
-        return cls(stack, folder, crm, KantataSandbox(folder / "kantata.sqlite", seed=seed), erp, simulator)
+        return cls(stack, folder, crm, open_psa(stack.psa, folder, crm, seed=seed), erp, simulator)
 
     @classmethod
     def of(cls, boxes: Any) -> StackSandboxes:
@@ -322,11 +327,11 @@ class StackSandboxes:
         (or a stack's sandboxes, returned as they are)."""
         if isinstance(boxes, StackSandboxes):
             return boxes
-        return cls(DEFAULT_STACK, Path("."), boxes.salesforce, boxes.kantata, boxes.netsuite)
+        return cls(DEFAULT_STACK, Path("."), boxes.salesforce, KantataSide(boxes.kantata), boxes.netsuite)
 
     def boxes(self) -> list[Sandbox]:
-        """The HTTP sandboxes: CRM, PSA, ERP."""
-        return [self.crm, self.psa, self.erp]
+        """The HTTP sandboxes: CRM, PSA, ERP (one sandbox once, when it plays two roles)."""
+        return list(dict.fromkeys([self.crm, self.psa.box, self.erp]))
 
     def start(self) -> StackSandboxes:
         """Serve the sandboxes on loopback and start the legacy ERP's import job."""
@@ -370,7 +375,14 @@ class StackSandboxes:
     @property
     def kantata(self) -> KantataSandbox:
         """The Kantata sandbox (the stack's PSA)."""
-        return self.psa
+        box: KantataSandbox = self._need(self.psa.box, KantataSandbox, "kantata")
+        return box
+
+    @property
+    def certinia(self) -> SalesforceSandbox:
+        """The Salesforce org holding the Certinia PSA (the CRM's own when the CRM is Salesforce)."""
+        box: SalesforceSandbox = self._need(self.psa.box, SalesforceSandbox, "certinia")
+        return box
 
     @property
     def netsuite(self) -> NetSuiteSandbox:
@@ -391,15 +403,18 @@ class StackSandboxes:
             seed_netsuite(firm, self.erp, today)
         else:
             self.companies = seed_business_central(firm, self.erp, today)
-        seed_kantata(firm, self.psa)
+        self.psa.seed(firm)
         if isinstance(self.crm, SalesforceSandbox):
             return seed_salesforce(firm, self.crm)
         return seed_hubspot(firm, self.crm)
 
     def config(self, database_url: str, **hub: Any) -> dict[str, Any]:
         """A hub configuration (as loaded from YAML) for this stack's sandboxes."""
-        raw = hub_config("http://crm.invalid", self.psa.url, "http://erp.invalid", database_url, **hub)
+        raw = hub_config(
+            "http://crm.invalid", "http://psa.invalid", "http://erp.invalid", database_url, **hub
+        )
         systems = raw["systems"]
+        systems["psa"] = self.psa.system()
         if isinstance(self.crm, SalesforceSandbox):
             systems["crm"]["base_url"] = self.crm.url
         else:
@@ -623,7 +638,8 @@ class StackSandboxes:
 
     def inject_faults(self, faults: Callable[[], FaultInjector]) -> None:
         """Real-world weather: throttling and server errors on the ERP and the PSA, a couple of
-        timeouts on PSA writes that did land, and a few CRM server errors."""
+        timeouts on PSA writes that did land, and a few CRM server errors (a sandbox playing
+        two roles gets the weather of both)."""
         for box in self.boxes():
             box.faults = faults()
         self.erp.inject("throttle", probability=0.04, retry_after=0.05)
@@ -631,6 +647,5 @@ class StackSandboxes:
             # Business Central creates with POST: a 503 there leaves the create in doubt, and
             # the connector stops on it after looking the record up (a case, not a retry).
             self.erp.inject("error", status=503, probability=0.02)
-        self.psa.inject("throttle", probability=0.04, retry_after=0.05)
-        self.psa.inject("timeout_after_commit", method="POST", path=r"/workspaces\.json$", count=2, seconds=6)
+        self.psa.inject_faults()
         self.crm.inject("error", status=503, probability=0.01)

@@ -12,7 +12,7 @@ from typing import Any
 from quote2cash.sandbox.firm import ENTITIES, PRACTICES, ROLES, TEMPLATES, TERMS, Firm, rate_cards
 from quote2cash.sandbox.kantata import KantataSandbox
 from quote2cash.sandbox.netsuite import NetSuiteSandbox
-from quote2cash.sandbox.salesforce import SalesforceSandbox
+from quote2cash.sandbox.salesforce import SalesforceSandbox, certinia
 
 #: An hour's cost as a share of its standard bill rate, in the generated firm.
 COST_SHARE = Decimal("0.45")
@@ -88,13 +88,7 @@ def hub_config(sf_url: str, kt_url: str, ns_url: str, database_url: str, **hub: 
                 "timeout_seconds": 5,
                 "limits": {"concurrency": 8},
             },
-            "psa": {
-                "kind": "kantata",
-                "base_url": kt_url,
-                "token_env": "Q2C_SANDBOX_KANTATA_TOKEN",
-                "timeout_seconds": 5,
-                "limits": {"concurrency": 8},
-            },
+            "psa": kantata_system(kt_url),
             "erp": {
                 "kind": "netsuite",
                 "base_url": ns_url,
@@ -130,6 +124,31 @@ def hub_config(sf_url: str, kt_url: str, ns_url: str, database_url: str, **hub: 
             }
             for i, e in enumerate(ENTITIES)
         },
+    }
+
+
+def kantata_system(url: str) -> dict[str, Any]:
+    """The hub config of the Kantata sandbox at ``url`` as the PSA (``systems.psa``)."""
+    return {
+        "kind": "kantata",
+        "base_url": url,
+        "token_env": "Q2C_SANDBOX_KANTATA_TOKEN",
+        "timeout_seconds": 5,
+        "limits": {"concurrency": 8},
+    }
+
+
+def certinia_system(url: str, *, crm_org: bool) -> dict[str, Any]:
+    """The hub config of Certinia in the Salesforce sandbox at ``url`` as the PSA (``systems.psa``);
+    ``crm_org``: that org is the CRM's too, so projects link the account and opportunity."""
+    return {
+        "kind": "certinia",
+        "base_url": url,
+        "client_id": "q2c",
+        "client_secret_env": "Q2C_SANDBOX_SF_SECRET",
+        "link_crm_records": crm_org,
+        "timeout_seconds": 5,
+        "limits": {"concurrency": 8},
     }
 
 
@@ -223,6 +242,18 @@ def seed_kantata(firm: Firm, kt: KantataSandbox) -> None:
                     }
                 )
         kt.add_template(name, stories=stories)
+
+
+def seed_certinia(firm: Firm, sf: SalesforceSandbox) -> dict[str, dict[str, str]]:
+    """Certinia in a Salesforce org: the entities' regions, the practices, a project template per
+    billing type and the firm's consultants as resources; returns their ids by name."""
+    return certinia.seed_catalogue(
+        sf,
+        regions=[e.region for e in ENTITIES],
+        practices=PRACTICES,
+        templates=TEMPLATES,
+        consultants=firm.consultants,
+    )
 
 
 def seed_salesforce(firm: Firm, sf: SalesforceSandbox) -> Seeded:

@@ -1,4 +1,5 @@
-"""Certinia PSA as the hub's PSA (:class:`quote2cash.ports.Psa`), over the Salesforce REST client.
+"""Certinia PSA as the hub's PSA (:class:`quote2cash.ports.Psa`, and :class:`~quote2cash.ports.PsaBilling`),
+over the Salesforce REST client.
 
 Projects, milestones, tasks and resource requests the hub creates carry its
 reference in ``Hub_Ext_Id__c`` and are written as upserts by that external id,
@@ -6,8 +7,11 @@ so a write whose answer was lost is simply sent again. A project is made from
 the template (``pse__Is_Template__c``) of its billing type: the template's
 milestones and tasks are copied, their dates moved by the project's start.
 Delivered work (approved timecards by day, approved expenses) is read from
-``SystemModstamp`` cursors (:mod:`.work`). Templates, roles, regions and
-practices are master data, reused for ``cache_seconds``.
+``SystemModstamp`` cursors (:mod:`.work`). A milestone is signed off for
+billing when it is approved (``pse__Approved__c``, or a status the
+``milestone_status_to_state`` map calls completed); billed to date goes to the
+project's ``Billed_To_Date__c``. Templates, roles, regions and practices are
+master data, reused for ``cache_seconds``.
 """
 
 from __future__ import annotations
@@ -25,12 +29,19 @@ from quote2cash.connectors._http import ClientBacked, Limiter, RetryPolicy
 from quote2cash.connectors.certinia.errors import item_error
 from quote2cash.connectors.certinia.settings import CertiniaSettings
 from quote2cash.connectors.certinia.work import FIELDS, SOBJECTS, pages, rows_of
-from quote2cash.connectors.salesforce.adapter import soql_id, soql_literal
+from quote2cash.connectors.salesforce.adapter import parse_sf_datetime, soql_id, soql_literal
 from quote2cash.connectors.salesforce.client import SalesforceClient
 from quote2cash.errors import BusinessRuleError, NotFoundError, Owner, VendorPayloadError
 from quote2cash.mappings import Mapping
 from quote2cash.model import Money, Project, ResourceRequest
-from quote2cash.ports import Capabilities, PsaMasterData, WorkKind, WorkPage
+from quote2cash.ports import (
+    Capabilities,
+    MilestoneRecord,
+    PsaMasterData,
+    PsaProjectRecord,
+    WorkKind,
+    WorkPage,
+)
 
 MAPPING = Path(__file__).with_name("mapping.yaml")
 REF = "Hub_Ext_Id__c"
@@ -338,22 +349,6 @@ class CertiniaPsa(ClientBacked[SalesforceClient]):
         except NotFoundError:
             return
 
-    def write_billed_to_date(self, project_id: str, amount: Money) -> None:
-        """Record what has been invoiced on the project so far (F8); the amount is in the project's currency."""
-        record = self.client.get(PROJECT, project_id)
-        currency = record.get("CurrencyIsoCode")
-        if currency and currency != amount.currency:
-            raise BusinessRuleError(
-                f"project {record.get('Name') or project_id} is in {currency}, but the billed-to-date "
-                f"amount is in {amount.currency}; it was not written",
-                code="psa.currency_mismatch",
-                owner=Owner.FINANCE,
-                system=self.name,
-                record=project_id,
-            )
-        fields = self.mapping.apply("billed_to_date_to_certinia", {"amount": float(amount.amount)})
-        self.client.update(PROJECT, project_id, fields)
-
     # -- delivered work --------------------------------------------------------------
     def master_data(self, kind: WorkKind, workspace_ids: set[str]) -> PsaMasterData:
         """Milestones (the tasks time is booked on) of the hub's projects, and each resource's role and name."""
@@ -412,6 +407,60 @@ class CertiniaPsa(ClientBacked[SalesforceClient]):
                     "amount_minor": row["amount_minor"],
                     "currency": row["currency"],
                 }
+
+    # -- billing (F6, F8) ----------------------------------------------------------------
+    def milestones(self, workspace_ids: set[str]) -> list[MilestoneRecord]:
+        """Milestones of these projects; ``completed`` is the milestone's approval (its sign-off),
+        dated by the change stamp of the record as approved."""
+        states = self.mapping.spec.value_maps.get("milestone_status_to_state", {})
+        out = []
+        for ids in self._in(sorted(workspace_ids)):
+            for m in self._query(
+                "SELECT Id, Name, pse__Project__c, pse__Target_Date__c, pse__Status__c, pse__Approved__c, "
+                f"SystemModstamp FROM {MILESTONE} WHERE pse__Project__c IN {ids}"
+            ):
+                status = str(m.get("pse__Status__c") or "")
+                completed = (
+                    bool(m.get("pse__Approved__c")) or states.get(status, status.lower()) == "completed"
+                )
+                due = m.get("pse__Target_Date__c")
+                out.append(
+                    MilestoneRecord(
+                        id=str(m["Id"]),
+                        workspace_id=str(m["pse__Project__c"]),
+                        name=str(m.get("Name") or f"milestone {m['Id']}"),
+                        due_date=date.fromisoformat(str(due)[:10]) if due else None,
+                        completed=completed,
+                        completed_at=parse_sf_datetime(str(m["SystemModstamp"])) if completed else None,
+                    )
+                )
+        return sorted(out, key=lambda m: (m.workspace_id, m.due_date or date.max, m.name, m.id))
+
+    def write_back_billed(self, psa_project_id: str, billed: Money) -> None:
+        """Billed to date on the project (``Billed_To_Date__c``, an idempotent update), in the
+        project's currency: an amount in another currency is refused, never relabelled."""
+        record = self.client.get(PROJECT, psa_project_id)
+        currency = record.get("CurrencyIsoCode")
+        if currency and currency != billed.currency:
+            raise BusinessRuleError(
+                f"project {record.get('Name') or psa_project_id} is in {currency}, but the billed-to-date "
+                f"amount is in {billed.currency}; it was not written",
+                code="psa.currency_mismatch",
+                owner=Owner.FINANCE,
+                system=self.name,
+                record=psa_project_id,
+            )
+        fields = self.mapping.apply("billed_to_date_to_certinia", {"amount": float(billed.amount)})
+        self.client.update(PROJECT, psa_project_id, fields)
+
+    def projects(self) -> list[PsaProjectRecord]:
+        """Projects (templates aside) with the hub's reference, and those without one."""
+        return [
+            PsaProjectRecord(
+                id=str(p["Id"]), reference=str(p[REF]) if p.get(REF) else None, name=str(p.get("Name") or "")
+            )
+            for p in self._query(f"SELECT Id, Name, {REF} FROM {PROJECT} WHERE pse__Is_Template__c = false")
+        ]
 
     def close_milestone(self, milestone_id: str) -> None:
         """Close a milestone for time entry (the demo's project manager closes finished work)."""
