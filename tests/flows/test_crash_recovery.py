@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from quote2cash.flows.lead_to_project import BATCH
 from quote2cash.sandbox.seed import SANDBOX_ENV, Sandboxes
 from quote2cash.store.db import make_engine
 from quote2cash.store.tables import flow_run
@@ -21,8 +22,10 @@ from quote2cash.store.tables import flow_run
 from .conftest import add_deal, worker_yaml
 
 pytestmark = pytest.mark.slow
-#: A few deals (a workflow each), and a burst that runs in batches (a workflow, one checkpoint, per batch).
-BURSTS = [6, 30]
+#: A few deals (a workflow each), and a burst that runs in batches (a workflow, one checkpoint, per
+#: batch): more than lead-to-project's batch of 25, and no more than the 26 distinct client names
+#: (two clients of one name would rightly stop as probable duplicates).
+BURSTS = [6, BATCH + 1]
 
 
 def _worker(config: Path, log: Path) -> subprocess.Popen[bytes]:

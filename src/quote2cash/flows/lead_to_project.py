@@ -256,7 +256,7 @@ def steps(run: Run) -> dict[str, Any]:
         def send_job(first: bool) -> str:
             return current().erp(erp).upsert_project(project, project_key(opp_id), refs)
 
-        job_id = run.write("erp_project", erp, "job", opp_id, "upsert project", send_job, after)
+        job_id = run.write("erp_project", erp, "job", opp_id, "upsert project", send_job, after, at_end=True)
 
     # The ERPs the project's postings may also go to: the shadow's copies, and a hard cutover's.
     shadow = hub.config.erp_routing.shadow
@@ -265,6 +265,8 @@ def steps(run: Run) -> dict[str, Any]:
         mirror(run, other, customer, project, legal_entity, after)
 
     # PSA project from the template of the billing model (a create: looked up first when in doubt).
+    # The deal's own project and job are recorded with the run's end; the customer, which other
+    # deals of the account look up, as soon as it is written.
     ws_id = run.known(psa, "workspace", opp_id)
     created_now = False
     if ws_id is None:
@@ -275,7 +277,15 @@ def steps(run: Run) -> dict[str, Any]:
             return current().psa(FLOW).ensure_project(project, opp_id, known_absent=first)
 
         ws_id = run.write(
-            "psa_workspace", psa, "workspace", opp_id, "create workspace", send_workspace, after
+            "psa_workspace",
+            psa,
+            "workspace",
+            opp_id,
+            "create workspace",
+            send_workspace,
+            after,
+            create=True,
+            at_end=True,
         )
 
     # Staffing requests by role and start date, one per opportunity line.
@@ -377,7 +387,16 @@ def mirror(
             def send_job(first: bool) -> str:
                 return current().erp(system).upsert_project(project, project_key(project.source_id), job_refs)
 
-            run.write("mirror_project", system, "job", project.source_id, "upsert project", send_job, after)
+            run.write(
+                "mirror_project",
+                system,
+                "job",
+                project.source_id,
+                "upsert project",
+                send_job,
+                after,
+                at_end=True,
+            )
     except HubError as exc:
         log.warning(
             "mirror.project_not_created",

@@ -123,6 +123,8 @@ class Run:
     in_step: bool = False
     #: The run record as the run opened it (so completing it need not read it again).
     opened: dict[str, Any] | None = field(default=None, repr=False)
+    #: Writes of a one-step body recorded with the run's end (:meth:`write`'s ``at_end``).
+    journal: list[_Written] = field(default_factory=list, repr=False)
 
     @property
     def payload(self) -> dict[str, Any]:
@@ -138,7 +140,7 @@ class Run:
         Records named by the flow's ``keys`` were read when the run opened; others are read now.
         """
         key = (system, object_type, canonical_id)
-        if key in self.read_keys:
+        if key in self.read_keys or key in self.known_ids:
             return self.known_ids.get(key)
         if self.in_step:
             return self.hub.read(repo.get_xref, system, object_type, canonical_id)
@@ -156,6 +158,7 @@ class Run:
         audit_action: str | None = None,
         *,
         create: bool = False,
+        at_end: bool = False,
     ) -> str:
         """One write to a system as one checkpointed step: send it, record it.
 
@@ -165,7 +168,18 @@ class Run:
         sender looks the record up before it creates anything; an upsert is
         safe to repeat and needs no mark. The record (cross-reference, saga
         step, ledger, audit) is written in the same step, right after the answer.
+
+        ``at_end``: the record is the run's own (no other run looks it up), so a
+        one-step body records it with the run's completion, or its case, in the
+        same transaction instead of one of its own. A run interrupted before then
+        finds the write again as any re-run does: an upsert is sent again, a
+        create's in-doubt mark (written before the call) makes the sender look
+        the record up first.
         """
+        if at_end and self.in_step:
+            return self._write_at_end(
+                step, system, object_type, canonical_id, action, send, after, audit_action, create
+            )
         return _write_step(
             self.flow.name,
             self.subject,
@@ -180,6 +194,74 @@ class Run:
             audit_action,
             create,
         )
+
+    def _write_at_end(
+        self,
+        step: str,
+        system: str,
+        object_type: str,
+        canonical_id: str,
+        action: str,
+        send: Callable[[bool], str],
+        after: Any,
+        audit_action: str | None,
+        create: bool,
+    ) -> str:
+        key = write_key(system, object_type, canonical_id)
+        first = True
+        if create:
+            with self.hub.engine.begin() as conn:
+                first = repo.ledger_begin(conn, key, system, action, self.correlation_id)
+                if (
+                    not first
+                    and (prior := repo.get_xref(conn, system, object_type, canonical_id)) is not None
+                ):
+                    return prior
+        external_id = send(first)
+        self.journal.append(
+            _Written(
+                step, system, object_type, canonical_id, external_id, after, audit_action,
+                None if create else action,
+            )
+        )  # fmt: skip
+        self.known_ids[(system, object_type, canonical_id)] = external_id
+        return external_id
+
+    def flush(self, conn: sa.Connection) -> None:
+        """Record the journal's writes (cross-references, saga steps, ledger, audit) in ``conn``."""
+        if not self.journal:
+            return
+        record = repo.get_run(conn, self.flow.name, self.subject)
+        steps = dict(record["steps"]) if record else {}
+        for w in self.journal:
+            repo.put_xref(conn, w.system, w.object_type, w.canonical_id, w.external_id)
+            key = write_key(w.system, w.object_type, w.canonical_id)
+            if w.upserted is None:
+                repo.ledger_done(conn, key, {"id": w.external_id})
+            else:
+                repo.ledger_applied(
+                    conn, key, w.system, w.upserted, self.correlation_id, {"id": w.external_id}
+                )
+            steps[w.step] = {"system": w.system, "id": w.external_id, "at": w.at.isoformat()}
+        repo.set_steps(conn, self.flow.name, self.subject, steps)
+        audit.append_many(
+            conn,
+            [
+                audit.Entry(
+                    actor=f"flow:{self.flow.name}",
+                    action=w.audit_action or f"{w.step}.written",
+                    subject=self.subject,
+                    correlation_id=self.correlation_id,
+                    systems=[w.system],
+                    after=w.after,
+                    at=w.at,
+                )
+                for w in self.journal
+            ],
+        )
+        if self.opened is not None:
+            self.opened = {**self.opened, "steps": steps}
+        self.journal = []
 
     def record(
         self,
@@ -257,6 +339,21 @@ class Run:
                 note(conn)
         else:
             self.hub.tx(note)
+
+
+@dataclass(frozen=True)
+class _Written:
+    """A write of a one-step run, recorded when the run ends."""
+
+    step: str
+    system: str
+    object_type: str
+    canonical_id: str
+    external_id: str
+    after: Any
+    audit_action: str | None
+    upserted: str | None  # the action of an upsert (no in-doubt mark was written)
+    at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 @DBOS.step()
@@ -603,8 +700,15 @@ def _body_step(
     run.read_keys = frozenset(keys)
     run.known_ids = {(s, t, c): v for s, t, c, v in known}
     run.opened = record
-    summary = flow.body(run)
+    try:
+        summary = flow.body(run)
+    except BaseException:
+        if run.journal:  # what the run wrote is recorded before its case is opened
+            with hub.engine.begin() as conn:
+                run.flush(conn)
+        raise
     with hub.engine.begin() as conn:
+        run.flush(conn)
         _complete(conn, run, summary)
     return summary
 

@@ -164,6 +164,20 @@ def unkeyed_hash(row: dict[str, Any], prev_hash: str) -> str:
     return hashlib.sha256(_content(row, prev_hash)).hexdigest()
 
 
+@dataclass(frozen=True)
+class Entry:
+    """An entry to append: who did what to which subject, and when (default: as it is appended)."""
+
+    actor: str
+    action: str
+    subject: str
+    correlation_id: str | None = None
+    systems: list[str] | None = None
+    before: Any = None
+    after: Any = None
+    at: datetime | None = None
+
+
 def append(
     conn: sa.Connection,
     *,
@@ -176,29 +190,46 @@ def append(
     after: Any = None,
 ) -> int:
     """Append an entry (personal data masked, see :func:`~quote2cash.runtime.logs.minimise`); returns its seq."""
+    return append_many(conn, [Entry(actor, action, subject, correlation_id, systems, before, after)])
+
+
+def append_many(conn: sa.Connection, entries: list[Entry]) -> int:
+    """Append entries in order, taking the chain's head once; returns the last one's seq.
+
+    Each entry is masked and serialised before the head is locked, so the lock
+    (the database's one writer on SQLite) is held only for the hashing and the writes.
+    """
     from quote2cash.runtime.logs import minimise
 
+    def masked(value: Any) -> Any:
+        return minimise(json.loads(json.dumps(value, default=str))) if value is not None else None
+
+    rows: list[dict[str, Any]] = [
+        {
+            "at": e.at or now(),
+            "actor": e.actor,
+            "action": e.action,
+            "subject": e.subject,
+            "correlation_id": e.correlation_id,
+            "systems": e.systems or [],
+            "before": masked(e.before),
+            "after": masked(e.after),
+        }
+        for e in entries
+    ]
     seal = seal_of(conn)
     head = _lock_head(conn)
     seq, prev = int(head.split(":")[0]), head.split(":")[1]
-    row: dict[str, Any] = {
-        "seq": seq + 1,
-        "at": now(),
-        "actor": actor,
-        "action": action,
-        "subject": subject,
-        "correlation_id": correlation_id,
-        "systems": systems or [],
-        "before": minimise(json.loads(json.dumps(before, default=str))) if before is not None else None,
-        "after": minimise(json.loads(json.dumps(after, default=str))) if after is not None else None,
-        "prev_hash": prev,
-    }
-    row["hash"] = entry_hash(row, prev, seal.key)
-    conn.execute(_INSERT, row)
-    conn.execute(_MOVE, {"head": f"{row['seq']}:{row['hash']}", "at": row["at"]})
-    if seal.anchor_file is not None and row["seq"] % seal.anchor_every == 0:
-        _anchor_committed(conn.engine, seal)
-    return int(row["seq"])
+    for row in rows:
+        seq += 1
+        row["seq"], row["prev_hash"] = seq, prev
+        row["hash"] = prev = entry_hash(row, prev, seal.key)
+    if rows:
+        conn.execute(_INSERT, rows)
+        conn.execute(_MOVE, {"head": f"{seq}:{prev}", "at": rows[-1]["at"]})
+        if seal.anchor_file is not None and any(r["seq"] % seal.anchor_every == 0 for r in rows):
+            _anchor_committed(conn.engine, seal)
+    return seq
 
 
 # -- anchors ------------------------------------------------------------------------------

@@ -316,6 +316,11 @@ def record_step(
     run = get_run(conn, flow, subject)
     steps = dict(run["steps"]) if run else {}
     steps[step] = {"system": system, "id": external_id, "at": now().isoformat()}
+    set_steps(conn, flow, subject, steps)
+
+
+def set_steps(conn: sa.Connection, flow: str, subject: str, steps: dict[str, Any]) -> None:
+    """Replace the steps a run has written (``{step: {"system", "id", "at"}}``)."""
     conn.execute(_SET_STEPS, {"b_flow": flow, "b_subject": subject, "b_steps": steps})
 
 
@@ -324,8 +329,7 @@ def forget_step(conn: sa.Connection, flow: str, subject: str, step: str) -> None
     run = get_run(conn, flow, subject)
     if run is None:
         return
-    steps = {k: v for k, v in dict(run["steps"]).items() if k != step}
-    conn.execute(_SET_STEPS, {"b_flow": flow, "b_subject": subject, "b_steps": steps})
+    set_steps(conn, flow, subject, {k: v for k, v in dict(run["steps"]).items() if k != step})
 
 
 def finish_run(
