@@ -31,16 +31,17 @@ R = TypeVar("R")
 
 _current: Hub | None = None
 
-#: How often a worker asks a flow's queue for runs to start, in seconds. Each poll is a few
-#: milliseconds of the engine's CPU whether or not anything waits, so a busy worker polling
-#: every 0.1 s spent a tenth of a core on polling alone; a burst is dispatched in batches
+#: How often a worker asks a flow's queue for runs to start, in seconds. Each poll costs the
+#: engine about 3 ms of CPU whether or not anything waits (an idle worker polling its nine
+#: queues 34 times a second spent 14% of a core on it), and a burst is dispatched in batches
 #: (:func:`quote2cash.runtime.flow.dispatch_all`), so a run rarely waits for the next poll.
-FLOW_QUEUE_POLLING_SECONDS = 0.5
+FLOW_QUEUE_POLLING_SECONDS = 1.0
 #: The same for a flow whose trigger → completed latency is a KPI (closed-won → project): a
 #: deal that arrives by webhook waits for the next poll, so its queue is asked more often.
 LATENCY_QUEUE_POLLING_SECONDS = 0.1
-#: The same for the posting queue: posting runs are long and few.
-POSTING_QUEUE_POLLING_SECONDS = 0.1
+#: The same for the posting queue: posting runs are long and few, started by the schedule or
+#: by an operator, who waits half a second at most for one to start.
+POSTING_QUEUE_POLLING_SECONDS = 0.5
 
 
 def current() -> Hub:
