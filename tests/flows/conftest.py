@@ -13,7 +13,7 @@ import sqlalchemy as sa
 import yaml
 from dbos import DBOS
 
-from quote2cash.cli.stacks import DEFAULT_STACK, HUBSPOT_BC, Stack, StackSandboxes
+from quote2cash.cli.stacks import DEFAULT_STACK, HUBSPOT_CERTINIA_BC, Stack, StackSandboxes
 from quote2cash.config import load_config
 from quote2cash.connectors._http import RetryPolicy
 from quote2cash.flows import launch_hub
@@ -56,7 +56,8 @@ _DISTINCT = [
 
 
 #: The stacks flow tests run on with ``@pytest.mark.parametrize("stack", STACKS)``.
-STACKS = [DEFAULT_STACK.name, HUBSPOT_BC.name]
+#: Every vendor of the CRM, PSA and ERP roles is in one of them.
+STACKS = [DEFAULT_STACK.name, HUBSPOT_CERTINIA_BC.name]
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """The same flows on every stack: only the configuration says which CRM and ERP they talk to.
 
-Each test runs on Salesforce + Kantata + NetSuite and on HubSpot + Kantata +
+Each test runs on Salesforce + Kantata + NetSuite and on HubSpot + Certinia +
 Business Central (``STACKS``), on SQLite and PostgreSQL, against the real
 sandboxes over HTTP: lead-to-project, a duplicate delivery, posting a
 month's time with reconciliation, and a worker killed mid-flow.
@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -46,33 +47,14 @@ def _projects(hub: Hub) -> dict[str, dict[str, Any]]:
     )
 
 
-def _month_of_time(sb: StackSandboxes, hub: Hub, workspace: str, currency: str) -> int:
-    """Approved time on every business day of October 2026 on a project; returns the entries."""
-    kt = sb.kantata
-    user = kt.add_user("Ada Lovelace", f"ada.{workspace}@northwind.example", "Consultant")
-    task = next(
-        s for s in kt.records("stories") if str(s["workspace_id"]) == workspace and s["story_type"] == "task"
-    )
+def _month_of_time(sb: StackSandboxes, hub: Hub, project: str, currency: str) -> int:
+    """Approved time on every business day of October 2026 on a project, by a consultant at the
+    rate card's rate (Kantata's time entries, Certinia's weekly timecards); returns the days."""
     rate = int(hub.config.rate_cards[f"STD-{currency}"].rates["Consultant"] * 100)
-    days = [
-        f"2026-10-{d:02d}" for d in range(1, 32) if time.strptime(f"2026-10-{d:02d}", "%Y-%m-%d").tm_wday < 5
-    ]
-    kt.add_time_entries(
-        [
-            {
-                "workspace_id": workspace,
-                "story_id": task["id"],
-                "user_id": user,
-                "date_performed": day,
-                "time_in_minutes": 90 + 30 * (n % 3),
-                "billable": True,
-                "rate_in_cents": rate,
-                "currency": currency,
-                "approved": True,
-            }
-            for n, day in enumerate(days)
-        ]
-    )
+    days = [d for d in (date(2026, 10, n) for n in range(1, 32)) if d.weekday() < 5]
+    hours = [(day, 90 + 30 * (n % 3)) for n, day in enumerate(days)]
+    sb.psa.add_person("Ada Lovelace", f"ada.{project}@northwind.example", "Consultant")
+    assert sb.psa.book_time(project, "Consultant", hours, rate, currency)
     return len(days)
 
 
@@ -89,8 +71,7 @@ def test_lead_to_project_creates_customer_project_staffing_and_writes_back(
 
     assert len(sb.erp_customers()) == 2
     assert len(sb.erp_projects()) == 2
-    assert len(sb.kantata.records("workspaces")) == 2
-    assert len(sb.kantata.records("resource_requests")) == 3
+    assert sb.psa.projects() == 2 and sb.psa.staffing_requests() == 3
     projects = _projects(hub)
     assert {projects[us]["legal_entity"], projects[uk]["legal_entity"]} == {"US01", "UK01"}
     assert projects[uk]["currency"] == "GBP"
@@ -115,7 +96,7 @@ def test_a_duplicate_delivery_starts_no_second_flow_and_writes_nothing_twice(
     assert list(wait_for_flows(hub, 1).values()) == ["completed"]
     assert hub.read(repo.inbox_duplicates) >= 2
     assert len(sb.erp_projects()) == 1 and len(sb.erp_customers()) == 1
-    assert len(sb.kantata.records("workspaces")) == 1
+    assert sb.psa.projects() == 1
 
 
 def test_a_month_of_time_is_posted_once_and_reconciles(stack: str, boxes: Any, make_hub: Any) -> None:
@@ -225,7 +206,7 @@ def test_sigkill_mid_flow_then_restart_finishes_every_flow_without_duplicates(
     projects = sb.erp_projects()
     assert len(projects) == len(deals) and max(Counter(projects).values()) == 1
     assert len(sb.erp_customers()) == len(deals)
-    assert len(sb.kantata.records("workspaces")) == len(deals)
-    assert len(sb.kantata.records("resource_requests")) == 2 * len(deals)
+    assert sb.psa.projects() == len(deals) and max(Counter(sb.psa.references()).values()) == 1
+    assert sb.psa.staffing_requests() == 2 * len(deals)
     written = {d["erp_project_id"] for d in sb.deals() if d["erp_project_id"] and d["psa_project_id"]}
     assert len(written) == len(deals)

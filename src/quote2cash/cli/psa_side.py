@@ -24,6 +24,7 @@ from quote2cash.sandbox.firm import Firm, rate_cards
 from quote2cash.sandbox.hubspot import HubSpotSandbox
 from quote2cash.sandbox.kantata import KantataSandbox
 from quote2cash.sandbox.salesforce import SalesforceSandbox
+from quote2cash.sandbox.salesforce import certinia as pse
 from quote2cash.sandbox.salesforce import timecards as certinia_month
 from quote2cash.sandbox.seed import certinia_system, kantata_system, seed_certinia, seed_kantata
 from quote2cash.sandbox.timesheets import seed_month as kantata_month
@@ -85,6 +86,10 @@ class PsaSide(Protocol):
 
     def sign_off_first_milestones(self, projects: Iterable[str]) -> int:
         """Sign off the first milestone of each project; returns how many were."""
+        ...
+
+    def add_person(self, name: str, email: str, role: str) -> str:
+        """Someone of the firm who can book time, with a role; returns the PSA's id."""
         ...
 
     def book_time(
@@ -166,6 +171,10 @@ class KantataSide:
                 self.box.update_story(str(stones[0]["id"]), {"state": "completed"})
                 done += 1
         return done
+
+    def add_person(self, name: str, email: str, role: str) -> str:
+        """A Kantata user whose headline is the role."""
+        return self.box.add_user(name, email, role)
 
     def book_time(
         self, project: str, role: str, hours: Sequence[tuple[date, int]], rate_minor: int, currency: str
@@ -292,6 +301,10 @@ class CertiniaSide:
                 self.box.update("pse__Milestone__c", stones[0]["Id"], approved)
                 done += 1
         return done
+
+    def add_person(self, name: str, email: str, role: str) -> str:
+        """A contact who is an active PSA resource with the role."""
+        return pse.add_resource(self.box, name, role, email=email)
 
     def book_time(
         self, project: str, role: str, hours: Sequence[tuple[date, int]], rate_minor: int, currency: str

@@ -124,6 +124,7 @@ class Stack:
 
 DEFAULT_STACK = Stack()
 HUBSPOT_BC = Stack("hubspot", "kantata", "business_central")
+HUBSPOT_CERTINIA_BC = Stack("hubspot", "certinia", "business_central")
 
 
 def cutover_routing(legal_entity: str, cutover: date, legacy: str, cloud: str = "erp") -> dict[str, Any]:
