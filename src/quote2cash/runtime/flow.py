@@ -207,16 +207,13 @@ class Run:
         audit_action: str | None,
         create: bool,
     ) -> str:
-        key = write_key(system, object_type, canonical_id)
         first = True
         if create:
-            with self.hub.engine.begin() as conn:
-                first = repo.ledger_begin(conn, key, system, action, self.correlation_id)
-                if (
-                    not first
-                    and (prior := repo.get_xref(conn, system, object_type, canonical_id)) is not None
-                ):
-                    return prior
+            first, prior = _begin_create(
+                self.hub, system, object_type, canonical_id, action, self.correlation_id
+            )
+            if prior is not None:
+                return prior
         external_id = send(first)
         self.journal.append(
             _Written(
@@ -372,13 +369,11 @@ def _write_step(
     create: bool,
 ) -> str:
     hub = current()
-    key = write_key(system, object_type, canonical_id)
     first = True
     if create:
-        with hub.engine.begin() as conn:
-            first = repo.ledger_begin(conn, key, system, action, correlation_id)
-            if not first and (prior := repo.get_xref(conn, system, object_type, canonical_id)) is not None:
-                return prior  # recorded by an attempt whose checkpoint was lost
+        first, prior = _begin_create(hub, system, object_type, canonical_id, action, correlation_id)
+        if prior is not None:
+            return prior  # recorded by an attempt whose checkpoint was lost
     external_id = send(first)
     # A re-run of this step (its checkpoint lost in a crash) records the same ids again: all upserts.
     with hub.engine.begin() as conn:
@@ -397,6 +392,18 @@ def _write_step(
             upserted=None if create else action,
         )
     return external_id
+
+
+def _begin_create(
+    hub: Hub, system: str, object_type: str, canonical_id: str, action: str, correlation_id: str
+) -> tuple[bool, str | None]:
+    """Mark a create in doubt before it is sent: (whether this is its first attempt, the id an
+    earlier attempt recorded, if one did, so nothing need be sent)."""
+    with hub.engine.begin() as conn:
+        key = write_key(system, object_type, canonical_id)
+        if repo.ledger_begin(conn, key, system, action, correlation_id):
+            return True, None
+        return False, repo.get_xref(conn, system, object_type, canonical_id)
 
 
 def write_key(system: str, object_type: str, canonical_id: str) -> str:
