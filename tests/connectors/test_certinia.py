@@ -263,8 +263,9 @@ def test_billed_to_date_is_written_back(psa: CertiniaPsa, box: SalesforceSandbox
 def test_rejected_credentials_are_an_auth_error(box: SalesforceSandbox, ids: dict[str, Any]) -> None:
     adapter = CONNECTOR.build("psa", settings(box, secret="wrong"), None, FAST)
     assert isinstance(adapter, CertiniaPsa)
-    with pytest.raises(AuthError):
+    with pytest.raises(AuthError) as err:
         adapter.master_data("time", set())
+    assert err.value.system == "certinia"  # the PSA is named, not the CRM whose client it shares
     adapter.close()
 
 

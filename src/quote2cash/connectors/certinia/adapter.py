@@ -30,7 +30,7 @@ from quote2cash.connectors.certinia.errors import item_error
 from quote2cash.connectors.certinia.settings import CertiniaSettings
 from quote2cash.connectors.certinia.work import FIELDS, SOBJECTS, pages, rows_of
 from quote2cash.connectors.salesforce.adapter import parse_sf_datetime, soql_id, soql_literal
-from quote2cash.connectors.salesforce.client import SalesforceClient
+from quote2cash.connectors.salesforce.client import SalesforceClient, soql_string
 from quote2cash.errors import BusinessRuleError, NotFoundError, Owner, VendorPayloadError
 from quote2cash.mappings import Mapping
 from quote2cash.model import Money, Project, ResourceRequest
@@ -51,11 +51,6 @@ TASK = "pse__Project_Task__c"
 REQUEST = "pse__Resource_Request__c"
 #: Ids per ``IN (...)`` list, well inside SOQL's 100,000-character query limit.
 IN_CHUNK = 200
-
-
-def soql_text(value: str) -> str:
-    """A text value as a quoted SOQL literal (quotes and backslashes escaped)."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def cursor_literal(since: str) -> str:
@@ -181,7 +176,7 @@ class CertiniaPsa(ClientBacked[SalesforceClient]):
 
     # -- projects --------------------------------------------------------------------
     def _find(self, reference: str) -> str | None:
-        rows = list(self._query(f"SELECT Id FROM {PROJECT} WHERE {REF} = {soql_text(reference)}"))
+        rows = list(self._query(f"SELECT Id FROM {PROJECT} WHERE {REF} = {soql_string(reference)}"))
         return str(rows[0]["Id"]) if rows else None
 
     def ensure_project(self, project: Project, reference: str, *, known_absent: bool = False) -> str:
@@ -481,4 +476,5 @@ def build(
         retry=retry,
         limiter=Limiter(settings.limits.concurrency, settings.limits.rate_per_second),
     )
+    client.system = "certinia"  # its errors, retries and logs name the PSA, not the CRM
     return CertiniaPsa(name, client, Mapping.load(settings.mapping or MAPPING), settings)
