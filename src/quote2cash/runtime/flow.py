@@ -231,14 +231,9 @@ class Run:
         record = repo.get_run(conn, self.flow.name, self.subject)
         steps = dict(record["steps"]) if record else {}
         for w in self.journal:
-            repo.put_xref(conn, w.system, w.object_type, w.canonical_id, w.external_id)
-            key = write_key(w.system, w.object_type, w.canonical_id)
-            if w.upserted is None:
-                repo.ledger_done(conn, key, {"id": w.external_id})
-            else:
-                repo.ledger_applied(
-                    conn, key, w.system, w.upserted, self.correlation_id, {"id": w.external_id}
-                )
+            _written(
+                conn, w.system, w.object_type, w.canonical_id, w.external_id, self.correlation_id, w.upserted
+            )
             steps[w.step] = {"system": w.system, "id": w.external_id, "at": w.at.isoformat()}
         repo.set_steps(conn, self.flow.name, self.subject, steps)
         audit.append_many(
@@ -394,6 +389,25 @@ def _write_step(
     return external_id
 
 
+def _written(
+    conn: sa.Connection,
+    system: str,
+    object_type: str,
+    canonical_id: str,
+    external_id: str,
+    correlation_id: str,
+    upserted: str | None,
+) -> None:
+    """A write's cross-reference, and its ledger row marked done (``upserted``: the action of a
+    write never marked in doubt, whose row is written done at once)."""
+    repo.put_xref(conn, system, object_type, canonical_id, external_id)
+    key = write_key(system, object_type, canonical_id)
+    if upserted is None:
+        repo.ledger_done(conn, key, {"id": external_id})
+    else:
+        repo.ledger_applied(conn, key, system, upserted, correlation_id, {"id": external_id})
+
+
 def _begin_create(
     hub: Hub, system: str, object_type: str, canonical_id: str, action: str, correlation_id: str
 ) -> tuple[bool, str | None]:
@@ -428,13 +442,8 @@ def _record(
 ) -> None:
     """Record a write: cross-reference, saga step, ledger, audit. ``upserted`` names the action of
     a write that was never marked in doubt (an upsert), so its ledger row is written done at once."""
-    repo.put_xref(conn, system, object_type, canonical_id, external_id)
+    _written(conn, system, object_type, canonical_id, external_id, correlation_id, upserted)
     repo.record_step(conn, flow, subject, step, system, external_id)
-    key = write_key(system, object_type, canonical_id)
-    if upserted is None:
-        repo.ledger_done(conn, key, {"id": external_id})
-    else:
-        repo.ledger_applied(conn, key, system, upserted, correlation_id, {"id": external_id})
     audit.append(
         conn,
         actor=f"flow:{flow}",

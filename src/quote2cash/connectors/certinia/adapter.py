@@ -345,22 +345,21 @@ class CertiniaPsa(ClientBacked[SalesforceClient]):
             return
 
     # -- delivered work --------------------------------------------------------------
+    def _state(self, milestone: dict[str, Any]) -> str:
+        """The hub's state of a milestone's ``pse__Status__c`` (the mapping's ``milestone_status_to_state``)."""
+        status = str(milestone.get("pse__Status__c") or "")
+        return self.mapping.spec.value_maps.get("milestone_status_to_state", {}).get(status, status.lower())
+
     def master_data(self, kind: WorkKind, workspace_ids: set[str]) -> PsaMasterData:
         """Milestones (the tasks time is booked on) of the hub's projects, and each resource's role and name."""
         tasks: dict[str, tuple[str, str]] = {}
-        states = self.mapping.spec.value_maps.get("milestone_status_to_state", {})
         if kind == "time" and workspace_ids:
             for ids in self._in(sorted(workspace_ids)):
                 for m in self._query(
                     "SELECT Id, pse__Project__c, pse__Status__c, pse__Closed_for_Time_Entry__c "
                     f"FROM {MILESTONE} WHERE pse__Project__c IN {ids}"
                 ):
-                    status = str(m.get("pse__Status__c") or "")
-                    state = (
-                        "closed"
-                        if m.get("pse__Closed_for_Time_Entry__c")
-                        else states.get(status, status.lower())
-                    )
+                    state = "closed" if m.get("pse__Closed_for_Time_Entry__c") else self._state(m)
                     tasks[str(m["Id"])] = (str(m["pse__Project__c"]), state)
         roles, names = {}, {}
         for contact in self._query(
@@ -407,17 +406,13 @@ class CertiniaPsa(ClientBacked[SalesforceClient]):
     def milestones(self, workspace_ids: set[str]) -> list[MilestoneRecord]:
         """Milestones of these projects; ``completed`` is the milestone's approval (its sign-off),
         dated by the change stamp of the record as approved."""
-        states = self.mapping.spec.value_maps.get("milestone_status_to_state", {})
         out = []
         for ids in self._in(sorted(workspace_ids)):
             for m in self._query(
                 "SELECT Id, Name, pse__Project__c, pse__Target_Date__c, pse__Status__c, pse__Approved__c, "
                 f"SystemModstamp FROM {MILESTONE} WHERE pse__Project__c IN {ids}"
             ):
-                status = str(m.get("pse__Status__c") or "")
-                completed = (
-                    bool(m.get("pse__Approved__c")) or states.get(status, status.lower()) == "completed"
-                )
+                completed = bool(m.get("pse__Approved__c")) or self._state(m) == "completed"
                 due = m.get("pse__Target_Date__c")
                 out.append(
                     MilestoneRecord(
