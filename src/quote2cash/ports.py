@@ -322,6 +322,12 @@ class Crm(System, Protocol):
         """The deal as the CRM holds it now; ``VendorPayloadError`` when a value cannot be read."""
         ...
 
+    def get_deals(self, opportunity_ids: Sequence[str]) -> dict[str, Deal | Exception]:
+        """Many deals in as few calls as the CRM allows (a burst's batch): each id maps to
+        its deal, or to the error reading that one deal raised (as :meth:`get_deal` would
+        raise it); an error of the call itself is raised."""
+        ...
+
     def write_back_customer(self, customer_id: str, erp_customer_id: str) -> None:
         """Record the ERP customer id on the CRM account."""
         ...

@@ -185,6 +185,26 @@ def test_an_unreadable_deal_is_a_vendor_payload_error(box: HubSpotSandbox, crm: 
         crm.get_deal(orphan)
 
 
+def test_a_batch_of_deals_is_read_in_five_calls_each_with_its_own_lines_or_error(
+    box: HubSpotSandbox, crm: HubSpotCrm
+) -> None:
+    good, company = deal_with_lines(box)
+    other, _ = deal_with_lines(box, quantity="12")
+    bad, _ = deal_with_lines(box, quantity="-8")
+    orphan = won(box, "No company", closedate="2026-11-20", q2c_billing_model="fixed_fee")
+    calls = crm.calls
+    deals = crm.get_deals([good, other, bad, orphan, "99999999"])
+    assert crm.calls == calls + 5  # deals, two association reads, companies, lines
+    first, second = deals[good], deals[other]
+    assert not isinstance(first, Exception) and not isinstance(second, Exception)
+    assert [line.hours for line in first.opportunity.lines] == [Decimal("80"), Decimal("80")]
+    assert [line.hours for line in second.opportunity.lines] == [Decimal("12"), Decimal("80")]
+    assert first.customer.source_id == company
+    assert isinstance(deals[bad], VendorPayloadError) and deals[bad].code == "deal.malformed"
+    assert isinstance(deals[orphan], VendorPayloadError) and "no associated company" in str(deals[orphan])
+    assert isinstance(deals["99999999"], NotFoundError)
+
+
 def test_write_back_creates_the_properties_once_and_sets_them(box: HubSpotSandbox, crm: HubSpotCrm) -> None:
     deal_id, company_id = deal_with_lines(box)
     assert "q2c_erp_project_id" not in box.property_names("deals")

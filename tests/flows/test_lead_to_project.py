@@ -234,20 +234,30 @@ def test_a_burst_of_deals_runs_in_batches_each_deal_with_its_own_run_and_case(
     hub = make_hub()
     deals = BATCH + 5
     # Tax ids of their own, so the similar generated names are never probable duplicates.
-    opps = [add_deal(boxes, tax_id=f"98-{i:07d}")[1] for i in range(deals - 1)]
-    add_deal(boxes, currency="JPY", tax_id="98-9999999")  # a bad deal: a case of its own, the batch goes on
+    opps = [add_deal(boxes, tax_id=f"98-{i:07d}")[1] for i in range(deals - 2)]
+    # Two bad deals, each a case of its own while its batch goes on: a currency its legal
+    # entity refuses, and a line the batch's one read of the deals cannot map.
+    add_deal(boxes, currency="JPY", tax_id="98-9999999")
+    _, unreadable = add_deal(boxes, tax_id="98-9999998", lines=[("Consultant", -8)])
+    queries = boxes.salesforce.calls("GET /services/data/v62.0/query")
 
     polled = poll_closed_won(hub)
     assert polled.dispatched == deals
     statuses = wait_for_flows(hub, deals, timeout=180)
-    assert Counter(statuses.values()) == {"completed": deals - 1, "exception": 1}
+    assert Counter(statuses.values()) == {"completed": deals - 2, "exception": 2}
     batches = DBOS.list_workflows(name="run_flow_batch", load_input=False, load_output=False)
     assert 1 < len(batches) < deals
     results = [r for w in batches for r in result_of(w.workflow_id)]
-    assert sorted(r["status"] for r in results) == ["completed"] * (deals - 1) + ["exception"]
+    assert sorted(r["status"] for r in results) == ["completed"] * (deals - 2) + ["exception"] * 2
     assert DBOS.list_workflows(status=["ERROR"], load_input=False, load_output=False) == []
-    [case] = hub.read(cases.list_cases)
-    assert case["flow"] == FLOW
+    assert sorted(c["code"] for c in hub.read(cases.list_cases)) == [
+        "deal.currency_not_allowed",
+        "deal.malformed",
+    ]
+    assert all(c["flow"] == FLOW for c in hub.read(cases.list_cases))
+    assert statuses[f"Opportunity/{unreadable}"] == "exception"
+    # A batch reads its deals together: the poll, then two queries a batch, not two a deal.
+    assert boxes.salesforce.calls("GET /services/data/v62.0/query") - queries == 1 + 2 * len(batches)
     for opp in opps:
         assert boxes.salesforce.get("Opportunity", opp)["ERP_Project_Id__c"]
     _no_duplicates(boxes)

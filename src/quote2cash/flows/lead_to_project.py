@@ -28,7 +28,7 @@ from quote2cash.model import Customer, FinancialDimensions, Project, ResourceReq
 from quote2cash.ports import CustomerRecord, Deal, DealStatus, ErpMasterData, ErpRefs
 from quote2cash.runtime.flow import Flow, Run, declare, emit
 from quote2cash.runtime.flow import workflow_id as flow_workflow_id
-from quote2cash.runtime.hub import current
+from quote2cash.runtime.hub import Hub, current
 from quote2cash.store import repo
 from quote2cash.store.tables import project_registry
 
@@ -64,13 +64,16 @@ class DealContext:
 
 
 @DBOS.step()
-def read_deal(opportunity_id: str, linked: list[str]) -> DealContext:
+def read_deal(opportunity_id: str, linked: list[str], ahead: Deal | Exception | None = None) -> DealContext:
     """The deal as the CRM holds it now, and what the routed ERP knows (master data is cached).
 
-    ``linked`` holds the account's customer refs already linked, as ``erp|ref``.
+    ``linked`` holds the account's customer refs already linked, as ``erp|ref``;
+    ``ahead`` is the deal as the run's batch read it (or the error reading it gave).
     """
     hub = current()
-    deal = hub.crm(FLOW).get_deal(opportunity_id)
+    deal = hub.crm(FLOW).get_deal(opportunity_id) if ahead is None else ahead
+    if isinstance(deal, Exception):
+        raise deal
     opportunity = deal.opportunity
     legal_entity = opportunity.legal_entity or deal.customer.legal_entity or ""
     erp = hub.config.erp_for(legal_entity, opportunity.start_date or opportunity.close_date)
@@ -149,6 +152,18 @@ def _opportunity_id(run: Run) -> str:
     return str(opp_id)
 
 
+def _read_ahead(hub: Hub, events: list[dict[str, Any]]) -> dict[str, Any]:
+    """A batch's deals read together: a few CRM calls for the batch instead of a few per deal."""
+    wanted: dict[str, str] = {}
+    for event in events:
+        payload, subject = event.get("payload"), str(event.get("subject") or "")
+        opp_id = (payload.get("Id") if isinstance(payload, dict) else None) or subject.partition("/")[2]
+        if opp_id:  # an event naming no deal is left to its run, which makes it a case
+            wanted[subject] = str(opp_id)
+    deals = hub.crm(FLOW).get_deals(list(wanted.values()))
+    return {subject: deals[opp_id] for subject, opp_id in wanted.items() if opp_id in deals}
+
+
 def _keys(run: Run) -> list[tuple[str, str, str]]:
     """Cross-references the run needs, read when it opens (the account's in every ERP)."""
     opp_id = _opportunity_id(run)
@@ -173,7 +188,7 @@ def steps(run: Run) -> dict[str, Any]:
         for ref in (customer_ref(account, entity) for entity in hub.legal_entities)
         if account and run.known(erp, "customer", ref)
     ]
-    ctx = read_deal(opp_id, linked)
+    ctx = read_deal(opp_id, linked, run.ahead)
     deal, erp, master, legal_entity = ctx.deal, ctx.erp, ctx.master, ctx.legal_entity
     opportunity, customer = deal.opportunity, deal.customer
     if not (opportunity.is_won and opportunity.terms_approved):
@@ -454,5 +469,6 @@ LEAD_TO_PROJECT = declare(
         keys=_keys,
         one_step=True,
         batch=BATCH,
+        read_ahead=_read_ahead,
     )
 )

@@ -81,6 +81,10 @@ class Flow:
         batch: when more than this many events trigger the flow at once (a poll's burst), they
             run that many at most to a workflow, one after the other (0: always one workflow
             per event). A first run in a batch has the batch's workflow id, not its own.
+        read_ahead: reads what a batch's runs need from a source in one go before they run
+            (``read_ahead(hub, events) -> {subject: value}``); each run finds its value as
+            :attr:`Run.ahead`. A run without one (a failed read-ahead, a single run, a
+            resubmission) reads for itself.
     """
 
     name: str
@@ -96,6 +100,7 @@ class Flow:
     keys: Callable[[Run], list[tuple[str, str, str]]] | None = None
     one_step: bool = False
     batch: int = 0
+    read_ahead: Callable[[Hub, list[dict[str, Any]]], dict[str, Any]] | None = None
 
 
 FLOWS: dict[str, Flow] = {}
@@ -125,6 +130,8 @@ class Run:
     opened: dict[str, Any] | None = field(default=None, repr=False)
     #: Writes of a one-step body recorded with the run's end (:meth:`write`'s ``at_end``).
     journal: list[_Written] = field(default_factory=list, repr=False)
+    #: What the run's batch read for it before it ran (the flow's ``read_ahead``), or None.
+    ahead: Any = field(default=None, repr=False)
 
     @property
     def payload(self) -> dict[str, Any]:
@@ -647,9 +654,10 @@ def _batch_step(flow_name: str, events: list[dict[str, Any]]) -> list[dict[str, 
 def _run_batch(flow_name: str, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     results: list[dict[str, Any]] = []
     failure: BaseException | None = None
+    ahead = _read_ahead(FLOWS[flow_name], events)
     for event in events:
         try:
-            results.append(_run_event(flow_name, event))
+            results.append(_run_event(flow_name, event, ahead.get(_identity(event)[0])))
         except Exception as exc:  # the runner's own bookkeeping failed: finish the others first
             log.error("flow.batch_run_failed", flow=flow_name, error=str(exc)[:300])
             failure = failure or exc
@@ -658,15 +666,26 @@ def _run_batch(flow_name: str, events: list[dict[str, Any]]) -> list[dict[str, A
     return results
 
 
-def _run_event(flow_name: str, event: dict[str, Any]) -> dict[str, Any]:
+def _read_ahead(flow: Flow, events: list[dict[str, Any]]) -> dict[str, Any]:
+    """What a batch's runs need read in one go; nothing if that fails (each run reads its own)."""
+    if flow.read_ahead is None or len(events) < 2:
+        return {}
+    try:
+        return flow.read_ahead(current(), events)
+    except Exception as exc:  # each run then reads for itself, and its failure is its case
+        log.warning("flow.read_ahead_failed", flow=flow.name, error=str(exc)[:300])
+        return {}
+
+
+def _run_event(flow_name: str, event: dict[str, Any], ahead: Any = None) -> dict[str, Any]:
     hub = current()
     flow = FLOWS[flow_name]
     subject, corr = _identity(event)
     with correlated(corr, flow=flow_name, subject=subject):
-        run = Run(flow, event, subject, corr, hub)
+        run = Run(flow, event, subject, corr, hub, ahead=ahead)
         if flow.one_step:
             try:
-                summary = _body_step(flow_name, event, subject, corr)
+                summary = _body_step(flow_name, event, subject, corr, ahead)
             except Exception as exc:  # every failure ends in a case: nothing is left running
                 return _stop(run, as_case_error(exc, flow_name))
             if summary is None:
@@ -693,7 +712,7 @@ def _run_event(flow_name: str, event: dict[str, Any]) -> dict[str, Any]:
 
 @DBOS.step()
 def _body_step(
-    flow_name: str, event: dict[str, Any], subject: str, correlation_id: str
+    flow_name: str, event: dict[str, Any], subject: str, correlation_id: str, ahead: Any = None
 ) -> dict[str, Any] | None:
     """A one-step flow, run record included, as one checkpoint; None if the run had completed.
 
@@ -704,7 +723,7 @@ def _body_step(
     """
     hub = current()
     flow = FLOWS[flow_name]
-    run = Run(flow, event, subject, correlation_id, hub, in_step=True)
+    run = Run(flow, event, subject, correlation_id, hub, in_step=True, ahead=ahead)
     try:
         keys = flow.keys(run) if flow.keys is not None else []
     except Exception:  # an unreadable payload: the body reports it as a case

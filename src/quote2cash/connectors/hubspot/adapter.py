@@ -12,8 +12,9 @@ deals share one millisecond than a window holds, that millisecond is paged by
 ``hs_object_id`` instead, and the cursor then reads ``<ms>:*`` (everything
 at that millisecond read).
 
-**A deal** costs five reads: the deal, its company and line-item
-associations (v4 batch reads) and the company and lines (batch reads).
+**Deals** are read five calls for up to 100 of them: the deals, their company
+and line-item associations (v4 batch reads), then the companies and lines
+(batch reads).
 
 **Write-back** sets the hub's properties on the deal and its company
 (``q2c_*``, :data:`WRITE_BACK_PROPERTIES`); the adapter creates any that are
@@ -23,6 +24,7 @@ missing the first time it writes, once per object type.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -34,7 +36,7 @@ from quote2cash.connectors._http import ClientBacked, Limiter, RetryPolicy
 from quote2cash.connectors.hubspot.client import HubSpotClient
 from quote2cash.connectors.hubspot.errors import SYSTEM
 from quote2cash.connectors.hubspot.settings import HubSpotSettings
-from quote2cash.errors import UsageError, VendorPayloadError
+from quote2cash.errors import NotFoundError, UsageError, VendorPayloadError
 from quote2cash.mappings import Mapping
 from quote2cash.model import BusinessEvent, Customer, Money, Opportunity, OpportunityLine
 from quote2cash.ports import Capabilities, Deal, DealStatus, EventPage, SourceEvent
@@ -307,24 +309,62 @@ class HubSpotCrm(ClientBacked[HubSpotClient]):
 
     # -- one deal ------------------------------------------------------------------------
     def get_deal(self, opportunity_id: str) -> Deal:
-        """The deal, its (primary) company and its line items, mapped to the canonical model."""
-        deal_id, deal = self.client.get("deals", opportunity_id, DEAL_PROPERTIES)
-        companies = self.client.associated("deals", "companies", [deal_id])[deal_id]
-        if not companies:
+        """One deal (:meth:`get_deals` of one id); its read error is raised."""
+        found = self.get_deals([opportunity_id])[opportunity_id]
+        if isinstance(found, Exception):
+            raise found
+        return found
+
+    def get_deals(self, opportunity_ids: Sequence[str]) -> dict[str, Deal | Exception]:
+        """The deals, their (primary) companies and their line items, mapped to the canonical
+        model: five batch calls (deals, their companies and their lines by association, then
+        the companies and the lines) for up to 100 deals. A deal that cannot be read maps
+        to its error; the others are unaffected."""
+        ids = list(dict.fromkeys(opportunity_ids))
+        deals = self.client.batch_read("deals", ids, DEAL_PROPERTIES)
+        found = [i for i in ids if i in deals]
+        companies = self.client.associated("deals", "companies", found) if found else {}
+        line_links = self.client.associated("deals", "line_items", found) if found else {}
+        primary = {
+            deal_id: next((c for c, types in links if PRIMARY_COMPANY in types), links[0][0])
+            for deal_id, links in companies.items()
+            if links
+        }
+        records = self.client.batch_read("companies", sorted(set(primary.values())), COMPANY_PROPERTIES)
+        line_ids = sorted({i for links in line_links.values() for i, _ in links}, key=int)
+        lines = self.client.batch_read("line_items", line_ids, LINE_PROPERTIES) if line_ids else {}
+        out: dict[str, Deal | Exception] = {}
+        for deal_id in ids:
+            try:
+                if deal_id not in deals:
+                    raise NotFoundError(f"the CRM has no deal {deal_id}", system=SYSTEM, record=deal_id)
+                own = {i: lines[i] for i, _ in line_links.get(deal_id, []) if i in lines}
+                out[deal_id] = self._deal(deal_id, deals[deal_id], primary.get(deal_id), records, own)
+            except Exception as exc:  # this deal's data; the others are read
+                out[deal_id] = exc
+        return out
+
+    def _deal(
+        self,
+        deal_id: str,
+        deal: dict[str, str | None],
+        company_id: str | None,
+        companies: dict[str, dict[str, str | None]],
+        lines: dict[str, dict[str, str | None]],
+    ) -> Deal:
+        """One deal record, its company and its line records, in the canonical model."""
+        if company_id is None:
             raise VendorPayloadError(
                 f"the CRM deal {deal_id} has no associated company; associate one in HubSpot",
                 code="deal.malformed",
                 system=SYSTEM,
                 record=deal_id,
             )
-        company_id = next((c for c, types in companies if PRIMARY_COMPANY in types), companies[0][0])
-        line_ids = [i for i, _ in self.client.associated("deals", "line_items", [deal_id])[deal_id]]
-        company = self.client.batch_read("companies", [company_id], COMPANY_PROPERTIES).get(company_id)
+        company = companies.get(company_id)
         if company is None:
             raise VendorPayloadError(
                 f"the company {company_id} of deal {deal_id} cannot be read", system=SYSTEM, record=deal_id
             )
-        lines = self.client.batch_read("line_items", line_ids, LINE_PROPERTIES) if line_ids else {}
         customer = cast(
             Customer, self.mapping.to_model("customer_from_hubspot", {"id": company_id, **company})
         )

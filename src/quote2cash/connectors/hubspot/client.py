@@ -177,19 +177,6 @@ class HubSpotClient:
         records = [(str(r.id), dict(r.properties or {})) for r in page.results]
         return records, int(nxt) if nxt is not None else None
 
-    def get(self, object_type: str, id_: str, properties: list[str]) -> Record:
-        """One record by id; :class:`~quote2cash.errors.NotFoundError` when there is none."""
-        api = self._basic[object_type]
-        found = self.call(
-            f"read {object_type}",
-            api.get_by_id,
-            id_,
-            properties=properties,
-            idempotent=True,
-            record=f"{object_type}/{id_}",
-        )
-        return str(found.id), dict(found.properties or {})
-
     def batch_read(
         self, object_type: str, ids: list[str], properties: list[str]
     ) -> dict[str, dict[str, str | None]]:

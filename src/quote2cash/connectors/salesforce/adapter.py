@@ -1,12 +1,13 @@
 """Salesforce as the hub's CRM (:class:`quote2cash.ports.Crm`).
 
-A deal costs two reads (the opportunity with its account through the
-``Account.`` lookup, then its lines) and one write-back (account and
-opportunity in one sObject Collections call).
+Deals are read two queries a batch of up to 200 (the opportunities with their
+accounts through the ``Account.`` lookup, then their lines); a deal's write-back
+is one call (account and opportunity in one sObject Collections call).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -144,27 +145,60 @@ class SalesforceCrm(ClientBacked[SalesforceClient]):
         return EventPage(events, last)
 
     def get_deal(self, opportunity_id: str) -> Deal:
-        """The opportunity, its account (one query through the lookup) and its lines."""
+        """One deal (:meth:`get_deals` of one id); its read error is raised."""
+        found = self.get_deals([opportunity_id])[opportunity_id]
+        if isinstance(found, Exception):
+            raise found
+        return found
+
+    def get_deals(self, opportunity_ids: Sequence[str]) -> dict[str, Deal | Exception]:
+        """The opportunities with their accounts (one query through the lookup) and their
+        lines (one query), :attr:`capabilities` ``bulk_size`` deals a pair of queries.
+        A deal that cannot be read maps to its error; the others are unaffected."""
+        out: dict[str, Deal | Exception] = {}
+        valid: list[str] = []
+        for opp_id in dict.fromkeys(opportunity_ids):
+            try:
+                soql_id(opp_id)
+                valid.append(opp_id)
+            except VendorPayloadError as exc:
+                out[opp_id] = exc
         fields = ", ".join([*OPPORTUNITY_FIELDS, *(f"Account.{f}" for f in ACCOUNT_FIELDS)])
-        rows = list(
-            self.client.query(f"SELECT {fields} FROM Opportunity WHERE Id = {soql_id(opportunity_id)}")
-        )
-        if not rows:
-            raise VendorPayloadError(
-                f"the CRM has no opportunity {opportunity_id}", system="salesforce", record=opportunity_id
-            )
-        opp = rows[0]
+        size = self.capabilities.bulk_size
+        for start in range(0, len(valid), size):
+            chunk = valid[start : start + size]
+            ids = ", ".join(soql_id(i) for i in chunk)
+            # An id is 15 characters (case-sensitive) or 18 (the same with a checksum).
+            opps = {
+                str(r["Id"])[:15]: r
+                for r in self.client.query(f"SELECT {fields} FROM Opportunity WHERE Id IN ({ids})")
+            }
+            lines: dict[str, list[dict[str, Any]]] = {key: [] for key in opps}
+            if opps:
+                for line in self.client.query(
+                    "SELECT Id, OpportunityId, Description, Quantity, UnitPrice, ServiceDate, Role__c "
+                    f"FROM OpportunityLineItem WHERE OpportunityId IN ({ids})"
+                ):
+                    lines.setdefault(str(line.get("OpportunityId"))[:15], []).append(line)
+            for opp_id in chunk:
+                opp = opps.get(opp_id[:15])
+                try:
+                    if opp is None:
+                        raise VendorPayloadError(
+                            f"the CRM has no opportunity {opp_id}", system="salesforce", record=opp_id
+                        )
+                    out[opp_id] = self._deal(opp_id, opp, lines[opp_id[:15]])
+                except Exception as exc:  # this deal's data; the others are read
+                    out[opp_id] = exc
+        return out
+
+    def _deal(self, opportunity_id: str, opp: dict[str, Any], lines: list[dict[str, Any]]) -> Deal:
+        """One opportunity record (its account nested) and its line records, in the canonical model."""
         account = opp.get("Account")
         if not isinstance(account, dict):
             raise VendorPayloadError(
                 f"opportunity {opportunity_id} has no account", system="salesforce", record=opportunity_id
             )
-        lines = list(
-            self.client.query(
-                "SELECT Id, Description, Quantity, UnitPrice, ServiceDate, Role__c FROM OpportunityLineItem "
-                f"WHERE OpportunityId = {soql_id(opportunity_id)}"
-            )
-        )
         customer = cast(Customer, self.mapping.to_model("customer_from_salesforce", account))
         opportunity = cast(Opportunity, self.mapping.to_model("opportunity_from_salesforce", opp))
         currency = str(opp.get("CurrencyIsoCode") or account.get("CurrencyIsoCode") or "")
