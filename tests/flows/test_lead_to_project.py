@@ -261,3 +261,33 @@ def test_a_burst_of_deals_runs_in_batches_each_deal_with_its_own_run_and_case(
     for opp in opps:
         assert boxes.salesforce.get("Opportunity", opp)["ERP_Project_Id__c"]
     _no_duplicates(boxes)
+
+
+def test_a_batch_whose_read_ahead_fails_reads_each_deal_itself_and_loses_none(
+    make_hub: Callable[..., Hub], boxes: Sandboxes
+) -> None:
+    from quote2cash.flows.lead_to_project import BATCH
+
+    hub = make_hub()
+    deals = BATCH + 5
+    opps = [add_deal(boxes, tax_id=f"97-{i:07d}")[1] for i in range(deals)]
+    assert poll_closed_won(hub, dispatch_now=False).accepted == deals
+    # The first query after the poll, a batch's read of its deals, is refused as Salesforce
+    # refuses a query that runs too long; the batch's runs then read their deals one by one.
+    refusal = [{"message": "Your query request was running for too long.", "errorCode": "QUERY_TIMEOUT"}]
+    rule = boxes.salesforce.inject("reject", method="GET", path=r"/query$", count=1, status=400, body=refusal)
+    queries = boxes.salesforce.calls("GET /services/data/v62.0/query")
+    dispatch(hub)
+    statuses = wait_for_flows(hub, deals, timeout=180)
+    assert rule.fired == 1
+    assert Counter(statuses.values()) == {"completed": deals}
+    assert hub.read(cases.list_cases) == []
+    for opp in opps:
+        assert boxes.salesforce.get("Opportunity", opp)["ERP_Project_Id__c"]
+    # Two queries a batch, but the refused batch's deals were read one at a time, two each.
+    from dbos import DBOS
+
+    sizes = [len(w.input["args"][1]) for w in DBOS.list_workflows(name="run_flow_batch")]
+    made = boxes.salesforce.calls("GET /services/data/v62.0/query") - queries
+    assert made in {1 + 2 * (len(sizes) - 1) + 2 * size for size in sizes}, (made, sizes)
+    _no_duplicates(boxes)
