@@ -10,6 +10,7 @@ module-level functions whose arguments are serialised; so the running
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
@@ -42,6 +43,21 @@ LATENCY_QUEUE_POLLING_SECONDS = 0.1
 #: The same for the posting queue: posting runs are long and few, started by the schedule or
 #: by an operator, who waits half a second at most for one to start.
 POSTING_QUEUE_POLLING_SECONDS = 0.5
+
+
+#: How long a launch waits for the engine to serve the hub's queues (see _await_queue_workers).
+QUEUE_WORKERS_START_SECONDS = 3.0
+
+
+def _await_queue_workers(names: list[str], timeout: float = QUEUE_WORKERS_START_SECONDS) -> None:
+    """Wait until the engine polls each of the hub's queues, so a launched hub runs at once
+    what is enqueued: DBOS starts a queue's worker thread at its queue manager's next look
+    (once a second), so a burst enqueued right after launch otherwise waited up to a second
+    before its first run. Past the timeout the launch goes on (the queues start soon after)."""
+    wanted = {f"queue-worker-{name}" for name in names}
+    deadline = time.monotonic() + timeout
+    while not wanted <= {t.name for t in threading.enumerate()} and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def current() -> Hub:
@@ -184,6 +200,7 @@ class Hub:
                 polling_interval_sec=POSTING_QUEUE_POLLING_SECONDS,
                 on_conflict="always_update",
             )
+            _await_queue_workers([q.name for q in self.queues.values()])
         except BaseException:
             _current = None
             self.ds = None
