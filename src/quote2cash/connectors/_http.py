@@ -40,6 +40,7 @@ from quote2cash.errors import (
 )
 
 log = structlog.get_logger("quote2cash.http")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,58 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None
 
 
-class VendorClient:
+class Retrying:
+    """The hub's one retry layer, shared by every vendor client (over httpx or a vendor's SDK).
+
+    A transient failure is retried as the client's :class:`RetryPolicy` allows, honouring the
+    vendor's ``Retry-After``; a write in doubt is never re-sent (its step looks the record up
+    first); anything else is raised at once. The client keeps ``retry``, ``retries`` (calls
+    retried so far), ``_rng`` and ``_sleep``.
+    """
+
+    system: str = "vendor"
+    retry: RetryPolicy
+    retries: int
+    _rng: random.Random
+    _sleep: Callable[[float], None]
+
+    def retried(
+        self,
+        attempt: Callable[[], T | HubError],
+        call: str,
+        *,
+        exhausted: Callable[[TransientError], HubError] | None = None,
+    ) -> T:
+        """Run ``attempt`` (one try: its value, or the hub error it failed with) until it
+        succeeds or must stop; ``exhausted`` turns the last transient failure into the error
+        raised once the attempts run out (default: that failure, with ``attempts`` noted)."""
+        tries = 0
+        while True:
+            tries += 1
+            outcome = attempt()
+            if not isinstance(outcome, HubError):
+                return outcome
+            if not isinstance(outcome, TransientError) or isinstance(outcome, InDoubtError):
+                raise outcome
+            if tries >= self.retry.max_attempts:
+                outcome.details["attempts"] = tries
+                if exhausted is None:
+                    raise outcome
+                raise exhausted(outcome) from outcome
+            wait = self.retry.delay(tries, outcome.retry_after, self._rng)
+            self.retries += 1
+            log.info(
+                "vendor.retry",
+                system=self.system,
+                call=call,
+                attempt=tries,
+                wait_s=round(wait, 3),
+                code=outcome.code,
+            )
+            self._sleep(wait)
+
+
+class VendorClient(Retrying):
     """Base class of a vendor API client; one instance per configured system."""
 
     system: str = "vendor"
@@ -192,29 +244,10 @@ class VendorClient:
         """
         if idempotent is None:
             idempotent = method.upper() != "POST"
-        attempt = 0
-        while True:
-            attempt += 1
-            error = self._attempt(method, url, json, params, headers, content, idempotent, record)
-            if isinstance(error, httpx.Response):
-                return error
-            if not error.retryable or isinstance(error, InDoubtError) or attempt >= self.retry.max_attempts:
-                if error.retryable and not isinstance(error, InDoubtError):
-                    error.details["attempts"] = attempt
-                raise error
-            assert isinstance(error, TransientError)
-            wait = self.retry.delay(attempt, error.retry_after, self._rng)
-            self.retries += 1
-            log.info(
-                "vendor.retry",
-                system=self.system,
-                method=method,
-                url=url,
-                attempt=attempt,
-                wait_s=round(wait, 3),
-                code=error.code,
-            )
-            self._sleep(wait)
+        return self.retried(
+            lambda: self._attempt(method, url, json, params, headers, content, idempotent, record),
+            f"{method} {url}",
+        )
 
     def _attempt(
         self,

@@ -25,7 +25,6 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import hubspot  # type: ignore[import-untyped]
-import structlog
 import urllib3
 from hubspot.crm.associations.v4 import (  # type: ignore[import-untyped]
     BatchInputPublicFetchAssociationsBatchRequest,
@@ -43,22 +42,21 @@ from hubspot.crm.objects import (  # type: ignore[import-untyped]
 )
 from urllib3.util.retry import Retry
 
-from quote2cash.connectors._http import Limiter, RetryPolicy
+from quote2cash.connectors._http import Limiter, Retrying, RetryPolicy
 from quote2cash.connectors.hubspot.errors import (
     API_EXCEPTIONS,
     SYSTEM,
     from_api_exception,
     from_transport,
 )
-from quote2cash.errors import HubError, InDoubtError, TransientError, VendorPayloadError
+from quote2cash.errors import HubError, VendorPayloadError
 
-log = structlog.get_logger("quote2cash.http")
 T = TypeVar("T")
 #: A record as the client hands it on: its id and its property values (strings).
 Record = tuple[str, dict[str, str | None]]
 
 
-class HubSpotClient:
+class HubSpotClient(Retrying):
     """A client of one HubSpot portal's CRM API."""
 
     system = SYSTEM
@@ -115,17 +113,16 @@ class HubSpotClient:
         **kwargs: Any,
     ) -> T:
         """Run one SDK call under the limiter, retrying transient failures as the policy allows."""
-        attempt = 0
-        while True:
-            attempt += 1
+
+        def once() -> T | HubError:
             self.calls += 1
             try:
                 with self.limiter:
                     return fn(*args, _request_timeout=self.timeout, **kwargs)
             except API_EXCEPTIONS as exc:
-                error = from_api_exception(exc, method=what, idempotent=idempotent, record=record)
+                return from_api_exception(exc, method=what, idempotent=idempotent, record=record)
             except urllib3.exceptions.HTTPError as exc:
-                error = from_transport(exc, method=what, idempotent=idempotent, record=record)
+                return from_transport(exc, method=what, idempotent=idempotent, record=record)
             except ValueError as exc:
                 # The SDK checks answers against its models (required members, enums).
                 raise VendorPayloadError(
@@ -133,22 +130,8 @@ class HubSpotClient:
                     system=SYSTEM,
                     record=record,
                 ) from exc
-            if not error.retryable or isinstance(error, InDoubtError) or attempt >= self.retry.max_attempts:
-                if error.retryable and not isinstance(error, InDoubtError):
-                    error.details["attempts"] = attempt
-                raise error
-            assert isinstance(error, TransientError)
-            wait = self.retry.delay(attempt, error.retry_after, self._rng)
-            self.retries += 1
-            log.info(
-                "vendor.retry",
-                system=SYSTEM,
-                call=what,
-                attempt=attempt,
-                wait_s=round(wait, 3),
-                code=error.code,
-            )
-            self._sleep(wait)
+
+        return self.retried(once, what)
 
     # -- reads -----------------------------------------------------------------------
     def search(

@@ -25,13 +25,11 @@ from typing import Any, TypeVar
 
 import httpx
 import stripe
-import structlog
 
-from quote2cash.connectors._http import Limiter, RetryPolicy
+from quote2cash.connectors._http import Limiter, Retrying, RetryPolicy
 from quote2cash.connectors.stripe.errors import SYSTEM, from_stripe
-from quote2cash.errors import InDoubtError, TransientError
+from quote2cash.errors import HubError, InDoubtError, TransientError
 
-log = structlog.get_logger("quote2cash.stripe")
 T = TypeVar("T")
 #: Stripe accepts idempotency keys of up to 255 characters.
 MAX_KEY = 255
@@ -92,7 +90,7 @@ class LimitedHttpClient(stripe.HTTPClient):
         self._http.close()
 
 
-class StripeApi:
+class StripeApi(Retrying):
     """One Stripe account: the SDK client, the hub's retry loop, call and retry counters.
 
     Attributes:
@@ -143,36 +141,24 @@ class StripeApi:
 
         ``idempotent``: a read, or a write with an idempotency key (every write here has one).
         """
-        attempt = 0
-        while True:
-            attempt += 1
+
+        def once() -> T | HubError:
             try:
                 return fn()
             except stripe.StripeError as exc:
-                error = from_stripe(exc, what=what, record=record, idempotent=idempotent)
-            if not isinstance(error, TransientError) or isinstance(error, InDoubtError):
-                raise error
-            if attempt >= self.retry.max_attempts:
-                error.details["attempts"] = attempt
-                if error.code == "vendor.timeout" and what.startswith("create"):
-                    raise InDoubtError(
-                        f"{error.message}; the create may have been applied and is looked up before it is sent again",
-                        system=SYSTEM,
-                        record=record,
-                        details=error.details,
-                    ) from error
-                raise error
-            wait = self.retry.delay(attempt, error.retry_after, self._rng)
-            self.retries += 1
-            log.info(
-                "vendor.retry",
-                system=SYSTEM,
-                what=what,
-                attempt=attempt,
-                wait_s=round(wait, 3),
-                code=error.code,
-            )
-            self._sleep(wait)
+                return from_stripe(exc, what=what, record=record, idempotent=idempotent)
+
+        def exhausted(error: TransientError) -> HubError:
+            if error.code == "vendor.timeout" and what.startswith("create"):
+                return InDoubtError(
+                    f"{error.message}; the create may have been applied and is looked up before it is sent again",
+                    system=SYSTEM,
+                    record=record,
+                    details=error.details,
+                )
+            return error
+
+        return self.retried(once, what, exhausted=exhausted)
 
     def close(self) -> None:
         """Release connections."""
