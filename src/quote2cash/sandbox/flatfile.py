@@ -35,7 +35,9 @@ from typing import Any
 
 from quote2cash.model.money import minor_units
 
-#: The layouts the import job accepts, by file-name prefix (docs/flatfile-erp.md).
+#: The layouts the import job accepts, by file-name prefix (docs/flatfile-erp.md). Written
+#: out here, as the ERP team's job would have them, not imported from the connector: a
+#: connector whose layout drifts from the documented one is then refused (BAD_LAYOUT).
 LAYOUTS = {
     "customer": ("key", "action", "name", "website", "tax_id", "country", "subsidiary", "currency", "terms"),
     "project": (
