@@ -130,3 +130,39 @@ def test_the_demo_on_hubspot_certinia_and_business_central_is_reproducible(tmp_p
     assert first["time"]["approved"] > 100 and first["time"]["posted"] > 0
     _month_is_posted_and_reconciled(first["time"], PLANTED_TIME)
     _month_is_posted_and_reconciled(first["expense"], {"expense.category_missing"})
+
+
+def test_demo_serve_keeps_the_console_on_the_demos_data_until_sigterm(tmp_path: Path) -> None:
+    import signal
+
+    import httpx
+
+    command = [sys.executable, "-c", "from quote2cash.cli import main; main()", "demo"]
+    args = ["--deals", "6", "--seed", "11", "--json", "--serve", "--port", "0", "--workdir", str(tmp_path)]
+    proc = subprocess.Popen([*command, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # the summary, once the demo has finished
+        assert line.startswith("{"), (line, proc.stderr.read() if proc.poll() is not None else "")
+        summary = json.loads(line)
+        served = summary["console"]
+        assert served["url"].endswith("/console/") and served["token"]
+        prompt = proc.stdout.readline()
+        assert served["url"] in prompt and served["token"] in prompt  # the summary says where and how
+        base = served["url"].removesuffix("/console/")
+        with httpx.Client(base_url=base, timeout=10) as http:
+            # The API and the console answer with the demo's own data, behind the printed token.
+            assert http.get("/api/v1/runs").status_code == 401
+            auth = {"Authorization": f"Bearer {served['token']}"}
+            params = {"flow": "lead_to_project", "status": "completed", "limit": 1}
+            runs = http.get("/api/v1/runs", params=params, headers=auth)
+            assert runs.status_code == 200
+            assert runs.json()["total"] == summary["flows_completed"] > 0
+            page = http.post("/console/login", data={"token": served["token"]}, follow_redirects=True)
+            assert page.status_code == 200 and "login" not in str(page.url)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
