@@ -14,26 +14,33 @@ PSA. See benchmarks/README.md for what every figure means.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import platform
 import random
 import re
-import resource
-import shlex
 import shutil
-import signal
-import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter, defaultdict
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
+from harness import (
+    Child,
+    add_run_options,
+    append_results,
+    commit,
+    count_diff,
+    cpu_self,
+    machine,
+    phases,
+    print_table,
+    results_block,
+    sandbox_stats,
+    start_run,
+    verdict,
+)
 
 from quote2cash.sandbox.firm import ENTITIES, ROLES, rate_cards
 from quote2cash.sandbox.timesheets import business_days
@@ -209,54 +216,6 @@ def report(stripe: Any, ns: Any) -> dict[str, Any]:
 
 
 # -- the parent: the hub's tables, the run, the figures ----------------------------------------------
-class Child:
-    """The sandboxes' process; always ended by :meth:`stop`."""
-
-    def __init__(self, args: argparse.Namespace) -> None:
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--serve", f"--projects={args.projects}"]
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-
-    def _line(self, prefix: str) -> dict[str, Any]:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            if line.startswith(prefix + " "):
-                body: dict[str, Any] = json.loads(line[len(prefix) + 1 :])
-                return body
-        raise RuntimeError(f"the sandbox process exited with code {self.proc.wait()}")
-
-    def ready(self) -> dict[str, Any]:
-        """Wait for the READY line."""
-        return self._line("READY")
-
-    def report(self) -> dict[str, Any]:
-        """Ask for the sandboxes' records."""
-        assert self.proc.stdin is not None
-        self.proc.stdin.write("report\n")
-        self.proc.stdin.flush()
-        return self._line("REPORT")
-
-    def cpu_s(self) -> float:
-        """User + system CPU seconds the child has used so far."""
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def stop(self) -> None:
-        """Close its stdin (it exits), then terminate, then kill."""
-        if self.proc.poll() is None:
-            with contextlib.suppress(OSError):
-                assert self.proc.stdin is not None
-                self.proc.stdin.close()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.terminate()
-                try:
-                    self.proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait()
-
-
 def hub_raw_config(info: dict[str, Any], database_url: str) -> dict[str, Any]:
     """The sandbox hub configuration, with the Stripe sandbox as the billing system."""
     from quote2cash.sandbox.seed import billing_system, hub_config
@@ -332,25 +291,14 @@ def hub_rows(info: dict[str, Any], projects: int) -> tuple[dict[str, list[dict[s
     return {"registry": registry, "schedules": schedules, "entries": entries}, dict(expected)
 
 
-def _stats(url: str) -> dict[str, int]:
-    body: dict[str, int] = httpx.get(f"{url}/__sandbox/stats", timeout=30).json()
-    return body
-
-
 def _delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
     """Requests per endpoint during the run, ids folded (``/v1/invoices/{id}/finalize``)."""
     out: dict[str, int] = defaultdict(int)
-    for key, count in after.items():
-        if count - before.get(key, 0):
-            shape = re.sub(r"/[a-z]{2,5}_[A-Za-z0-9]+", "/{id}", key)  # Stripe ids: in_…, cus_…
-            shape = re.sub(r"/(eid:[^/]+|\d+)(?=[/.?]|$)", "/{id}", shape)  # numeric and external ids
-            out[shape] += count - before.get(key, 0)
+    for key, count in count_diff(before, after).items():
+        shape = re.sub(r"/[a-z]{2,5}_[A-Za-z0-9]+", "/{id}", key)  # Stripe ids: in_…, cus_…
+        shape = re.sub(r"/(eid:[^/]+|\d+)(?=[/.?]|$)", "/{id}", shape)  # numeric and external ids
+        out[shape] += count
     return dict(out)
-
-
-def _cpu_self() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def run_hub(args: argparse.Namespace, info: dict[str, Any], child: Child, workdir: Path) -> dict[str, Any]:
@@ -374,75 +322,25 @@ def run_hub(args: argparse.Namespace, info: dict[str, Any], child: Child, workdi
             conn.execute(billing_schedule.insert(), rows["schedules"])
             conn.execute(work_entry.insert(), rows["entries"])
         urls = {k: info[k] for k in ("stripe", "netsuite", "kantata", "salesforce")}
-        before = {k: _stats(u) for k, u in urls.items()}
-        cpu0, child0, run_id = _cpu_self(), child.cpu_s(), run_id_now(PERIOD)
+        before = {k: sandbox_stats(u) for k, u in urls.items()}
+        cpu0, child0, run_id = cpu_self(), child.cpu_s(), run_id_now(PERIOD)
         epoch0, started = time.time(), time.perf_counter()
         result = bill_now(PERIOD, run_id)
         wall = time.perf_counter() - started
         figures: dict[str, Any] = {
             "wall_s": wall,
-            "hub_cpu_s": _cpu_self() - cpu0,
+            "hub_cpu_s": cpu_self() - cpu0,
             "sandbox_cpu_s": child.cpu_s() - child0,
             "result": result,
             "entries": len(rows["entries"]),
             "expected_minor": expected,
-            "calls": {k: _delta(before[k], _stats(u)) for k, u in urls.items()},
+            "calls": {k: _delta(before[k], sandbox_stats(u)) for k, u in urls.items()},
             "phases": phases(DBOS.list_workflow_steps(run_id, load_output=False), epoch0, epoch0 + wall),
         }
     finally:
         hub.shutdown()
-    figures["records"] = child.report()
+    figures["records"] = child.command("report", "REPORT")
     return figures
-
-
-def phases(steps: list[Any], start: float, end: float) -> list[tuple[str, float]]:
-    """Seconds per workflow step (DBOS's own step timestamps), and the time outside any step."""
-    timed = [s for s in steps if s["started_at_epoch_ms"] and s["completed_at_epoch_ms"]]
-    if not timed:
-        return []
-    out = [("before the first step (enqueue, dispatch)", timed[0]["started_at_epoch_ms"] / 1000 - start)]
-    for s in timed:
-        secs = (s["completed_at_epoch_ms"] - s["started_at_epoch_ms"]) / 1000
-        out.append((str(s["function_name"]).rsplit(".", 1)[-1], secs))
-    out.append(("after the last step (result wait)", end - timed[-1]["completed_at_epoch_ms"] / 1000))
-    return out
-
-
-def commit() -> str:
-    """The checked-out commit, read from .git without running git (``unknown`` outside a checkout)."""
-    git = Path(__file__).resolve().parents[1] / ".git"
-    try:
-        head = (git / "HEAD").read_text().strip()
-        if not head.startswith("ref: "):
-            return head[:7]
-        ref = head[5:]
-        if (git / ref).exists():
-            return (git / ref).read_text().strip()[:7]
-        packed = (git / "packed-refs").read_text().splitlines()
-        return next(line.split()[0][:7] for line in packed if line.endswith(" " + ref))
-    except (OSError, StopIteration):
-        return "unknown"
-
-
-def machine() -> str:
-    """nproc, memory, CPU model, Python and OS, in one sentence."""
-    mem_kb = next(
-        int(line.split()[1])
-        for line in Path("/proc/meminfo").read_text().splitlines()
-        if line.startswith("MemTotal:")
-    )
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor() or "unknown",
-    )
-    return (
-        f"{os.cpu_count()} CPUs ({cpu}), {mem_kb / 1024 / 1024:.1f} GiB RAM, Python {platform.python_version()}, "
-        f"{platform.system()} {platform.release()}"
-    )
 
 
 def rows_of(args: argparse.Namespace, f: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -457,9 +355,6 @@ def rows_of(args: argparse.Namespace, f: dict[str, Any]) -> list[tuple[str, str,
     )
     billed = {c: v for c, v in sorted(rec["stripe_billed_minor"].items())}
     totals_ok = billed == dict(sorted(f["expected_minor"].items()))
-
-    def verdict(ok: bool, target: str) -> str:
-        return f"{'PASS' if ok else 'MISS'} (target {target})"
 
     rows = [
         ("projects (T&M, one billing schedule each)", f"{args.projects:,}", ""),
@@ -519,22 +414,12 @@ def endpoint_rows(f: dict[str, Any]) -> list[tuple[str, str]]:
     ]
 
 
-def print_table(rows: list[tuple[str, str, str]]) -> None:
-    """An aligned plain-text table."""
-    w0, w1 = max(len(r[0]) for r in rows), max(len(r[1]) for r in rows)
-    for name, value, note in rows:
-        print(f"{name:<{w0}}  {value:>{w1}}  {note}".rstrip())
-
-
 def markdown(args: argparse.Namespace, f: dict[str, Any], argv: list[str]) -> str:
     """The block appended to the results file."""
-    rows = rows_of(args, f)
-    lines = [
-        f"## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — T&M billing of {PERIOD} for {args.projects:,} projects",
-        "",
-        f"Command: `{shlex.join(['python', *argv])}`",
-        "",
-        f"Machine: {machine()}. Hub database: SQLite file (embedded default). Code at commit `{commit()}` "
+    rows, facts = rows_of(args, f), machine()
+    body = [
+        f"Machine: {facts['nproc']} CPUs ({facts['cpu']}), {facts['memory']} RAM, Python {facts['python']}, "
+        f"{facts['os']}. Hub database: SQLite file (embedded default). Code at commit `{commit()}` "
         "(uncommitted changes are not recorded).",
         "",
         "| figure | value | target |",
@@ -548,39 +433,30 @@ def markdown(args: argparse.Namespace, f: dict[str, Any], argv: list[str]) -> st
         *(f"| `{e}` | {v} |" for e, v in endpoint_rows(f)),
         "",
     ]
-    return "\n".join(lines) + "\n"
+    return results_block(f"T&M billing of {PERIOD} for {args.projects:,} projects", argv, body)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """The command line."""
     p = argparse.ArgumentParser(description=(__doc__ or "").split("\n", 1)[0])
     p.add_argument("--projects", type=int, default=2000, help="T&M projects billed in the run")
-    p.add_argument(
-        "--workdir", type=Path, default=None, help="where the hub database goes (default: a temp dir)"
-    )
-    p.add_argument("--results", type=Path, default=None, help="append a markdown block to this file")
-    p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    add_run_options(p, "where the hub database goes (default: a temp dir)")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark (or, with --serve, be the sandboxes' process)."""
-    argv = sys.argv[1:] if argv is None else argv
-    args = parse_args(argv)
+    args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.serve:
         serve(args)
         return 0
     from quote2cash.runtime.logs import configure_logging
 
-    # SIGTERM unwinds like Ctrl-C, so the finally blocks stop the hub and the sandboxes' process.
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    owned = args.workdir is None
-    workdir = Path(tempfile.mkdtemp(prefix="q2c-billing-")) if owned else args.workdir
-    workdir.mkdir(parents=True, exist_ok=True)
+    workdir, owned = start_run(args.workdir, "q2c-billing-")
     (workdir / "hub.sqlite").unlink(missing_ok=True)
     configure_logging("INFO", path=workdir / "hub.log")
     print(f"billing run: {args.projects:,} T&M projects, period {PERIOD}; workdir {workdir}", flush=True)
-    child = Child(args)
+    child = Child(__file__, [f"--projects={args.projects}"])
     try:
         info = child.ready()
         print(f"sandboxes ready in {info['seed_s']:.0f} s; billing…", flush=True)
@@ -596,10 +472,7 @@ def main(argv: list[str] | None = None) -> int:
     for endpoint, per in endpoint_rows(figures):
         print(f"  {per:>6}  {endpoint}")
     if args.results:
-        args.results.parent.mkdir(parents=True, exist_ok=True)
-        with args.results.open("a", encoding="utf-8") as out:
-            out.write(markdown(args, figures, sys.argv))
-        print(f"\nappended to {args.results}")
+        append_results(args.results, markdown(args, figures, sys.argv))
     return 0
 
 

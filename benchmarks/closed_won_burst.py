@@ -27,27 +27,34 @@ import hashlib
 import hmac
 import json
 import os
-import platform
 import re
-import resource
 import secrets
-import shlex
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
 import httpx
+from harness import (
+    Child,
+    add_run_options,
+    append_results,
+    commit,
+    count_diff,
+    cpu_self,
+    machine,
+    print_table,
+    results_block,
+    start_run,
+    verdict,
+)
 
 # Targets of the issue, for the hub.
 TARGET_CALLS_PER_DEAL = 8
@@ -238,7 +245,7 @@ def webhook_rows(result: dict[str, Any]) -> list[tuple[str, ...]]:
         lat = sorted(ph["latencies"])
         arrival = f"{ph['rate']:g} deals/s" if ph["rate"] else f"all {ph['deals']} at once"
         p95 = percentile(lat, 95)
-        target = ("PASS" if p95 is not None and p95 <= 1.0 else "MISS") + " (target p95 ≤ 1 s)"
+        target = verdict(p95 is not None and p95 <= 1.0, "p95 ≤ 1 s")
         rows += [
             (f"{name}: deals, arrival", f"{ph['deals']:,}, {arrival}", ""),
             (f"{name}: settled (completed or case)", f"{ph['settled']:,}", ""),
@@ -271,12 +278,7 @@ def webhook_markdown(
 ) -> str:
     """The webhook mode's block appended to the results file."""
     facts = machine()
-    lines = [
-        f"## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — closed-won by webhook: {args.steady:,} deals at "
-        f"{args.rate:g}/s, then {args.deals - args.steady:,} at once, seed {args.seed}",
-        "",
-        f"Command: `{shlex.join(['python', *argv])}`",
-        "",
+    body = [
         f"Machine: nproc {facts['nproc']} ({facts['cpu']}), {facts['memory']} RAM, Python {facts['python']}, "
         f"{facts['os']}. Hub database: {database}. Code at commit `{commit()}` (uncommitted changes are not "
         "recorded). Latency is the hub's `closed_won_to_project_seconds` KPI: from the deal's close stamp "
@@ -287,7 +289,12 @@ def webhook_markdown(
         *(f"| {n} | {h} | {t} |" for n, h, t in rows),
         "",
     ]
-    return "\n".join(lines) + "\n"
+    return results_block(
+        f"closed-won by webhook: {args.steady:,} deals at "
+        f"{args.rate:g}/s, then {args.deals - args.steady:,} at once, seed {args.seed}",
+        argv,
+        body,
+    )
 
 
 # =====================================================================================================
@@ -702,30 +709,13 @@ def serve(args: argparse.Namespace) -> None:
     boxes.stop()
 
 
-class SandboxProcess:
+class SandboxProcess(Child):
     """A child process serving one freshly seeded set of sandboxes; always ended by :meth:`stop`."""
 
     def __init__(self, args: argparse.Namespace) -> None:
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--serve", f"--deals={args.deals}"]
-        cmd.append(f"--seed={args.seed}")
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        self.info = self._answer("READY")
+        super().__init__(__file__, [f"--deals={args.deals}", f"--seed={args.seed}"], exit_wait=10)
+        self.info = self.ready()
         self.released: dict[str, Any] = {}
-
-    def _answer(self, word: str) -> dict[str, Any]:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            if line.startswith(word + " "):
-                body: dict[str, Any] = json.loads(line[len(word) + 1 :])
-                return body
-        raise RuntimeError(f"the sandbox process exited (code {self.proc.wait()}) before answering {word}")
-
-    def command(self, name: str, answer: str) -> dict[str, Any]:
-        """Send one command and wait for its answer."""
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(name + "\n")
-        self.proc.stdin.flush()
-        return self._answer(answer)
 
     def release(self) -> None:
         """Every deal closed-won, now; returns once they all are."""
@@ -735,40 +725,19 @@ class SandboxProcess:
         """Request counts and target records, as they are now."""
         return self.command("report", "REPORT")
 
-    def stop(self) -> None:
-        """Close its stdin (it exits), then terminate, then kill."""
-        if self.proc.poll() is None:
-            with contextlib.suppress(OSError):
-                assert self.proc.stdin is not None
-                self.proc.stdin.close()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.terminate()
-                try:
-                    self.proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait()
-
 
 # =====================================================================================================
 # Measuring
 # =====================================================================================================
-def _cpu_self() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 class Meter:
     """Wall time and this process's CPU (user + system, every thread) since creation."""
 
     def __init__(self) -> None:
-        self.wall0, self.cpu0 = time.perf_counter(), _cpu_self()
+        self.wall0, self.cpu0 = time.perf_counter(), cpu_self()
 
     def stop(self) -> tuple[float, float]:
         """(wall seconds, CPU seconds)."""
-        return time.perf_counter() - self.wall0, _cpu_self() - self.cpu0
+        return time.perf_counter() - self.wall0, cpu_self() - self.cpu0
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -827,10 +796,6 @@ def endpoint(key: str) -> str:
             seg = re.sub(r"^\d+", "{id}", seg)
         parts.append(seg)
     return f"{method} {'/'.join(parts)}"
-
-
-def _diff(before: dict[str, int], after: dict[str, int]) -> Counter[str]:
-    return Counter({k: n - before.get(k, 0) for k, n in after.items() if n - before.get(k, 0) > 0})
 
 
 def _norm_name(name: Any) -> str:
@@ -903,8 +868,10 @@ def measure(box: SandboxProcess, run: Callable[[Callable[[], None]], dict[str, A
     result = run(box.release)
     report = box.report()
     before, after = box.released["counts"], report["counts"]
-    calls = {system: _diff(before[system], after[system]) for system in ("salesforce", "kantata", "netsuite")}
-    refused = sum(_diff(before["netsuite_refused"], after["netsuite_refused"]).values())
+    calls = {
+        system: count_diff(before[system], after[system]) for system in ("salesforce", "kantata", "netsuite")
+    }
+    refused = sum(count_diff(before["netsuite_refused"], after["netsuite_refused"]).values())
     by_endpoint: Counter[str] = Counter()
     for system, counter in calls.items():
         for key, n in counter.items():
@@ -925,48 +892,7 @@ def measure(box: SandboxProcess, run: Callable[[Callable[[], None]], dict[str, A
 # =====================================================================================================
 # Reporting
 # =====================================================================================================
-def commit() -> str:
-    """The checked-out commit, read from .git without running git (``unknown`` outside a checkout)."""
-    git = Path(__file__).resolve().parents[1] / ".git"
-    try:
-        head = (git / "HEAD").read_text().strip()
-        if not head.startswith("ref: "):
-            return head[:7]
-        ref = head[5:]
-        if (git / ref).exists():
-            return (git / ref).read_text().strip()[:7]
-        packed = (git / "packed-refs").read_text().splitlines()
-        return next(line.split()[0][:7] for line in packed if line.endswith(" " + ref))
-    except (OSError, StopIteration):
-        return "unknown"
-
-
-def machine() -> dict[str, str]:
-    """nproc, memory, CPU model, Python and OS."""
-    meminfo = Path("/proc/meminfo").read_text().splitlines()
-    mem_kb = next(int(line.split()[1]) for line in meminfo if line.startswith("MemTotal:"))
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor() or "unknown",
-    )
-    return {
-        "nproc": str(os.cpu_count()),
-        "memory": f"{mem_kb / 1024 / 1024:.1f} GiB",
-        "cpu": cpu,
-        "python": platform.python_version(),
-        "os": f"{platform.system()} {platform.release()}",
-    }
-
-
 Row = tuple[str, str, str, str]  # figure, hub, naive, target verdict (for the hub)
-
-
-def _verdict(ok: bool, target: str) -> str:
-    return f"{'PASS' if ok else 'MISS'} (target {target})"
 
 
 def rows_of(deals: int, hub: dict[str, Any] | None, naive: dict[str, Any] | None) -> list[Row]:
@@ -990,11 +916,11 @@ def rows_of(deals: int, hub: dict[str, Any] | None, naive: dict[str, Any] | None
         return (name, hub_cell, naive_cell, verdict)
 
     def target(ok: Callable[[dict[str, Any]], bool], text: str) -> str:
-        return "" if hub is None else _verdict(ok(hub), text)
+        return "" if hub is None else verdict(ok(hub), text)
 
     speed = target(lambda h: rate(h) >= TARGET_DEALS_PER_S, f"≥ {TARGET_DEALS_PER_S}/s")
     if hub is not None and naive is not None:
-        speed += "; " + _verdict(rate(hub) >= rate(naive), "≥ naive script")
+        speed += "; " + verdict(rate(hub) >= rate(naive), "≥ naive script")
     rows = [
         row("deals released at once (closed-won, terms approved)", lambda f: f"{deals:,}"),
         row("deals seen (the hub's one poll / the script's query)", lambda f: f"{f['seen']:,}"),
@@ -1089,18 +1015,6 @@ def endpoint_rows(
     return [(k, cell(hub, k), cell(naive, k)) for k in order]
 
 
-def print_table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]], *, last_left: bool) -> None:
-    """An aligned plain-text table: names left, figures right (the last column left if ``last_left``)."""
-    table = [header, *rows]
-    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
-    for r in table:
-        cells = [f"{r[0]:<{widths[0]}}"]
-        for i in range(1, len(header)):
-            left = last_left and i == len(header) - 1
-            cells.append(f"{r[i]:<{widths[i]}}" if left else f"{r[i]:>{widths[i]}}")
-        print("  ".join(cells).rstrip())
-
-
 def _md_name(name: str) -> str:
     """A row name with its indentation kept (leading spaces would be dropped in markdown)."""
     depth = (len(name) - len(name.lstrip(" "))) // 2
@@ -1116,11 +1030,7 @@ def markdown(
 ) -> str:
     """The block appended to the results file."""
     facts = machine()
-    lines = [
-        f"## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {args.deals:,} closed-won deals at once, seed {args.seed}",
-        "",
-        f"Command: `{shlex.join(['python', *argv])}`",
-        "",
+    body = [
         f"Machine: nproc {facts['nproc']} ({facts['cpu']}), {facts['memory']} RAM, Python {facts['python']}, "
         f"{facts['os']}. Hub database: {database}. Code at commit `{commit()}` (uncommitted changes are not "
         "recorded). Integration CPU = user + system CPU of the benchmark process (getrusage), the sandboxes "
@@ -1137,7 +1047,7 @@ def markdown(
         *(f"| `{k}` | {h} | {v} |" for k, h, v in endpoints),
         "",
     ]
-    return "\n".join(lines) + "\n"
+    return results_block(f"{args.deals:,} closed-won deals at once, seed {args.seed}", argv, body)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -1153,8 +1063,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     p.add_argument("--only", choices=("hub", "naive"), default=None, help="run one of the two only")
     p.add_argument("--timeout", type=float, default=900, help="seconds to wait for the hub's flows to settle")
-    p.add_argument("--workdir", type=Path, default=None, help="hub database and log (default: a temp dir)")
-    p.add_argument("--results", type=Path, default=None, help="append a markdown block to this file")
+    add_run_options(p, "hub database and log (default: a temp dir)")
     p.add_argument(
         "--webhook",
         action="store_true",
@@ -1163,7 +1072,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     p.add_argument("--steady", type=int, default=200, help="webhook mode: deals of the steady phase")
     p.add_argument("--rate", type=float, default=5.0, help="webhook mode: steady arrivals a second")
-    p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
@@ -1189,27 +1097,19 @@ def webhook_main(args: argparse.Namespace, workdir: Path, owned: bool, database:
             shutil.rmtree(workdir, ignore_errors=True)
     rows = webhook_rows(result)
     print()
-    print_table(("figure", "hub", "target"), rows, last_left=True)
+    print_table(rows, ("figure", "hub", "target"))
     if args.results:
-        args.results.parent.mkdir(parents=True, exist_ok=True)
-        with args.results.open("a", encoding="utf-8") as out:
-            out.write(webhook_markdown(args, sys.argv, database, rows))
-        print(f"\nappended to {args.results}")
+        append_results(args.results, webhook_markdown(args, sys.argv, database, rows))
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark (or, with --serve, be the sandboxes' process)."""
-    argv = sys.argv[1:] if argv is None else argv
-    args = parse_args(argv)
+    args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.serve:
         serve(args)
         return 0
-    # SIGTERM unwinds like Ctrl-C, so the finally blocks stop the hub and the sandboxes' processes.
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    owned = args.workdir is None
-    workdir = Path(tempfile.mkdtemp(prefix="q2c-burst-")) if owned else args.workdir
-    workdir.mkdir(parents=True, exist_ok=True)
+    workdir, owned = start_run(args.workdir, "q2c-burst-")
     database = "PostgreSQL (fresh database)" if args.database_url else "SQLite file (embedded default)"
     if args.webhook:
         return webhook_main(args, workdir, owned, database)
@@ -1242,14 +1142,11 @@ def main(argv: list[str] | None = None) -> int:
     rows = rows_of(args.deals, hub, naive)
     endpoints = endpoint_rows(args.deals, hub, naive)
     print()
-    print_table(("figure", "hub", "naive script", "target"), rows, last_left=True)
+    print_table(rows, ("figure", "hub", "naive script", "target"))
     print("\nvendor calls per deal by endpoint:")
-    print_table(("endpoint", "hub", "naive script"), endpoints, last_left=False)
+    print_table(endpoints, ("endpoint", "hub", "naive script"), last_left=False)
     if args.results:
-        args.results.parent.mkdir(parents=True, exist_ok=True)
-        with args.results.open("a", encoding="utf-8") as out:
-            out.write(markdown(args, sys.argv, database, rows, endpoints))
-        print(f"\nappended to {args.results}")
+        append_results(args.results, markdown(args, sys.argv, database, rows, endpoints))
     return 0
 
 

@@ -12,23 +12,17 @@ PUT per entry, sequentially). See benchmarks/README.md for what every figure mea
 from __future__ import annotations
 
 import argparse
-import contextlib
 import cProfile
 import io
 import json
 import os
-import platform
 import pstats
 import random
 import re
 import resource
-import shlex
 import shutil
-import signal
 import sqlite3
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -37,7 +31,21 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import httpx
+from harness import (
+    Child,
+    add_run_options,
+    append_results,
+    commit,
+    count_diff,
+    cpu_self,
+    machine,
+    phases,
+    print_table,
+    results_block,
+    sandbox_stats,
+    start_run,
+    verdict,
+)
 
 from quote2cash.sandbox.firm import BASE_RATE, PRACTICES, ROLES
 from quote2cash.sandbox.seed import COST_SHARE
@@ -273,51 +281,6 @@ def serve(args: argparse.Namespace) -> None:
 
 
 # -- the parent: the hub run and the references ------------------------------------------------------
-class Child:
-    """The sandboxes' process; always ended by :meth:`stop`."""
-
-    def __init__(self, args: argparse.Namespace) -> None:
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--serve", *_sizes(args)]
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-
-    def ready(self) -> dict[str, Any]:
-        """Wait for the READY line."""
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            if line.startswith("READY "):
-                info: dict[str, Any] = json.loads(line[6:])
-                return info
-        raise RuntimeError(f"the sandbox process exited with code {self.proc.wait()} before it was ready")
-
-    def cpu_s(self) -> float:
-        """User + system CPU seconds the child has used so far."""
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def peak_rss_mb(self) -> float:
-        """The child's peak resident set (VmHWM)."""
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        return 0.0
-
-    def stop(self) -> None:
-        """Close its stdin (it exits), then terminate, then kill."""
-        if self.proc.poll() is None:
-            with contextlib.suppress(OSError):
-                assert self.proc.stdin is not None
-                self.proc.stdin.close()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.terminate()
-                try:
-                    self.proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait()
-
-
 def _sizes(args: argparse.Namespace) -> list[str]:
     return [
         f"--entries={args.entries}",
@@ -420,18 +383,8 @@ class SqlTimer:
         return [(k, int(v[0]), v[1], int(v[2])) for k, v in ranked]
 
 
-def _stats(url: str) -> dict[str, int]:
-    body: dict[str, int] = httpx.get(f"{url}/__sandbox/stats", timeout=30).json()
-    return body
-
-
 def _calls(before: dict[str, int], after: dict[str, int], needle: str = "") -> int:
-    return sum(n - before.get(k, 0) for k, n in after.items() if needle in k)
-
-
-def _cpu_self() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    return sum(n for k, n in count_diff(before, after).items() if needle in k)
 
 
 def run_hub(args: argparse.Namespace, info: dict[str, Any], child: Child, workdir: Path) -> dict[str, Any]:
@@ -451,8 +404,8 @@ def run_hub(args: argparse.Namespace, info: dict[str, Any], child: Child, workdi
         with hub.engine.begin() as conn:
             conn.execute(project_registry.insert(), registry_rows(info, args))
         sql = SqlTimer(hub.engine)
-        kt0, ns0, child0 = _stats(info["kantata"]), _stats(info["netsuite"]), child.cpu_s()
-        cpu0, run_id = _cpu_self(), run_id_now("time")
+        kt0, ns0, child0 = sandbox_stats(info["kantata"]), sandbox_stats(info["netsuite"]), child.cpu_s()
+        cpu0, run_id = cpu_self(), run_id_now("time")
         epoch0, started = time.time(), time.perf_counter()
         if args.profile:
             # The workflow runs in this thread (not a queue worker) so the profiler sees it.
@@ -465,41 +418,26 @@ def run_hub(args: argparse.Namespace, info: dict[str, Any], child: Child, workdi
         wall = time.perf_counter() - started
         figures: dict[str, Any] = {
             "wall_s": wall,
-            "hub_cpu_s": _cpu_self() - cpu0,
+            "hub_cpu_s": cpu_self() - cpu0,
             "sandbox_cpu_s": child.cpu_s() - child0,
             "hub_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "result": result,
             "sql": sql.top(),
         }
-        kt1, ns1 = _stats(info["kantata"]), _stats(info["netsuite"])
+        kt1, ns1 = sandbox_stats(info["kantata"]), sandbox_stats(info["netsuite"])
         figures["psa_calls"] = _calls(kt0, kt1)
         figures["erp_calls_sandbox"] = _calls(ns0, ns1)
         figures["erp_restlet_calls"] = _calls(ns0, ns1, "restlet")
         figures["erp_suiteql_calls"] = _calls(ns0, ns1, "suiteql")
         steps = DBOS.list_workflow_steps(run_id, load_output=False)
-        figures["phases"] = phases(steps, epoch0, epoch0 + wall)
+        figures["phases"] = phases(
+            steps, epoch0, epoch0 + wall, between="between steps (checkpoints, master_data())"
+        )
         erp: Any = hub.erp()  # the NetSuite adapter: its wire client runs the SuiteQL checks
         figures.update(check_erp(erp.client, info, args.mode))
     finally:
         hub.shutdown()
     return figures
-
-
-def phases(steps: list[Any], start: float, end: float) -> list[tuple[str, float]]:
-    """Seconds per workflow step (DBOS's own step timestamps), and the time outside any step."""
-    timed = [s for s in steps if s["started_at_epoch_ms"] and s["completed_at_epoch_ms"]]
-    if not timed:
-        return []
-    out = [("before the first step (enqueue, dispatch)", timed[0]["started_at_epoch_ms"] / 1000 - start)]
-    inside = 0.0
-    for s in timed:
-        secs = (s["completed_at_epoch_ms"] - s["started_at_epoch_ms"]) / 1000
-        inside += secs
-        out.append((str(s["function_name"]).rsplit(".", 1)[-1], secs))
-    span = (timed[-1]["completed_at_epoch_ms"] - timed[0]["started_at_epoch_ms"]) / 1000
-    out.append(("between steps (checkpoints, master_data())", span - inside))
-    out.append(("after the last step (result wait)", end - timed[-1]["completed_at_epoch_ms"] / 1000))
-    return out
 
 
 def check_erp(erp: Any, info: dict[str, Any], mode: str) -> dict[str, Any]:
@@ -595,7 +533,7 @@ def naive_sync(args: argparse.Namespace, info: dict[str, Any]) -> dict[str, Any]
         token_secret=SANDBOX_ENV["Q2C_SANDBOX_NS_TOKEN_SECRET"],
     )
     erp = NetSuiteClient(info["netsuite"], creds)
-    ns0 = _stats(info["netsuite"])
+    ns0 = sandbox_stats(info["netsuite"])
     started = time.perf_counter()
     try:
         for id_ in ids:
@@ -622,51 +560,11 @@ def naive_sync(args: argparse.Namespace, info: dict[str, Any]) -> dict[str, Any]
         "naive_entries": len(ids),
         "naive_s": elapsed,
         "naive_rate": len(ids) / elapsed if elapsed else 0.0,
-        "naive_erp_calls": _calls(ns0, _stats(info["netsuite"])),
+        "naive_erp_calls": _calls(ns0, sandbox_stats(info["netsuite"])),
     }
 
 
 # -- reporting ---------------------------------------------------------------------------------------
-def commit() -> str:
-    """The checked-out commit, read from .git without running git (``unknown`` outside a checkout)."""
-    git = Path(__file__).resolve().parents[1] / ".git"
-    try:
-        head = (git / "HEAD").read_text().strip()
-        if not head.startswith("ref: "):
-            return head[:7]
-        ref = head[5:]
-        if (git / ref).exists():
-            return (git / ref).read_text().strip()[:7]
-        packed = (git / "packed-refs").read_text().splitlines()
-        return next(line.split()[0][:7] for line in packed if line.endswith(" " + ref))
-    except (OSError, StopIteration):
-        return "unknown"
-
-
-def machine() -> dict[str, str]:
-    """nproc, memory, CPU model, Python and OS."""
-    mem_kb = next(
-        int(line.split()[1])
-        for line in Path("/proc/meminfo").read_text().splitlines()
-        if line.startswith("MemTotal:")
-    )
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor() or "unknown",
-    )
-    return {
-        "nproc": str(os.cpu_count()),
-        "memory": f"{mem_kb / 1024 / 1024:.1f} GiB",
-        "cpu": cpu,
-        "python": platform.python_version(),
-        "os": f"{platform.system()} {platform.release()}",
-    }
-
-
 def rows_of(args: argparse.Namespace, info: dict[str, Any], f: dict[str, Any]) -> list[tuple[str, str, str]]:
     """(figure, value, target verdict) rows of the report."""
     r = f["result"]
@@ -675,9 +573,6 @@ def rows_of(args: argparse.Namespace, info: dict[str, Any], f: dict[str, Any]) -
     per_call = n / r["erp_calls"] if r["erp_calls"] else float("inf")
     surplus = max(0, f["journal_entries_sum"] - info["expected"]["valid"])  # entries carried twice
     dups = f["dup_external_ids"] + f["dup_business_keys"] + surplus
-
-    def verdict(ok: bool, target: str) -> str:
-        return f"{'PASS' if ok else 'MISS'} (target {target})"
 
     rows = [
         ("entries (approved in the PSA)", f"{n:,}", ""),
@@ -748,13 +643,6 @@ def rows_of(args: argparse.Namespace, info: dict[str, Any], f: dict[str, Any]) -
     return rows
 
 
-def print_table(rows: list[tuple[str, str, str]]) -> None:
-    """An aligned plain-text table."""
-    w0, w1 = max(len(r[0]) for r in rows), max(len(r[1]) for r in rows)
-    for name, value, note in rows:
-        print(f"{name:<{w0}}  {value:>{w1}}  {note}".rstrip())
-
-
 def print_sql(sql: list[tuple[str, int, float, int]]) -> None:
     """Where the hub's database time went, by statement shape."""
     print("\nhub database time by statement (top 8):")
@@ -770,11 +658,7 @@ def markdown(
 ) -> str:
     """The block appended to the results file."""
     facts = machine()
-    lines = [
-        f"## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {args.entries:,} entries, {args.mode} mode",
-        "",
-        f"Command: `{shlex.join(['python', *argv])}`",
-        "",
+    body = [
         f"Machine: {facts['nproc']} CPUs ({facts['cpu']}), {facts['memory']} RAM, "
         f"Python {facts['python']}, {facts['os']}. Code at commit `{commit()}` (uncommitted changes are not recorded).",
         "",
@@ -789,7 +673,7 @@ def markdown(
         *(f"| {secs:.2f} | {calls:,} | {n:,} | `{shape}` |" for shape, calls, secs, n in sql),
         "",
     ]
-    return "\n".join(lines) + "\n"
+    return results_block(f"{args.entries:,} entries, {args.mode} mode", argv, body)
 
 
 def profile_summary(path: str, top: int = 30) -> str:
@@ -810,35 +694,26 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--sample", type=int, default=500, help="entries the naive sync posts one by one")
     p.add_argument("--mode", choices=("summary", "detail"), default="summary", help="posting mode")
     p.add_argument("--invalid-share", type=float, default=0.005, help="share of entries planted invalid")
-    p.add_argument(
-        "--workdir", type=Path, default=None, help="where the hub database goes (default: a temp dir)"
-    )
-    p.add_argument("--results", type=Path, default=None, help="append a markdown block to this file")
+    add_run_options(p, "where the hub database goes (default: a temp dir)")
     p.add_argument("--profile", default=None, help="cProfile the workflow (run in-thread) into this file")
-    p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark (or, with --serve, be the sandboxes' process)."""
-    argv = sys.argv[1:] if argv is None else argv
-    args = parse_args(argv)
+    args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.serve:
         serve(args)
         return 0
     from quote2cash.runtime.logs import configure_logging
 
-    # SIGTERM unwinds like Ctrl-C, so the finally blocks stop the hub and the sandboxes' process.
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    owned = args.workdir is None
-    workdir = Path(tempfile.mkdtemp(prefix="q2c-storm-")) if owned else args.workdir
-    workdir.mkdir(parents=True, exist_ok=True)
+    workdir, owned = start_run(args.workdir, "q2c-storm-")
     (workdir / "hub.sqlite").unlink(missing_ok=True)
     configure_logging("INFO", path=workdir / "hub.log")
     print(
         f"month-end storm: {args.entries:,} entries, {args.projects:,} projects, {args.entities} entities; workdir {workdir}"
     )
-    child = Child(args)
+    child = Child(__file__, _sizes(args))
     try:
         info = child.ready()
         print(f"sandboxes ready in {info['seed_total_s']:.0f} s; posting…", flush=True)
@@ -858,10 +733,7 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.profile + ".txt").write_text(profile_summary(args.profile))
         print(f"\nprofile: {args.profile} (top functions in {args.profile}.txt)")
     if args.results:
-        args.results.parent.mkdir(parents=True, exist_ok=True)
-        with args.results.open("a", encoding="utf-8") as out:
-            out.write(markdown(args, rows, figures["sql"], sys.argv))
-        print(f"\nappended to {args.results}")
+        append_results(args.results, markdown(args, rows, figures["sql"], sys.argv))
     return 0
 
 
