@@ -17,11 +17,12 @@ case for a person), ``VendorPayloadError`` (data the hub cannot read).
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from quote2cash.errors import HubError
 from quote2cash.model import (
     AccountingPeriod,
     BusinessEvent,
@@ -30,7 +31,6 @@ from quote2cash.model import (
     IssuedInvoice,
     Money,
     Opportunity,
-    Payment,
     Project,
     ResourceRequest,
 )
@@ -533,11 +533,14 @@ class ErpReceivables(Protocol):
 
 
 @dataclass(frozen=True)
-class PaymentPage:
-    """Payments received since a cursor, and the cursor to continue from."""
+class BillingChanges:
+    """Billing changes since a cursor, oldest first, as the events its webhooks deliver (the same
+    source event ids, so a change seen both ways is accepted once); the cursor to continue from;
+    and the events that could not be read, each an error naming its event."""
 
-    payments: list[Payment]
+    events: list[SourceEvent]
     cursor: str | None
+    unreadable: list[HubError] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -577,8 +580,9 @@ class Billing(System, Protocol):
         """Void an open invoice (a correction is a credit note or a new invoice)."""
         ...
 
-    def payments_since(self, cursor: str | None) -> PaymentPage:
-        """Payments received after the cursor, oldest first."""
+    def changes_since(self, cursor: str | None) -> BillingChanges:
+        """Invoice changes after the cursor (from the oldest the system keeps when None): what
+        the hub reads when a webhook may have been missed."""
         ...
 
     def get_invoice(self, invoice_id: str) -> IssuedInvoice:
@@ -614,6 +618,7 @@ __all__ = [
     "ArPayment",
     "BilledInvoice",
     "Billing",
+    "BillingChanges",
     "BillingStatus",
     "Capabilities",
     "Crm",
@@ -628,7 +633,6 @@ __all__ = [
     "ErpRefusals",
     "EventPage",
     "MilestoneRecord",
-    "PaymentPage",
     "PostedRecord",
     "Posting",
     "PostingResult",

@@ -224,7 +224,7 @@ def test_stripe_units_conversion() -> None:
     assert from_stripe(3750, "BHD") == Decimal("3.750") and from_stripe("12.5", "USD") == Decimal("0.125")
 
 
-def test_finalize_numbers_and_sends_then_payments_follow_the_cursor(
+def test_finalize_numbers_and_sends_then_invoice_changes_follow_the_cursor(
     sandbox: StripeSandbox, billing: StripeBilling
 ) -> None:
     cus = billing.upsert_customer(customer(), "HUB-C-1")
@@ -235,17 +235,62 @@ def test_finalize_numbers_and_sends_then_payments_follow_the_cursor(
     assert issued.due_date is not None and issued.issue_date is not None
     assert billing.finalize_invoice(first_id).number == issued.number  # a re-run changes nothing
     assert sandbox.calls("POST /v1/invoices/") >= 2
-    assert billing.payments_since(None).payments == []
+    finalized = billing.changes_since(None)
+    assert [(e.event.type, e.event.subject) for e in finalized.events] == [
+        ("billing.invoice_finalized", f"Invoice/{first_id}")
+    ]
     sandbox.pay(first_id)
-    page = billing.payments_since(None)
-    assert [(p.invoice_id, p.amount) for p in page.payments] == [(first_id, Money.of("2000.00", "EUR"))]
+    page = billing.changes_since(finalized.cursor)
+    [paid] = page.events
+    assert paid.event.type == "billing.invoice_paid" and paid.source_event_id.startswith("evt_")
+    # The id a webhook delivery of the same change carries: seen both ways, accepted once.
+    stripe_paid = [
+        e["id"]
+        for e in sandbox.objects("event")
+        if e["type"] == "invoice.paid" and e["data"]["object"]["id"] == first_id
+    ]
+    assert [paid.source_event_id] == stripe_paid and paid.event.id == stripe_paid[0]
+    assert paid.event.payload["paid"] == {"amount": "2000.00", "currency": "EUR"}
     second_id = billing.create_invoice(invoice("EUR", ("Milestone 2", "1", "3000.00")), cus, "INV-2")
     billing.finalize_invoice(second_id)
     sandbox.pay(second_id)
-    later = billing.payments_since(page.cursor)
-    assert [p.invoice_id for p in later.payments] == [second_id]
-    assert billing.payments_since(later.cursor).payments == []
+    later = billing.changes_since(page.cursor)
+    assert [(e.event.type, e.event.subject) for e in later.events] == [
+        ("billing.invoice_finalized", f"Invoice/{second_id}"),
+        ("billing.invoice_paid", f"Invoice/{second_id}"),
+    ]
+    assert billing.changes_since(later.cursor).events == []
+    assert [e.source_event_id for e in billing.changes_since(None).events] == [
+        e.source_event_id for e in [*finalized.events, *page.events, *later.events]
+    ]
     assert billing.get_invoice(second_id).status is InvoiceStatus.PAID
+
+
+def test_an_invoice_change_that_cannot_be_read_is_reported_with_its_event_and_passed(
+    sandbox: StripeSandbox, billing: StripeBilling
+) -> None:
+    cus = billing.upsert_customer(customer(), "HUB-C-1")
+    first = billing.create_invoice(invoice("EUR", ("M1", "1", "10.00")), cus, "INV-1")
+    billing.finalize_invoice(first)
+    start = billing.changes_since(None)
+    bad_id = sandbox.billing.make_id("evt")  # after every event so far, as Stripe's would be
+    bad = {
+        "id": bad_id,
+        "object": "event",
+        "type": "invoice.paid",
+        "created": int(time.time()) + 5,
+        "livemode": False,
+        "pending_webhooks": 0,
+        "api_version": "2025-03-31.basil",
+        "request": {"id": None, "idempotency_key": None},
+        "data": {"object": {"id": "in_broken", "object": "invoice", "currency": "eur", "total": "lots"}},
+    }
+    sandbox.billing.save(bad)
+    page = billing.changes_since(start.cursor)
+    assert page.events == [] and page.cursor == bad_id  # passed, not stalled on
+    [error] = page.unreadable
+    assert isinstance(error, VendorPayloadError) and error.details["event"] == bad_id
+    assert [e.event.subject for e in start.events] == [f"Invoice/{first}"]
 
 
 def test_void_open_invoice_delete_draft_refuse_paid(sandbox: StripeSandbox, billing: StripeBilling) -> None:

@@ -146,3 +146,63 @@ def test_bad_signature_or_stale_timestamp_is_rejected_recorded_and_applies_nothi
             sa.select(inbox.c.source_event_id).where(inbox.c.source_event_id.in_(["evt_forged", "evt_stale"]))
         ).all()
     )
+
+
+def test_a_payment_no_webhook_brought_is_found_by_the_poll_and_applied_once(cash: Cash) -> None:
+    from quote2cash.flows.intake import BILLING_INTAKE, poll_billing
+    from quote2cash.sandbox.stripe import DEFAULT_KEY
+    from quote2cash.store import cases
+
+    c = cash
+    _, (inv,) = _billed(c)
+    billing_id = str(inv["billing_id"])
+    assert _wait(c, inv["key"], lambda r: r["status"] == "open")["status"] == "open"
+    # Someone disables the hub's endpoint in Stripe: the payment's events are never delivered.
+    auth = {"Authorization": f"Bearer {DEFAULT_KEY}"}
+    [endpoint] = httpx.get(f"{c.stripe.url}/v1/webhook_endpoints", headers=auth).json()["data"]
+    disabled = httpx.post(
+        f"{c.stripe.url}/v1/webhook_endpoints/{endpoint['id']}", headers=auth, data={"disabled": "true"}
+    )
+    assert disabled.json()["status"] == "disabled"
+    c.stripe.pay(billing_id)
+    time.sleep(1.0)
+    assert _wait(c, inv["key"], lambda r: False, timeout=0)["status"] == "open"  # the hub heard nothing
+
+    def payments() -> list[dict[str, Any]]:
+        return [
+            p
+            for p in c.boxes.netsuite.records("customerpayment")
+            if p.get("externalId") == f"{billing_id}-paid"
+        ]
+
+    found = poll_billing(c.hub)
+    assert found.accepted >= 1  # the payment (and any change of it the webhooks had not brought)
+    paid = _wait(c, inv["key"], lambda r: r["status"] == "paid" and r["erp_payment_id"])
+    assert (paid["status"], paid["paid_minor"]) == ("paid", 36000)
+    assert len(payments()) == 1
+    # Polled again, and the same event delivered late by webhook: accepted once, applied once.
+    assert poll_billing(c.hub).accepted == 0
+    [event] = [
+        e
+        for e in c.stripe.objects("event")
+        if e["type"] == "invoice.paid" and e["data"]["object"]["id"] == billing_id
+    ]
+    late = _post(c, event)
+    assert late.status_code == 200 and late.json()["duplicates"] == 1
+    c.settle()
+    assert len(payments()) == 1
+
+    # An event Stripe holds that cannot be read: a case naming it, and the poll goes on past it.
+    bad_id = c.stripe.billing.make_id("evt")
+    c.stripe.billing.save(
+        {
+            **event,
+            "id": bad_id,
+            "data": {"object": {"id": "in_broken", "object": "invoice", "currency": "eur", "total": "lots"}},
+        }
+    )
+    assert poll_billing(c.hub).accepted == 0
+    [case] = c.hub.read(cases.list_cases, flow=BILLING_INTAKE)
+    assert case["subject"] == f"event/{bad_id}" and case["code"] == "vendor.malformed_payload"
+    assert poll_billing(c.hub).accepted == 0
+    assert len(c.hub.read(cases.list_cases, flow=BILLING_INTAKE)) == 1

@@ -321,13 +321,16 @@ def run(
     err.print(
         f"hub running (executor {cfg.executor_id}, version {cfg.hub.application_version}); Ctrl-C stops"
     )
-    housekeeping_due = time.monotonic()
+    housekeeping_due = changes_due = time.monotonic()
     try:
         while not stop["now"]:
             if time.monotonic() >= housekeeping_due:
                 _housekeeping(hub)
                 housekeeping_due = time.monotonic() + HOUSEKEEPING_SECONDS
-            _billing_poll(hub)
+            changes = time.monotonic() >= changes_due or once
+            if changes:
+                changes_due = time.monotonic() + BILLING_CHANGES_SECONDS
+            _billing_poll(hub, changes=changes)
             try:
                 result = poll_closed_won(hub)
                 if result.accepted:
@@ -349,16 +352,25 @@ def run(
         hub.shutdown()
 
 
-def _billing_poll(hub: Any) -> None:
-    """Hand activated projects to billing and bill signed-off milestones."""
+#: How often ``q2c run`` reads the billing system's invoice changes that no webhook brought.
+BILLING_CHANGES_SECONDS = 60
+
+
+def _billing_poll(hub: Any, *, changes: bool) -> None:
+    """Hand activated projects to billing, bill signed-off milestones, and (``changes``) read
+    the invoice changes no webhook brought."""
     if not hub.config.players("billing"):
         return
     from quote2cash.flows import outbox
     from quote2cash.flows.billing import poll_milestones
+    from quote2cash.flows.intake import poll_billing
 
     try:
         outbox.relay(hub)
         poll_milestones(hub)
+        found = poll_billing(hub) if changes else None
+        if found is not None and found.accepted:
+            err.print(f"accepted {found.accepted} invoice change(s) no webhook had brought")
     except HubError as exc:
         err.print(f"[yellow]billing poll failed, will retry[/]: {escape(str(exc))}")
 

@@ -28,9 +28,10 @@ from quote2cash.connectors._http import Limiter, RetryPolicy
 from quote2cash.connectors.stripe.amounts import exact, from_stripe, to_stripe
 from quote2cash.connectors.stripe.client import StripeApi, idempotency_key
 from quote2cash.connectors.stripe.settings import StripeSettings
-from quote2cash.errors import BusinessRuleError, NotFoundError, VendorPayloadError
-from quote2cash.model import Customer, Invoice, InvoiceLine, InvoiceStatus, IssuedInvoice, Money, Payment
-from quote2cash.ports import BilledInvoice, Capabilities, PaymentPage
+from quote2cash.connectors.stripe.webhooks import CHANGES, billing_event
+from quote2cash.errors import BusinessRuleError, HubError, NotFoundError, VendorPayloadError
+from quote2cash.model import Customer, Invoice, InvoiceLine, InvoiceStatus, IssuedInvoice, Money
+from quote2cash.ports import BilledInvoice, BillingChanges, Capabilities, SourceEvent
 
 _STATUS = {s.value: s for s in InvoiceStatus}
 _PAGE = 100
@@ -421,27 +422,23 @@ class StripeBilling:
             )
         return out
 
-    # -- payments ---------------------------------------------------------------------------------
-    def payments_since(self, cursor: str | None) -> PaymentPage:
-        """Invoices paid after the cursor (an ``invoice.paid`` event id), oldest first."""
+    # -- changes, for when a webhook was missed ---------------------------------------------------
+    def changes_since(self, cursor: str | None) -> BillingChanges:
+        """The invoice events after the cursor (a Stripe event id), oldest first, translated as
+        the webhook route translates them; from the oldest Stripe keeps (30 days) when None."""
+        query: dict[str, Any] = {"types": sorted(CHANGES), "limit": _PAGE}
         events: list[dict[str, Any]] = []
         if cursor is None:
-            events = list(
-                self._pages(
-                    lambda after: self.v1.events.list(
-                        _any({"type": "invoice.paid", "limit": _PAGE, **after})
-                    ),
-                    "list events",
-                    "invoice.paid",
-                )
+            listed = self._pages(
+                lambda after: self.v1.events.list(_any({**query, **after})), "list events", "*"
             )
+            events = list(listed)
             events.reverse()
         else:
             before = cursor
             while True:
-                query = {"type": "invoice.paid", "limit": _PAGE, "ending_before": before}
                 page = self.api.call(
-                    functools.partial(self.v1.events.list, _any(query)),
+                    functools.partial(self.v1.events.list, _any({**query, "ending_before": before})),
                     what="list events",
                     record=cursor,
                 )
@@ -450,22 +447,18 @@ class StripeBilling:
                 if not page.has_more or not data:
                     break
                 before = data[0]["id"]
-        payments = [self._payment(e) for e in events]
-        return PaymentPage(payments, events[-1]["id"] if events else cursor)
-
-    @staticmethod
-    def _payment(event: dict[str, Any]) -> Payment:
-        doc = event["data"]["object"]
-        currency = str(doc["currency"]).upper()
-        paid_at = (doc.get("status_transitions") or {}).get("paid_at") or event["created"]
-        return Payment(
-            source_system="stripe",
-            source_id=str(doc.get("charge") or event["id"]),
-            source_version=str(event["id"]),
-            invoice_id=str(doc["id"]),
-            amount=Money.of(from_stripe(doc["amount_paid"], currency), currency),
-            received_at=datetime.fromtimestamp(int(paid_at), UTC),
-        )
+        changes: list[SourceEvent] = []
+        unreadable: list[HubError] = []
+        for event in events:
+            try:
+                translated = billing_event(event)
+            except VendorPayloadError as exc:
+                exc.details.setdefault("event", str(event.get("id")))
+                unreadable.append(exc)
+                continue
+            if translated is not None:
+                changes.append(SourceEvent(*translated))
+        return BillingChanges(changes, events[-1]["id"] if events else cursor, unreadable)
 
     # -- subscriptions and credit notes -------------------------------------------------------------
     def create_subscription(
