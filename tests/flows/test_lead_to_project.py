@@ -291,3 +291,14 @@ def test_a_batch_whose_read_ahead_fails_reads_each_deal_itself_and_loses_none(
     made = boxes.salesforce.calls("GET /services/data/v62.0/query") - queries
     assert made in {1 + 2 * (len(sizes) - 1) + 2 * size for size in sizes}, (made, sizes)
     _no_duplicates(boxes)
+
+
+def test_a_launched_hub_is_already_polling_every_queue_it_registered(make_hub: Callable[..., Hub]) -> None:
+    import threading
+
+    # The engine starts polling a queue registered after its launch at its queue manager's
+    # next look, up to a second later; a launch returns only once every queue is polled, so
+    # a burst dispatched right after it does not wait.
+    hub = make_hub()
+    polled = {t.name for t in threading.enumerate()}
+    assert {f"queue-worker-{q.name}" for q in hub.queues.values()} <= polled
