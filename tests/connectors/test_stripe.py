@@ -266,6 +266,23 @@ def test_finalize_numbers_and_sends_then_invoice_changes_follow_the_cursor(
     assert billing.get_invoice(second_id).status is InvoiceStatus.PAID
 
 
+def test_a_cursor_older_than_the_events_stripe_keeps_reads_from_the_oldest_kept(
+    sandbox: StripeSandbox, billing: StripeBilling
+) -> None:
+    cus = billing.upsert_customer(customer(), "HUB-C-1")
+    first = billing.create_invoice(invoice("EUR", ("M1", "1", "10.00")), cus, "INV-1")
+    billing.finalize_invoice(first)
+    cursor = billing.changes_since(None).cursor
+    assert cursor is not None
+    sandbox.pay(first)
+    sandbox.store.delete("event", cursor)  # past Stripe's 30 days: gone, and unknown as a cursor
+    page = billing.changes_since(cursor)
+    assert [(e.event.type, e.event.subject) for e in page.events] == [
+        ("billing.invoice_paid", f"Invoice/{first}")
+    ]
+    assert page.cursor is not None and page.cursor != cursor
+
+
 def test_an_invoice_change_that_cannot_be_read_is_reported_with_its_event_and_passed(
     sandbox: StripeSandbox, billing: StripeBilling
 ) -> None:

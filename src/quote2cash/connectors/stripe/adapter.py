@@ -23,6 +23,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 import httpx
+import structlog
 
 from quote2cash.connectors._http import Limiter, RetryPolicy
 from quote2cash.connectors.stripe.amounts import exact, from_stripe, to_stripe
@@ -32,6 +33,8 @@ from quote2cash.connectors.stripe.webhooks import CHANGES, billing_event
 from quote2cash.errors import BusinessRuleError, HubError, NotFoundError, VendorPayloadError
 from quote2cash.model import Customer, Invoice, InvoiceLine, InvoiceStatus, IssuedInvoice, Money
 from quote2cash.ports import BilledInvoice, BillingChanges, Capabilities, SourceEvent
+
+log = structlog.get_logger("quote2cash.stripe")
 
 _STATUS = {s.value: s for s in InvoiceStatus}
 _PAGE = 100
@@ -437,11 +440,17 @@ class StripeBilling:
         else:
             before = cursor
             while True:
-                page = self.api.call(
-                    functools.partial(self.v1.events.list, _any({**query, "ending_before": before})),
-                    what="list events",
-                    record=cursor,
-                )
+                try:
+                    page = self.api.call(
+                        functools.partial(self.v1.events.list, _any({**query, "ending_before": before})),
+                        what="list events",
+                        record=cursor,
+                    )
+                except NotFoundError:
+                    # Stripe keeps events 30 days: a cursor older than that is read from the oldest
+                    # kept again (what was accepted before is a duplicate by its event id).
+                    log.warning("stripe.events_cursor_expired", cursor=cursor)
+                    return self.changes_since(None)
                 data = [_plain(e) for e in page.data]
                 events.extend(reversed(data))
                 if not page.has_more or not data:
