@@ -54,6 +54,9 @@ def test_log_in_read_the_overview_fix_a_case_and_see_the_flow_complete(api: Api,
         page.wait_for_selector("figure[data-chart=closed_won_to_project_seconds][data-drawn=yes] canvas")
         page.wait_for_selector("figure[data-chart=exceptions][data-drawn=yes] canvas")
         assert "1 open exception cases" in " ".join(page.inner_text(".tiles").split())
+        # Samples of the last minutes are drawn on an axis of hours, not of years.
+        span = page.get_attribute("figure[data-chart=closed_won_to_project_seconds]", "data-x-span-s")
+        assert span is not None and 0 < int(span) <= 3 * 3600
         page.screenshot(path=str(SHOTS / "1-overview.png"), full_page=True)
 
         page.click("text=Exceptions")
