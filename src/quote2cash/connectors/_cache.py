@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 T = TypeVar("T")
 
@@ -36,13 +36,13 @@ class Cached:
         """The cached value of ``key``, read again once it is older than the freshness rule."""
         found, value = self._fresh(key)
         if found:
-            return value  # type: ignore[no-any-return]
+            return cast(T, value)
         with self._lock:
             reading = self._reading.setdefault(key, threading.RLock())
         with reading:
             found, value = self._fresh(key)  # read by the thread this one waited for
             if found:
-                return value  # type: ignore[no-any-return]
+                return cast(T, value)
             fresh = read()
             with self._lock:
                 self._values[key] = (time.monotonic(), fresh)

@@ -11,11 +11,13 @@ a flow twice is harmless: its workflow id is derived from the event's subject.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
 
 import sqlalchemy as sa
 
+from quote2cash.errors import HubError
 from quote2cash.model import BusinessEvent
 from quote2cash.ports import Billing, SourceEvent
 from quote2cash.runtime import flow
@@ -67,19 +69,10 @@ def deliver(hub: Hub, source_event_id: str, event: BusinessEvent) -> bool:
 
 def poll_closed_won(hub: Hub, *, dispatch_now: bool = True) -> PollResult:
     """Fetch deals that became closed-won with approved terms since the cursor."""
-    crm = hub.crm()
     cursor = cursor_name(hub)
-    page = crm.won_deals(hub.read(repo.get_cursor, cursor))
-
-    def accept_all(conn: sa.Connection, events: list[SourceEvent]) -> int:
-        n = sum(_accept(conn, e.source_event_id, e.event) for e in events)
-        if page.cursor is not None:
-            repo.set_cursor(conn, cursor, page.cursor)
-        return n
-
-    accepted = hub.tx(accept_all, page.events) if page.events else 0
-    dispatched = dispatch(hub) if dispatch_now else 0
-    return PollResult(len(page.events), accepted, len(page.events) - accepted, dispatched)
+    since = hub.read(repo.get_cursor, cursor)
+    page = hub.crm().won_deals(since)
+    return _take(hub, (cursor, since, page.cursor), page.events, dispatch_now=dispatch_now)
 
 
 def poll_billing(hub: Hub, *, dispatch_now: bool = True) -> PollResult:
@@ -92,23 +85,37 @@ def poll_billing(hub: Hub, *, dispatch_now: bool = True) -> PollResult:
     it, in the same transaction that moves the cursor past it: nothing is
     skipped unseen, and the poll does not stall on it.
     """
-    system = hub.config.system_for("billing")
-    port = cast(Billing, hub.system("billing"))
-    cursor = f"{system}.{BILLING_CURSOR}"
-    page = port.changes_since(hub.read(repo.get_cursor, cursor))
+    cursor = f"{hub.config.system_for('billing')}.{BILLING_CURSOR}"
+    since = hub.read(repo.get_cursor, cursor)
+    page = cast(Billing, hub.system("billing")).changes_since(since)
+    return _take(hub, (cursor, since, page.cursor), page.events, page.unreadable, dispatch_now=dispatch_now)
+
+
+def _take(
+    hub: Hub,
+    cursor: tuple[str, str | None, str | None],
+    events: list[SourceEvent],
+    unreadable: Sequence[HubError] = (),
+    *,
+    dispatch_now: bool,
+) -> PollResult:
+    """Accept a poll's events (and open a case for each it could not read) in the transaction
+    that moves its cursor (name, read from, read to), then dispatch them."""
+    name, since, next_cursor = cursor
 
     def accept_all(conn: sa.Connection) -> int:
-        n = sum(_accept(conn, e.source_event_id, e.event) for e in page.events)
-        for error in page.unreadable:
+        n = sum(_accept(conn, e.source_event_id, e.event) for e in events)
+        for error in unreadable:
             subject = f"event/{error.details.get('event') or error.record}"
             cases.open_case(conn, error, flow=BILLING_INTAKE, subject=subject, correlation_id=None)
-        if page.cursor is not None:
-            repo.set_cursor(conn, cursor, page.cursor)
+        if next_cursor is not None:
+            repo.set_cursor(conn, name, next_cursor)
         return n
 
-    accepted = hub.tx(accept_all)
+    moved = next_cursor is not None and next_cursor != since
+    accepted = hub.tx(accept_all) if events or unreadable or moved else 0
     dispatched = dispatch(hub) if dispatch_now else 0
-    return PollResult(len(page.events), accepted, len(page.events) - accepted, dispatched)
+    return PollResult(len(events), accepted, len(events) - accepted, dispatched)
 
 
 def dispatch(hub: Hub) -> int:

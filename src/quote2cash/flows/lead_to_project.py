@@ -143,23 +143,28 @@ def undo_project_side(erp: str, steps: dict[str, Any]) -> list[str]:
 
 
 # -- the flow ---------------------------------------------------------------------------------
+def _named_opportunity(payload: Any, subject: str) -> str:
+    """The opportunity an event names: its payload's ``Id``, else its subject's (``Opportunity/<id>``)."""
+    return str((payload.get("Id") if isinstance(payload, dict) else None) or subject.partition("/")[2])
+
+
 def _opportunity_id(run: Run) -> str:
-    opp_id = run.payload.get("Id") or run.subject.partition("/")[2]
+    opp_id = _named_opportunity(run.payload, run.subject)
     if not opp_id:
         raise BusinessRuleError(
             f"event {run.event.get('id')} names no opportunity", code="deal.malformed", owner=Owner.SALES_OPS
         )
-    return str(opp_id)
+    return opp_id
 
 
 def _read_ahead(hub: Hub, events: list[dict[str, Any]]) -> dict[str, Any]:
     """A batch's deals read together: a few CRM calls for the batch instead of a few per deal."""
     wanted: dict[str, str] = {}
     for event in events:
-        payload, subject = event.get("payload"), str(event.get("subject") or "")
-        opp_id = (payload.get("Id") if isinstance(payload, dict) else None) or subject.partition("/")[2]
+        subject = str(event.get("subject") or "")
+        opp_id = _named_opportunity(event.get("payload"), subject)
         if opp_id:  # an event naming no deal is left to its run, which makes it a case
-            wanted[subject] = str(opp_id)
+            wanted[subject] = opp_id
     deals = hub.crm(FLOW).get_deals(list(wanted.values()))
     return {subject: deals[opp_id] for subject, opp_id in wanted.items() if opp_id in deals}
 

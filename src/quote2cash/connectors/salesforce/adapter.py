@@ -156,18 +156,18 @@ class SalesforceCrm(ClientBacked[SalesforceClient]):
         lines (one query), :attr:`capabilities` ``bulk_size`` deals a pair of queries.
         A deal that cannot be read maps to its error; the others are unaffected."""
         out: dict[str, Deal | Exception] = {}
-        valid: list[str] = []
+        literals: dict[str, str] = {}
         for opp_id in dict.fromkeys(opportunity_ids):
             try:
-                soql_id(opp_id)
-                valid.append(opp_id)
+                literals[opp_id] = soql_id(opp_id)
             except VendorPayloadError as exc:
                 out[opp_id] = exc
+        valid = list(literals)
         fields = ", ".join([*OPPORTUNITY_FIELDS, *(f"Account.{f}" for f in ACCOUNT_FIELDS)])
         size = self.capabilities.bulk_size
         for start in range(0, len(valid), size):
             chunk = valid[start : start + size]
-            ids = ", ".join(soql_id(i) for i in chunk)
+            ids = ", ".join(literals[i] for i in chunk)
             # An id is 15 characters (case-sensitive) or 18 (the same with a checksum).
             opps = {
                 str(r["Id"])[:15]: r
